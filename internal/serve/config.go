@@ -1,0 +1,61 @@
+package serve
+
+import (
+	"errors"
+	"time"
+
+	"github.com/knowingnode/knowingnode/internal/config"
+)
+
+// Config is the serving configuration both binaries share.
+type Config struct {
+	GRPCAddr              string
+	DrainDelay            time.Duration
+	ShutdownTimeout       time.Duration
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+	MaxRecvBytes          int
+	MaxConcurrentStreams  int
+	LogFormat             string
+	LogLevel              string
+}
+
+// Limits of the values Register accepts.
+const (
+	maxRecvLimit       = 16 << 20
+	maxStreamsLimit    = 1 << 20
+	minConnectionAge   = time.Second
+	maxShutdownTimeout = 10 * time.Minute
+)
+
+// Register defines the shared serving flags on s.
+func (c *Config) Register(s *config.Set) {
+	s.String(&c.GRPCAddr, "grpc-addr", "GRPC_ADDR", ":9090", "gRPC listen address")
+	s.Duration(&c.DrainDelay, "drain-delay", "DRAIN_DELAY", 5*time.Second,
+		"on SIGTERM, report NOT_SERVING and keep serving this long before stopping, so endpoints and clients let go")
+	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second,
+		"after the drain delay, how long in-flight calls may run before they are cut")
+	s.Duration(&c.MaxConnectionAge, "max-connection-age", "MAX_CONNECTION_AGE", 30*time.Second,
+		"close client connections after this age so clients behind a ClusterIP rebalance; 0 disables")
+	s.Duration(&c.MaxConnectionAgeGrace, "max-connection-age-grace", "MAX_CONNECTION_AGE_GRACE", 10*time.Second,
+		"how long calls on an aged connection may finish")
+	s.Int(&c.MaxRecvBytes, "max-recv-bytes", "MAX_RECV_BYTES", 64<<10,
+		"largest request message accepted; larger ones get RESOURCE_EXHAUSTED")
+	s.Int(&c.MaxConcurrentStreams, "max-concurrent-streams", "MAX_CONCURRENT_STREAMS", 1000,
+		"concurrent calls per client connection")
+	s.String(&c.LogFormat, "log-format", "LOG_FORMAT", "auto", "log format: auto (text on a terminal, else json), json or text")
+	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error")
+}
+
+// Validate checks ranges that flag parsing cannot.
+func (c *Config) Validate() error {
+	return errors.Join(
+		config.Check(c.GRPCAddr != "", "grpc-addr", "must not be empty"),
+		config.Check(c.DrainDelay >= 0 && c.DrainDelay <= maxShutdownTimeout, "drain-delay", "%v is outside 0s..%v", c.DrainDelay, maxShutdownTimeout),
+		config.Check(c.ShutdownTimeout > 0 && c.ShutdownTimeout <= maxShutdownTimeout, "shutdown-timeout", "%v is outside (0s, %v]", c.ShutdownTimeout, maxShutdownTimeout),
+		config.Check(c.MaxConnectionAge == 0 || c.MaxConnectionAge >= minConnectionAge, "max-connection-age", "%v: want 0 (off) or at least %v", c.MaxConnectionAge, minConnectionAge),
+		config.Check(c.MaxConnectionAgeGrace >= 0, "max-connection-age-grace", "%v must not be negative", c.MaxConnectionAgeGrace),
+		config.Check(c.MaxRecvBytes >= 1024 && c.MaxRecvBytes <= maxRecvLimit, "max-recv-bytes", "%d is outside 1024..%d", c.MaxRecvBytes, maxRecvLimit),
+		config.Check(c.MaxConcurrentStreams >= 1 && c.MaxConcurrentStreams <= maxStreamsLimit, "max-concurrent-streams", "%d is outside 1..%d", c.MaxConcurrentStreams, maxStreamsLimit),
+	)
+}

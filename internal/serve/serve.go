@@ -1,0 +1,216 @@
+// Package serve is the serving core both binaries share: the gRPC server with
+// its keepalive, limits, interceptors, health and reflection; HTTP listeners;
+// and the graceful shutdown sequence (NOT_SERVING, drain, bounded stop).
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// Option adds to the gRPC server a binary builds.
+type Option func(*options)
+
+type options struct {
+	unary      []grpc.UnaryServerInterceptor
+	serverOpts []grpc.ServerOption
+}
+
+// WithUnaryInterceptors appends interceptors after the shared ones
+// (panic recovery), in the order given.
+func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
+	return func(o *options) { o.unary = append(o.unary, i...) }
+}
+
+// WithServerOptions adds gRPC server options, e.g. a stats handler.
+func WithServerOptions(so ...grpc.ServerOption) Option {
+	return func(o *options) { o.serverOpts = append(o.serverOpts, so...) }
+}
+
+// Server owns a binary's listeners and their shutdown.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	GRPC   *grpc.Server
+	Health *health.Server
+
+	grpcLis net.Listener
+	http    []*httpListener
+	ready   atomic.Bool
+}
+
+type httpListener struct {
+	name string
+	lis  net.Listener
+	srv  *http.Server
+}
+
+// New builds the gRPC server and binds its listener, so the address is known
+// (and a port in use fails) before Run.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	recover := recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(
+		func(ctx context.Context, p any) error {
+			log.ErrorContext(ctx, "panic in handler", "panic", p)
+			return status.Error(codes.Internal, "internal error")
+		}))
+	kp := keepalive.ServerParameters{MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace}
+	if cfg.MaxConnectionAge > 0 {
+		kp.MaxConnectionAge = cfg.MaxConnectionAge
+	}
+	so := append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recover}, o.unary...)...),
+		grpc.KeepaliveParams(kp),
+		// Clients may ping idle connections, but not flood.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
+		grpc.ConnectionTimeout(10 * time.Second),
+	}, o.serverOpts...)
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		GRPC:    grpc.NewServer(so...),
+		Health:  health.NewServer(),
+		grpcLis: lis,
+	}
+	healthpb.RegisterHealthServer(s.GRPC, s.Health)
+	reflection.Register(s.GRPC)
+	return s, nil
+}
+
+// ListenHTTP binds an HTTP listener serving h, with timeouts and header
+// limits so slow or large clients cannot hold the server.
+func (s *Server) ListenHTTP(name, addr string, h http.Handler) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s HTTP on %s: %w", name, addr, err)
+	}
+	s.http = append(s.http, &httpListener{name: name, lis: lis, srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute, // a fan-out may legitimately take its full deadline
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}})
+	return nil
+}
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() net.Addr { return s.grpcLis.Addr() }
+
+// HTTPAddr is the bound address of the named HTTP listener, nil if none.
+func (s *Server) HTTPAddr(name string) net.Addr {
+	for _, h := range s.http {
+		if h.name == name {
+			return h.lis.Addr()
+		}
+	}
+	return nil
+}
+
+// Addrs lists what is served where, as "name=host:port".
+func (s *Server) Addrs() []string {
+	out := []string{"grpc=" + s.grpcLis.Addr().String()}
+	for _, h := range s.http {
+		out = append(out, h.name+"="+h.lis.Addr().String())
+	}
+	return out
+}
+
+// Ready reports whether the server is serving and not shutting down; for
+// HTTP readiness probes.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// Run serves until ctx ends, then shuts down: every health status turns
+// NOT_SERVING at once, serving goes on for the drain delay so that endpoints
+// and clients stop sending, then in-flight calls get the shutdown timeout to
+// finish. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1+len(s.http))
+	go func() { errc <- s.GRPC.Serve(s.grpcLis) }()
+	for _, h := range s.http {
+		go func() {
+			if err := h.srv.Serve(h.lis); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s HTTP: %w", h.name, err)
+			}
+		}()
+	}
+	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.ready.Store(true)
+	s.log.Info("serving", "addrs", s.Addrs())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		s.log.Error("serving failed; shutting down", "err", serveErr)
+	}
+	s.shutdown()
+	return serveErr
+}
+
+func (s *Server) shutdown() {
+	s.ready.Store(false)
+	s.Health.Shutdown() // NOT_SERVING for every service, now and after
+	s.log.Info("shutdown: NOT_SERVING, draining", "drain_delay", s.cfg.DrainDelay)
+	time.Sleep(s.cfg.DrainDelay)
+
+	s.log.Info("shutdown: stopping", "timeout", s.cfg.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		done := make(chan struct{})
+		go func() { s.GRPC.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.log.Warn("shutdown: gRPC calls still running at the timeout; cutting them")
+			s.GRPC.Stop()
+		}
+	})
+	for _, h := range s.http {
+		wg.Go(func() {
+			if err := h.srv.Shutdown(ctx); err != nil {
+				s.log.Warn("shutdown: HTTP requests still running at the timeout; cutting them", "listener", h.name)
+				h.srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+	s.log.Info("shutdown: done")
+}
+
+// SignalContext returns a context cancelled on SIGTERM or SIGINT.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
