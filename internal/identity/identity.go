@@ -118,6 +118,12 @@ func Load(o Options) *knowingnodev1.Identity {
 	if ips := splitList(o.Getenv(EnvPodIPs)); len(ips) > 0 {
 		id.PodIps = ips
 		id.Sources[FieldPodIPs] = knowingnodev1.Source_SOURCE_DOWNWARD_API
+		if id.PodIp == "" {
+			// status.podIPs wired but status.podIP not: its first entry is
+			// the primary, and still the Downward API's word, not a guess.
+			id.PodIp = ips[0]
+			id.Sources[FieldPodIP] = knowingnodev1.Source_SOURCE_DOWNWARD_API
+		}
 	} else if id.PodIp != "" {
 		// status.podIPs not wired but status.podIP is: the primary is the list.
 		id.PodIps = []string{id.PodIp}
