@@ -1,0 +1,407 @@
+// knowingnode browser page. Everything shown comes from the frontend's REST
+// API on the same origin; URLs are relative so the page also works behind a
+// path prefix (kubectl proxy, an ingress sub-path).
+//
+// The DOM is built with textContent only, never innerHTML: pod names, labels
+// and error messages come from the cluster and must not become markup.
+"use strict";
+
+const AUTO_REFRESH_MS = 3000;
+const FANOUT_TIMEOUT = "5s";
+const UNKNOWN_NODE = "unknown node";
+
+// gRPC code numbers, for the {"code": n, "message": "..."} error bodies.
+const GRPC_CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+  "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
+
+const $ = (id) => document.getElementById(id);
+
+// el builds an element: el("span", {class: "x", "data-testid": "y"}, child, "text").
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+// --- formatting of protojson values ---------------------------------------
+
+// Durations arrive as "0.001234s".
+function seconds(d) {
+  if (typeof d !== "string" || !d.endsWith("s")) return null;
+  const s = parseFloat(d);
+  return Number.isFinite(s) ? s : null;
+}
+
+function fmtDuration(d) {
+  const s = typeof d === "number" ? d : seconds(d);
+  if (s === null) return "–";
+  if (s < 0.001) return (s * 1000).toFixed(2) + " ms";
+  if (s < 1) return (s * 1000).toFixed(1) + " ms";
+  return s.toFixed(2) + " s";
+}
+
+function fmtTime(ts) {
+  if (!ts) return "never";
+  const t = new Date(ts);
+  if (isNaN(t)) return ts;
+  const ago = Math.round((Date.now() - t.getTime()) / 1000);
+  return t.toLocaleTimeString() + (ago >= 0 ? ` (${ago} s ago)` : "");
+}
+
+// Enum names lose their type prefix: FAN_OUT_MODE_EACH -> EACH.
+function enumName(v, prefix) {
+  if (!v) return "unspecified";
+  return String(v).startsWith(prefix) ? String(v).slice(prefix.length) : String(v);
+}
+
+const SOURCE_TEXT = {
+  SOURCE_DOWNWARD_API: "Downward API",
+  SOURCE_FALLBACK: "fallback",
+  SOURCE_ABSENT: "absent",
+};
+
+// --- API --------------------------------------------------------------------
+
+class APIError extends Error {
+  constructor(status, body) {
+    const code = body && typeof body.code === "number" ? (GRPC_CODES[body.code] || String(body.code)) : `HTTP ${status}`;
+    super((body && body.message) || `HTTP ${status}`);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+async function getJSON(url, signal) {
+  const resp = await fetch(url, { signal, cache: "no-store", headers: { Accept: "application/json" } });
+  let body = null;
+  try { body = await resp.json(); } catch (_) { /* not JSON: reported by status below */ }
+  if (!resp.ok) throw new APIError(resp.status, body);
+  return body || {};
+}
+
+// --- this frontend's identity -------------------------------------------------
+
+// The fields shown, with the key used in identity.sources (the proto name).
+const IDENTITY_FIELDS = [
+  ["Pod", "pod_name", (i) => i.podName],
+  ["Namespace", "pod_namespace", (i) => i.podNamespace],
+  ["Node", "node_name", (i) => i.nodeName],
+  ["Pod IP", "pod_ip", (i) => i.podIp],
+  ["Pod IPs", "pod_ips", (i) => (i.podIps || []).join(", ")],
+  ["Node IP", "node_ip", (i) => i.nodeIp],
+  ["Service account", "service_account", (i) => i.serviceAccount],
+  ["Hostname", "hostname", (i) => i.hostname],
+  ["Pod UID", "pod_uid", (i) => i.podUid],
+];
+
+function renderIdentity(id) {
+  const dl = $("frontend-identity");
+  const sources = id.sources || {};
+  const rows = IDENTITY_FIELDS.map(([label, key, get]) => {
+    const value = get(id);
+    const src = sources[key];
+    const srcText = SOURCE_TEXT[src] || (value ? "unknown source" : "absent");
+    return el("div", { class: "field", "data-field": key },
+      el("dt", {}, label),
+      el("dd", {},
+        el("span", { class: "value", "data-testid": "fe-" + key }, value || "–"),
+        " ",
+        el("span", { class: "source source-" + srcText.replace(/\W+/g, "-").toLowerCase(), "data-testid": "fe-source-" + key }, srcText)));
+  });
+  const build = id.build || {};
+  rows.push(el("div", { class: "field" }, el("dt", {}, "Build"),
+    el("dd", {}, [build.version, build.goVersion].filter(Boolean).join(" · ") || "–")));
+  rows.push(el("div", { class: "field" }, el("dt", {}, "Serving"),
+    el("dd", {}, (id.servingAddresses || []).join(", ") || "–")));
+  rows.push(el("div", { class: "field" }, el("dt", {}, "Started"), el("dd", {}, fmtTime(id.startTime))));
+  dl.replaceChildren(...rows);
+}
+
+// --- fan-out result -------------------------------------------------------------
+
+// groupResults folds results into node -> backend cards. In EACH mode that is
+// one card per endpoint; in BALANCED mode the calls that reached the same pod
+// (or failed the same way at the same address) share a card with a count.
+function groupResults(results) {
+  const nodes = new Map();
+  for (const r of results || []) {
+    const ok = (r.code || "OK") === "OK" && r.identity;
+    const node = ok ? (r.identity.nodeName || UNKNOWN_NODE) : UNKNOWN_NODE;
+    const key = ok ? "ok|" + (r.identity.podName || "") + "|" + (r.address || "")
+                   : "fail|" + (r.address || "") + "|" + (r.code || "");
+    if (!nodes.has(node)) nodes.set(node, new Map());
+    const cards = nodes.get(node);
+    if (!cards.has(key)) cards.set(key, { ok, first: r, latencies: [], calls: 0 });
+    const card = cards.get(key);
+    card.calls++;
+    const s = seconds(r.latency);
+    if (s !== null) card.latencies.push(s);
+  }
+  // Named nodes sorted, the unknown node (failures) last; cards by pod name or address.
+  const names = [...nodes.keys()].sort((a, b) =>
+    (a === UNKNOWN_NODE) - (b === UNKNOWN_NODE) || a.localeCompare(b));
+  return names.map((name) => ({
+    name,
+    cards: [...nodes.get(name).values()].sort((a, b) => cardName(a).localeCompare(cardName(b))),
+  }));
+}
+
+function cardName(c) {
+  return c.ok ? (c.first.identity.podName || c.first.address || "") : (c.first.address || "");
+}
+
+function median(xs) {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+}
+
+function renderCard(c, balanced) {
+  const r = c.first;
+  const id = r.identity || {};
+  const code = r.code || "OK";
+  const lat = median(c.latencies);
+  const status = c.ok
+    ? el("span", { class: "badge ok", "data-testid": "status" }, "✓ OK")
+    : el("span", { class: "badge failed", "data-testid": "status" }, "✗ FAILED " + code);
+  const rows = [
+    ["Pod IP", c.ok ? id.podIp || "–" : "–", "pod-ip"],
+    ["Address", r.address || "–", "address"],
+    ["DNS name", r.dnsName || "–", "dns-name"],
+    [balanced ? "Latency (median)" : "Latency", lat === null ? "–" : fmtDuration(lat), "latency"],
+  ];
+  if (balanced) rows.push(["Calls", String(c.calls), "calls"]);
+  return el("article", {
+    class: "backend " + (c.ok ? "is-ok" : "is-failed"),
+    "data-testid": "backend",
+    "data-status": c.ok ? "ok" : "failed",
+    "data-code": code,
+    "data-pod": c.ok ? id.podName || "" : "",
+    "data-address": r.address || "",
+  },
+  el("header", {},
+    el("h4", { class: "pod-name", "data-testid": "pod-name" },
+      c.ok ? id.podName || "(no pod name)" : "no answer from " + (r.address || "?")),
+    status),
+  el("dl", { class: "kv" }, rows.map(([k, v, t]) =>
+    el("div", {}, el("dt", {}, k), el("dd", { "data-testid": t }, v)))),
+  c.ok ? null : el("p", { class: "message", "data-testid": "message" }, code + ": " + (r.message || "(no message)")));
+}
+
+function renderGroups(resp) {
+  const balanced = resp.mode === "FAN_OUT_MODE_BALANCED";
+  const groups = groupResults(resp.results);
+  if (!groups.length) {
+    $("groups").replaceChildren(el("p", { class: "muted" }, "No backend results."));
+    return;
+  }
+  $("groups").replaceChildren(...groups.map((g) => {
+    const ok = g.cards.filter((c) => c.ok).length;
+    const failed = g.cards.length - ok;
+    return el("section", {
+      class: "node-group" + (g.name === UNKNOWN_NODE ? " unknown" : ""),
+      "data-testid": "node-group",
+      "data-node": g.name === UNKNOWN_NODE ? "" : g.name,
+    },
+    el("h3", { class: "node-name", "data-testid": "node-name" },
+      g.name === UNKNOWN_NODE ? "Unknown node (failed calls: no identity)" : "Node " + g.name,
+      el("span", { class: "count" }, ` · ${ok} ok` + (failed ? `, ${failed} failed` : ""))),
+    el("div", { class: "cards" }, g.cards.map((c) => renderCard(c, balanced))));
+  }));
+}
+
+function renderSummary(resp) {
+  const s = resp.summary || {};
+  const byCode = Object.entries(s.byCode || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+  const item = (label, value, testid, cls) =>
+    el("div", { class: "stat " + (cls || "") }, el("span", { class: "stat-label" }, label),
+      el("span", { class: "stat-value", "data-testid": testid }, value));
+  $("summary").replaceChildren(
+    item("Mode", enumName(resp.mode, "FAN_OUT_MODE_"), "sum-mode"),
+    item("Target", resp.target || "–", "sum-target"),
+    item("Total", String(s.total || 0), "sum-total"),
+    item("OK", String(s.ok || 0), "sum-ok"),
+    item("Failed", String(s.failed || 0), "sum-failed", s.failed ? "bad" : ""),
+    item("p50", fmtDuration(s.latencyP50), "sum-p50"),
+    item("p99", fmtDuration(s.latencyP99), "sum-p99"),
+    item("Wall time", fmtDuration(s.duration), "sum-duration"),
+    byCode ? item("Codes", byCode, "sum-codes") : null);
+}
+
+function renderSpread(resp) {
+  const box = $("spread");
+  const byPod = (resp.summary || {}).byPod || {};
+  const entries = Object.entries(byPod).sort((a, b) => a[0].localeCompare(b[0]));
+  if (resp.mode !== "FAN_OUT_MODE_BALANCED" || !entries.length) {
+    box.hidden = true;
+    $("spread-rows").replaceChildren();
+    return;
+  }
+  const total = (resp.summary && resp.summary.total) || entries.reduce((n, [, v]) => n + v, 0);
+  const max = Math.max(...entries.map(([, v]) => v));
+  $("spread-rows").replaceChildren(...entries.map(([pod, n]) => {
+    const bar = el("span", { class: "bar" });
+    // CSSOM, not a style attribute: the CSP forbids inline style attributes.
+    bar.style.width = (max ? (100 * n) / max : 0) + "%";
+    return el("div", { class: "spread-row", "data-testid": "spread-row", "data-pod": pod },
+      el("span", { class: "spread-pod" }, pod),
+      el("span", { class: "bar-track" }, bar),
+      el("span", { class: "spread-count", "data-testid": "spread-count" },
+        `${n} of ${total} (${total ? Math.round((100 * n) / total) : 0}%)`));
+  }));
+  box.hidden = false;
+}
+
+function renderDiscovery(d) {
+  const body = $("discovery-body");
+  if (!d) { body.replaceChildren(el("p", { class: "muted" }, "The reply carried no discovery state.")); return; }
+  const kv = (k, v, t) => el("div", {}, el("dt", {}, k), el("dd", { "data-testid": t }, v));
+  const eps = d.endpoints || [];
+  body.replaceChildren(
+    el("dl", { class: "kv wide" },
+      kv("Target", d.name || "–", "disc-name"),
+      kv("Mode", enumName(d.mode, "DISCOVERY_MODE_").toLowerCase(), "disc-mode"),
+      kv("Query", d.query || "–", "disc-query"),
+      kv("DNS server", d.dnsServer || "system resolver", "disc-server"),
+      kv("Last refresh", fmtTime(d.lastRefresh), "disc-last-refresh"),
+      kv("Last success", fmtTime(d.lastSuccess), "disc-last-success"),
+      kv("Refreshes", `${d.refreshes || 0} (${d.refreshErrors || 0} failed)`, "disc-refreshes"),
+      kv("Last error", d.lastError ? "⚠ " + d.lastError : "none", "disc-last-error")),
+    el("h3", {}, `Endpoints (${eps.length})`),
+    eps.length
+      ? el("ul", { class: "endpoints", "data-testid": "disc-endpoints" }, eps.map((e) =>
+        el("li", { "data-testid": "disc-endpoint" }, el("code", {}, e.address || "?"),
+          e.dnsName ? el("span", { class: "muted" }, " ← " + e.dnsName) : null)))
+      : el("p", { class: "muted" }, "none discovered"));
+  if (d.lastError) body.classList.add("has-error"); else body.classList.remove("has-error");
+}
+
+// --- state and control ----------------------------------------------------------
+
+const state = { inflight: null, seq: 0, timer: null, generation: 0 };
+
+function setStatus(kind, text) {
+  const s = $("status");
+  s.dataset.state = kind;
+  s.textContent = text;
+}
+
+function bumpGeneration() {
+  // Tests wait for this to change to know a new result is on screen.
+  state.generation++;
+  $("result").dataset.generation = String(state.generation);
+}
+
+function params() {
+  const p = new URLSearchParams();
+  if ($("target").value) p.set("target", $("target").value);
+  p.set("mode", $("mode").value);
+  if ($("mode").value === "BALANCED") p.set("count", String(Math.max(1, parseInt($("count").value, 10) || 1)));
+  p.set("timeout", FANOUT_TIMEOUT);
+  return p;
+}
+
+// Keep the choices in the page's URL so a view can be shared or reloaded.
+function saveChoices() {
+  const q = new URLSearchParams();
+  if ($("target").value) q.set("target", $("target").value);
+  q.set("mode", $("mode").value);
+  if ($("mode").value === "BALANCED") q.set("count", $("count").value);
+  if ($("auto").checked) q.set("auto", "1");
+  history.replaceState(null, "", "?" + q.toString());
+}
+
+async function fanOut() {
+  // A newer request supersedes an older one still running.
+  if (state.inflight) state.inflight.abort();
+  const ctl = new AbortController();
+  state.inflight = ctl;
+  const seq = ++state.seq;
+  const url = "v1/fanout?" + params().toString();
+  $("fanout-link").href = url;
+  setStatus("loading", "fanning out…");
+  try {
+    const resp = await getJSON(url, ctl.signal);
+    if (seq !== state.seq) return;
+    $("error").hidden = true;
+    renderSummary(resp);
+    renderGroups(resp);
+    renderSpread(resp);
+    renderDiscovery(resp.discovery);
+    if (resp.frontend) renderIdentity(resp.frontend);
+    const s = resp.summary || {};
+    setStatus(s.failed ? "partial" : "ok",
+      `updated ${new Date().toLocaleTimeString()}: ${s.ok || 0} ok, ${s.failed || 0} failed`);
+    bumpGeneration();
+  } catch (err) {
+    if (err.name === "AbortError" || seq !== state.seq) return;
+    // Stale backends would mislead someone watching a scale-down: clear them.
+    $("summary").replaceChildren();
+    $("groups").replaceChildren();
+    $("spread").hidden = true;
+    const e = $("error");
+    e.replaceChildren(el("strong", {}, "Fan-out failed: " + (err.code || "error")), " ", err.message);
+    e.dataset.code = err.code || "";
+    e.hidden = false;
+    setStatus("error", `failed ${new Date().toLocaleTimeString()}: ${err.code || ""} ${err.message}`);
+    bumpGeneration();
+  } finally {
+    if (state.inflight === ctl) state.inflight = null;
+  }
+}
+
+function setAuto(on) {
+  clearInterval(state.timer);
+  state.timer = null;
+  if (on) {
+    // Skip a tick while a fan-out is still running rather than pile them up.
+    state.timer = setInterval(() => { if (!state.inflight) fanOut(); }, AUTO_REFRESH_MS);
+  }
+}
+
+function syncCount() {
+  $("count").disabled = $("mode").value !== "BALANCED";
+}
+
+async function init() {
+  const q = new URLSearchParams(location.search);
+  if (q.get("mode") === "BALANCED" || q.get("mode") === "EACH") $("mode").value = q.get("mode");
+  if (q.get("count")) $("count").value = q.get("count");
+  $("auto").checked = q.get("auto") === "1";
+  syncCount();
+
+  getJSON("v1/identity").then((r) => renderIdentity(r.identity || {}), (err) => {
+    $("frontend-identity").replaceChildren(el("dd", { class: "error" }, `identity: ${err.code} ${err.message}`));
+  });
+
+  try {
+    const t = await getJSON("v1/targets");
+    const sel = $("target");
+    sel.replaceChildren(...(t.targets || []).map((x) =>
+      el("option", { value: x.name }, `${x.name} (${enumName(x.mode, "DISCOVERY_MODE_").toLowerCase()})`)));
+    const want = q.get("target") || t.defaultTarget;
+    if (want && [...sel.options].some((o) => o.value === want)) sel.value = want;
+  } catch (err) {
+    setStatus("error", `targets: ${err.code} ${err.message}`);
+  }
+
+  $("fanout-form").addEventListener("submit", (ev) => { ev.preventDefault(); saveChoices(); fanOut(); });
+  for (const id of ["target", "mode"]) {
+    $(id).addEventListener("change", () => { syncCount(); saveChoices(); fanOut(); });
+  }
+  $("count").addEventListener("change", () => { saveChoices(); fanOut(); });
+  $("auto").addEventListener("change", () => { saveChoices(); setAuto($("auto").checked); });
+
+  setAuto($("auto").checked);
+  fanOut();
+}
+
+document.addEventListener("DOMContentLoaded", init);
