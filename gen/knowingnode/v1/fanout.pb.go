@@ -215,7 +215,8 @@ type FanOutResponse struct {
 	Frontend *Identity  `protobuf:"bytes,1,opt,name=frontend,proto3" json:"frontend,omitempty"`
 	Target   string     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
 	Mode     FanOutMode `protobuf:"varint,3,opt,name=mode,proto3,enum=knowingnode.v1.FanOutMode" json:"mode,omitempty"`
-	// One result per call: per endpoint in EACH mode, per call in BALANCED mode.
+	// EACH: one result per endpoint, in discovery order. BALANCED: one result
+	// per address reached and code, with the number of calls in calls.
 	Results []*BackendResult `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
 	Summary *FanOutSummary   `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
 	// What discovery saw when the fan-out started.
@@ -308,8 +309,12 @@ type BackendResult struct {
 	// The gRPC status code name, "OK" on success.
 	Code string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
 	// The gRPC status message on failure.
-	Message       string               `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
-	Latency       *durationpb.Duration `protobuf:"bytes,6,opt,name=latency,proto3" json:"latency,omitempty"`
+	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// The call's latency; in BALANCED mode, that of the first call of its group.
+	Latency *durationpb.Duration `protobuf:"bytes,6,opt,name=latency,proto3" json:"latency,omitempty"`
+	// How many calls this result stands for: 1 in EACH mode; in BALANCED mode,
+	// the calls that landed on this address with this code.
+	Calls         int32 `protobuf:"varint,7,opt,name=calls,proto3" json:"calls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -384,6 +389,13 @@ func (x *BackendResult) GetLatency() *durationpb.Duration {
 		return x.Latency
 	}
 	return nil
+}
+
+func (x *BackendResult) GetCalls() int32 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
 }
 
 type FanOutSummary struct {
@@ -805,14 +817,15 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x04mode\x18\x03 \x01(\x0e2\x1a.knowingnode.v1.FanOutModeR\x04mode\x127\n" +
 	"\aresults\x18\x04 \x03(\v2\x1d.knowingnode.v1.BackendResultR\aresults\x127\n" +
 	"\asummary\x18\x05 \x01(\v2\x1d.knowingnode.v1.FanOutSummaryR\asummary\x129\n" +
-	"\tdiscovery\x18\x06 \x01(\v2\x1b.knowingnode.v1.TargetStateR\tdiscovery\"\xdd\x01\n" +
+	"\tdiscovery\x18\x06 \x01(\v2\x1b.knowingnode.v1.TargetStateR\tdiscovery\"\xf3\x01\n" +
 	"\rBackendResult\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x19\n" +
 	"\bdns_name\x18\x02 \x01(\tR\adnsName\x124\n" +
 	"\bidentity\x18\x03 \x01(\v2\x18.knowingnode.v1.IdentityR\bidentity\x12\x12\n" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x123\n" +
-	"\alatency\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\alatency\"\xed\x05\n" +
+	"\alatency\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x14\n" +
+	"\x05calls\x18\a \x01(\x05R\x05calls\"\xed\x05\n" +
 	"\rFanOutSummary\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x05R\x05total\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\x05R\x02ok\x12\x16\n" +

@@ -1,0 +1,154 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// State is what a target's discovery last saw.
+type State struct {
+	Spec          Spec
+	Endpoints     []Endpoint // the current set; shared, read-only
+	LastRefresh   time.Time
+	LastSuccess   time.Time
+	LastError     error // of the last refresh; nil when it succeeded
+	Refreshes     int64
+	RefreshErrors int64
+}
+
+// Target keeps a spec's endpoints fresh: it re-resolves every interval, and
+// sooner when asked (after failed calls). A failed lookup keeps the last good
+// endpoints; an authoritative "no such name" empties them.
+type Target struct {
+	spec     Spec
+	res      *Resolver
+	interval time.Duration
+	minGap   time.Duration // between early refreshes, so failures cannot hammer DNS
+	timeout  time.Duration // of one refresh
+	log      *slog.Logger
+	onUpdate func([]Endpoint)
+	kick     chan struct{}
+
+	mu    sync.Mutex
+	state State
+}
+
+// TargetOptions configure NewTarget.
+type TargetOptions struct {
+	Interval time.Duration // periodic re-resolution; required
+	Timeout  time.Duration // of one refresh; default min(Interval, 5s)
+	Logger   *slog.Logger
+	// OnUpdate is called, from the refreshing goroutine, with the endpoints
+	// after every refresh that changed them.
+	OnUpdate func([]Endpoint)
+}
+
+// NewTarget returns a Target for spec, resolving through res.
+func NewTarget(spec Spec, res *Resolver, o TargetOptions) *Target {
+	if o.Timeout <= 0 {
+		o.Timeout = min(o.Interval, 5*time.Second)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Target{
+		spec:     spec,
+		res:      res,
+		interval: o.Interval,
+		minGap:   min(o.Interval/4, time.Second),
+		timeout:  o.Timeout,
+		log:      o.Logger.With("target", spec.Name),
+		onUpdate: o.OnUpdate,
+		kick:     make(chan struct{}, 1),
+		state:    State{Spec: spec},
+	}
+}
+
+// Spec returns the target's spec.
+func (t *Target) Spec() Spec { return t.spec }
+
+// State returns a copy of what discovery last saw.
+func (t *Target) State() State {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state
+}
+
+// RefreshSoon asks for an early refresh without waiting for it.
+func (t *Target) RefreshSoon() {
+	select {
+	case t.kick <- struct{}{}:
+	default: // one is already pending
+	}
+}
+
+// Run refreshes until ctx ends. Call Refresh once before, to start with a set.
+func (t *Target) Run(ctx context.Context) {
+	tick := time.NewTicker(t.interval)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-t.kick:
+			if wait := t.minGap - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+		t.Refresh(ctx)
+		last = time.Now()
+	}
+}
+
+// Refresh resolves the spec once and updates the state.
+func (t *Target) Refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	eps, err := t.res.Resolve(ctx, t.spec)
+	now := time.Now()
+
+	t.mu.Lock()
+	s := &t.state
+	s.Refreshes++
+	s.LastRefresh = now
+	s.LastError = err
+	changed := false
+	switch {
+	case err == nil:
+		s.LastSuccess = now
+		changed = !slices.Equal(eps, s.Endpoints)
+		if changed {
+			s.Endpoints = eps
+		}
+	case errors.Is(err, ErrNoRecords):
+		// An answer, not a failure: nothing is there now.
+		s.RefreshErrors++
+		changed = len(s.Endpoints) > 0
+		s.Endpoints = nil
+	default:
+		s.RefreshErrors++ // keep the last good endpoints
+	}
+	cur := s.Endpoints
+	t.mu.Unlock()
+
+	if err != nil {
+		t.log.Warn("discovery refresh failed", "query", t.spec.Query(), "err", err, "kept_endpoints", len(cur))
+	}
+	if changed {
+		t.log.Info("discovered endpoints changed", "query", t.spec.Query(), "endpoints", len(cur))
+		if t.onUpdate != nil {
+			t.onUpdate(cur)
+		}
+	}
+	return err
+}

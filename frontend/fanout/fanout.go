@@ -1,0 +1,397 @@
+// Package fanout calls every backend of a discovered target and aggregates
+// their identities: EACH calls every endpoint once over its own connection;
+// BALANCED sends count calls through one round-robin channel to show how
+// calls spread over pods.
+package fanout
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/knowingnode/knowingnode/frontend/discovery"
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/grpccode"
+)
+
+// Limits of a request.
+const (
+	MaxCount     = 10000
+	DefaultCount = 100
+	MaxTimeout   = time.Minute
+)
+
+// Options tune a Service.
+type Options struct {
+	BackendTimeout time.Duration // per backend call
+	DefaultTimeout time.Duration // of a whole fan-out, when the request sets none
+	Concurrency    int           // calls in flight at once per fan-out
+	Logger         *slog.Logger
+}
+
+// Service serves FanOutService over the configured targets.
+type Service struct {
+	knowingnodev1.UnimplementedFanOutServiceServer
+	self    *knowingnodev1.Identity
+	opts    Options
+	log     *slog.Logger
+	targets map[string]*entry
+	names   []string // in configuration order; the first is the default
+	def     string
+}
+
+type entry struct {
+	target *discovery.Target
+	pool   *Pool
+
+	mu       sync.Mutex
+	cached   *knowingnodev1.TargetState // rebuilt once per refresh, then shared
+	cachedAt int64
+}
+
+// New returns a Service answering as self (which it shares read-only).
+func New(self *knowingnodev1.Identity, o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{self: self, opts: o, log: o.Logger, targets: map[string]*entry{}}
+}
+
+// Add registers a target and the pool that discovery keeps in step with it.
+func (s *Service) Add(t *discovery.Target, p *Pool) error {
+	name := t.Spec().Name
+	if _, dup := s.targets[name]; dup {
+		return fmt.Errorf("target %q configured twice", name)
+	}
+	s.targets[name] = &entry{target: t, pool: p, cachedAt: -1}
+	s.names = append(s.names, name)
+	if s.def == "" {
+		s.def = name
+	}
+	return nil
+}
+
+// SetDefault chooses the target used when a request names none.
+func (s *Service) SetDefault(name string) error {
+	if _, ok := s.targets[name]; !ok {
+		return fmt.Errorf("default target %q is not configured (configured: %s)", name, strings.Join(s.names, ", "))
+	}
+	s.def = name
+	return nil
+}
+
+// ListTargets lists the configured targets and what each resolves to.
+func (s *Service) ListTargets(context.Context, *knowingnodev1.ListTargetsRequest) (*knowingnodev1.ListTargetsResponse, error) {
+	resp := &knowingnodev1.ListTargetsResponse{DefaultTarget: s.def}
+	for _, n := range s.names {
+		resp.Targets = append(resp.Targets, s.targets[n].state())
+	}
+	return resp, nil
+}
+
+// FanOut calls the backends of one target.
+func (s *Service) FanOut(ctx context.Context, req *knowingnodev1.FanOutRequest) (*knowingnodev1.FanOutResponse, error) {
+	name := req.GetTarget()
+	if name == "" {
+		name = s.def
+	}
+	e, ok := s.targets[name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "unknown target %q; configured targets: %s", name, strings.Join(s.names, ", "))
+	}
+	mode := req.GetMode()
+	switch mode {
+	case knowingnodev1.FanOutMode_FAN_OUT_MODE_UNSPECIFIED:
+		mode = knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH
+	case knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH, knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "mode %d is not a fan-out mode: want EACH or BALANCED", mode)
+	}
+	count := int(req.GetCount())
+	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED && count == 0 {
+		count = DefaultCount
+	}
+	if count < 0 || count > MaxCount {
+		return nil, status.Errorf(codes.InvalidArgument, "count %d is out of range: want 0..%d (0: %d in BALANCED mode)", count, MaxCount, DefaultCount)
+	}
+	timeout := s.opts.DefaultTimeout
+	if req.GetTimeout() != nil {
+		if err := req.GetTimeout().CheckValid(); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "timeout: %v", err)
+		}
+		timeout = req.GetTimeout().AsDuration()
+		if timeout <= 0 || timeout > MaxTimeout {
+			return nil, status.Errorf(codes.InvalidArgument, "timeout %v is out of range: want more than 0s and at most %v", timeout, MaxTimeout)
+		}
+	}
+
+	disc := e.state()
+	backends := e.pool.Backends()
+	if len(backends) == 0 {
+		msg := "no endpoints discovered"
+		if disc.LastError != "" {
+			msg += "; last discovery error: " + disc.LastError
+		}
+		e.target.RefreshSoon()
+		return nil, status.Errorf(codes.Unavailable, "target %q (%s): %s", name, disc.Query, msg)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	var results []*knowingnodev1.BackendResult
+	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH {
+		results = s.each(ctx, backends)
+	} else {
+		results = s.balanced(ctx, e.pool, backends, count)
+	}
+	sum := summarize(results, time.Since(start))
+	if sum.ByCode[grpccode.Name(codes.Unavailable)] > 0 || sum.ByCode[grpccode.Name(codes.DeadlineExceeded)] > 0 {
+		e.target.RefreshSoon() // a backend may be gone: look again now
+	}
+	s.log.InfoContext(ctx, "fan-out", "target", name, "mode", shortMode(mode), "backends", len(backends),
+		"calls", sum.Total, "ok", sum.Ok, "failed", sum.Failed, "duration", sum.Duration.AsDuration())
+	return &knowingnodev1.FanOutResponse{
+		Frontend:  s.self,
+		Target:    name,
+		Mode:      mode,
+		Results:   results,
+		Summary:   sum,
+		Discovery: disc,
+	}, nil
+}
+
+// each calls every backend once, at most Concurrency at a time.
+func (s *Service) each(ctx context.Context, backends []*backend) []*knowingnodev1.BackendResult {
+	results := make([]*knowingnodev1.BackendResult, len(backends))
+	sem := make(chan struct{}, max(s.opts.Concurrency, 1))
+	var wg sync.WaitGroup
+	for i, b := range backends {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			// The overall deadline passed before this backend's turn.
+			results[i] = failed(b.ep, status.FromContextError(ctx.Err()), 0)
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i] = s.call(ctx, b.client, b.ep)
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+func (s *Service) call(ctx context.Context, c knowingnodev1.IdentityServiceClient, ep discovery.Endpoint) *knowingnodev1.BackendResult {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.BackendTimeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := c.GetIdentity(ctx, &knowingnodev1.GetIdentityRequest{})
+	lat := time.Since(start)
+	if err != nil {
+		return failed(ep, status.Convert(err), lat)
+	}
+	return &knowingnodev1.BackendResult{
+		Address:  ep.Addr,
+		DnsName:  ep.DNSName,
+		Identity: resp.GetIdentity(),
+		Code:     grpccode.Name(codes.OK),
+		Calls:    1,
+		Latency:  durationpb.New(lat),
+	}
+}
+
+func failed(ep discovery.Endpoint, st *status.Status, lat time.Duration) *knowingnodev1.BackendResult {
+	return &knowingnodev1.BackendResult{
+		Address: ep.Addr,
+		DnsName: ep.DNSName,
+		Code:    grpccode.Name(st.Code()),
+		Message: st.Message(),
+		Latency: durationpb.New(lat),
+		Calls:   1,
+	}
+}
+
+// balanced sends count calls through the round-robin channel and reports,
+// per backend address reached, one result whose Calls says how many landed
+// there (failures are grouped by code).
+func (s *Service) balanced(ctx context.Context, p *Pool, backends []*backend, count int) []*knowingnodev1.BackendResult {
+	names := make(map[string]string, len(backends))
+	for _, b := range backends {
+		names[b.ep.Addr] = b.ep.DNSName
+	}
+	type key struct{ addr, code string }
+	var (
+		mu     sync.Mutex
+		groups = map[key]*knowingnodev1.BackendResult{}
+		order  []key
+		wg     sync.WaitGroup
+	)
+	sem := make(chan struct{}, max(s.opts.Concurrency, 1))
+	lb := p.Balanced()
+	for range count {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, s.opts.BackendTimeout)
+			defer cancel()
+			var pr peer.Peer
+			start := time.Now()
+			resp, err := lb.GetIdentity(cctx, &knowingnodev1.GetIdentityRequest{}, grpc.Peer(&pr))
+			lat := time.Since(start)
+			addr := ""
+			if pr.Addr != nil {
+				addr = pr.Addr.String()
+			}
+			st := status.Convert(err)
+			k := key{addr, grpccode.Name(st.Code())}
+			mu.Lock()
+			defer mu.Unlock()
+			g, ok := groups[k]
+			if !ok {
+				g = &knowingnodev1.BackendResult{Address: addr, DnsName: names[addr], Code: k.code, Message: st.Message(), Latency: durationpb.New(lat)}
+				if err == nil {
+					g.Identity = resp.GetIdentity()
+				}
+				groups[k] = g
+				order = append(order, k)
+			}
+			g.Calls++
+		})
+	}
+	wg.Wait()
+	if n := sumCalls(groups); n < count {
+		// The deadline stopped the loop: account for the calls never sent.
+		k := key{"", grpccode.Name(codes.DeadlineExceeded)}
+		g, ok := groups[k]
+		if !ok {
+			g = &knowingnodev1.BackendResult{Code: k.code, Message: "fan-out deadline passed before the call was sent", Latency: durationpb.New(0)}
+			groups[k] = g
+			order = append(order, k)
+		}
+		g.Calls += int32(count - n)
+	}
+	out := make([]*knowingnodev1.BackendResult, 0, len(order))
+	for _, k := range order {
+		out = append(out, groups[k])
+	}
+	slices.SortStableFunc(out, func(a, b *knowingnodev1.BackendResult) int { return strings.Compare(a.Address, b.Address) })
+	return out
+}
+
+func sumCalls[K comparable](m map[K]*knowingnodev1.BackendResult) int {
+	n := 0
+	for _, g := range m {
+		n += int(g.Calls)
+	}
+	return n
+}
+
+// summarize counts results by outcome, node and pod, and takes latency
+// quantiles (nearest rank) over every call.
+func summarize(results []*knowingnodev1.BackendResult, took time.Duration) *knowingnodev1.FanOutSummary {
+	sum := &knowingnodev1.FanOutSummary{
+		ByNode:   map[string]int32{},
+		ByPod:    map[string]int32{},
+		ByCode:   map[string]int32{},
+		Duration: durationpb.New(took),
+	}
+	lats := make([]time.Duration, 0, len(results))
+	for _, r := range results {
+		n := max(r.Calls, 1)
+		sum.Total += n
+		sum.ByCode[r.Code] += n
+		if r.Identity != nil {
+			sum.Ok += n
+			sum.ByNode[r.Identity.NodeName] += n
+			sum.ByPod[r.Identity.PodName] += n
+		} else {
+			sum.Failed += n
+		}
+		if r.Latency != nil {
+			lats = append(lats, r.Latency.AsDuration())
+		}
+	}
+	if len(lats) > 0 {
+		slices.Sort(lats)
+		q := func(p int) *durationpb.Duration {
+			i := (p*len(lats)+99)/100 - 1
+			return durationpb.New(lats[max(i, 0)])
+		}
+		sum.LatencyMin = durationpb.New(lats[0])
+		sum.LatencyP50 = q(50)
+		sum.LatencyP99 = q(99)
+		sum.LatencyMax = durationpb.New(lats[len(lats)-1])
+	}
+	return sum
+}
+
+func shortMode(m knowingnodev1.FanOutMode) string {
+	return strings.TrimPrefix(m.String(), "FAN_OUT_MODE_")
+}
+
+// state returns the target's discovery state as a message, rebuilt only
+// after a refresh.
+func (e *entry) state() *knowingnodev1.TargetState {
+	st := e.target.State()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cached != nil && e.cachedAt == st.Refreshes {
+		return e.cached
+	}
+	ts := &knowingnodev1.TargetState{
+		Name:          st.Spec.Name,
+		Spec:          st.Spec.Raw,
+		Mode:          modeOf(st.Spec.QType),
+		Query:         st.Spec.Query(),
+		DnsServer:     st.Spec.Server,
+		Refreshes:     st.Refreshes,
+		RefreshErrors: st.RefreshErrors,
+	}
+	for _, ep := range st.Endpoints {
+		ts.Endpoints = append(ts.Endpoints, &knowingnodev1.Endpoint{Address: ep.Addr, DnsName: ep.DNSName})
+	}
+	if !st.LastRefresh.IsZero() {
+		ts.LastRefresh = timestamppb.New(st.LastRefresh)
+	}
+	if !st.LastSuccess.IsZero() {
+		ts.LastSuccess = timestamppb.New(st.LastSuccess)
+	}
+	if st.LastError != nil {
+		ts.LastError = st.LastError.Error()
+	}
+	e.cached, e.cachedAt = ts, st.Refreshes
+	return ts
+}
+
+func modeOf(q discovery.QType) knowingnodev1.DiscoveryMode {
+	switch q {
+	case discovery.A:
+		return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_DNS
+	case discovery.SRV:
+		return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_SRV
+	case discovery.StatefulSet:
+		return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_STATEFULSET
+	case discovery.Static:
+		return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_STATIC
+	}
+	return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_UNSPECIFIED
+}

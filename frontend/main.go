@@ -1,0 +1,175 @@
+// Command frontend discovers the backends through cluster DNS, fans calls out
+// to every one of them, and serves the aggregate over gRPC, a REST gateway and
+// a browser page.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/knowingnode/knowingnode/frontend/discovery"
+	"github.com/knowingnode/knowingnode/frontend/fanout"
+	"github.com/knowingnode/knowingnode/frontend/gateway"
+	"github.com/knowingnode/knowingnode/frontend/web"
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/config"
+	"github.com/knowingnode/knowingnode/internal/identity"
+	"github.com/knowingnode/knowingnode/internal/logging"
+	"github.com/knowingnode/knowingnode/internal/serve"
+)
+
+type flags struct {
+	serve           serve.Config
+	httpAddr        string
+	downwardDir     string
+	targets         targetsFlag
+	defaultTarget   string
+	refreshInterval time.Duration
+	backendTimeout  time.Duration
+	fanoutTimeout   time.Duration
+	concurrency     int
+}
+
+// targetsFlag collects name=spec targets; the environment variable holds
+// several, separated by spaces.
+type targetsFlag struct{ specs []discovery.Spec }
+
+func (t *targetsFlag) String() string {
+	var s []string
+	for _, sp := range t.specs {
+		s = append(s, sp.Name+"="+sp.Raw)
+	}
+	return strings.Join(s, " ")
+}
+
+func (t *targetsFlag) Set(v string) error {
+	for item := range strings.FieldsSeq(v) {
+		sp, err := discovery.ParseTarget(item)
+		if err != nil {
+			return err
+		}
+		for _, have := range t.specs {
+			if have.Name == sp.Name {
+				return fmt.Errorf("target %q given twice", sp.Name)
+			}
+		}
+		t.specs = append(t.specs, sp)
+	}
+	return nil
+}
+
+func parseFlags(args []string) *flags {
+	f := &flags{}
+	s := config.New("frontend")
+	f.serve.Register(s)
+	s.String(&f.httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address: REST gateway, browser page, probes")
+	s.String(&f.downwardDir, "downward-dir", "DOWNWARD_DIR", "/etc/downward", "directory of the Downward API volume (files labels, annotations); empty skips it")
+	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N] or static:///host:port,...")
+	s.String(&f.defaultTarget, "default-target", "DEFAULT_TARGET", "", "target used when a request names none (default: the first)")
+	s.Duration(&f.refreshInterval, "refresh-interval", "REFRESH_INTERVAL", 5*time.Second, "how often discovery re-resolves each target")
+	s.Duration(&f.backendTimeout, "backend-timeout", "BACKEND_TIMEOUT", 2*time.Second, "timeout of one call to one backend")
+	s.Duration(&f.fanoutTimeout, "fanout-timeout", "FANOUT_TIMEOUT", 5*time.Second, "default deadline of a whole fan-out")
+	s.Int(&f.concurrency, "fanout-concurrency", "FANOUT_CONCURRENCY", 64, "calls in flight at once within one fan-out")
+	s.ParseOrExit(args)
+	err := errors.Join(
+		f.serve.Validate(),
+		config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
+		config.Check(f.refreshInterval >= 100*time.Millisecond && f.refreshInterval <= time.Hour, "refresh-interval", "%v is outside 100ms..1h", f.refreshInterval),
+		config.Check(f.backendTimeout > 0 && f.backendTimeout <= fanout.MaxTimeout, "backend-timeout", "%v is outside (0s, %v]", f.backendTimeout, fanout.MaxTimeout),
+		config.Check(f.fanoutTimeout > 0 && f.fanoutTimeout <= fanout.MaxTimeout, "fanout-timeout", "%v is outside (0s, %v]", f.fanoutTimeout, fanout.MaxTimeout),
+		config.Check(f.concurrency >= 1 && f.concurrency <= 10000, "fanout-concurrency", "%d is outside 1..10000", f.concurrency),
+	)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "frontend: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+		os.Exit(2)
+	}
+	return f
+}
+
+func main() {
+	f := parseFlags(os.Args[1:])
+	ctx, stop := serve.SignalContext()
+	defer stop()
+	if err := run(ctx, f, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "frontend: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, f *flags, logw io.Writer) error {
+	start := time.Now()
+	log, err := logging.New(logw, f.serve.LogFormat, f.serve.LogLevel)
+	if err != nil {
+		return err
+	}
+	srv, err := serve.New(f.serve, log)
+	if err != nil {
+		return err
+	}
+	id := identity.Load(identity.Options{
+		Tier:        knowingnodev1.Tier_TIER_FRONTEND,
+		DownwardDir: f.downwardDir,
+		StartTime:   start,
+		Logger:      log,
+	})
+
+	fan := fanout.New(id, fanout.Options{
+		BackendTimeout: f.backendTimeout,
+		DefaultTimeout: f.fanoutTimeout,
+		Concurrency:    f.concurrency,
+		Logger:         log,
+	})
+	dialOpts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 20)),
+	}
+	// Discovery outlives requests but not the process: it stops when the
+	// serving context ends, after the servers drained.
+	discCtx, stopDiscovery := context.WithCancel(context.Background())
+	defer stopDiscovery()
+	for _, spec := range f.targets.specs {
+		pool, err := fanout.NewPool(spec.Name, log, dialOpts...)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		t := discovery.NewTarget(spec, discovery.NewResolver(discovery.NetLookuper(spec.Server)), discovery.TargetOptions{
+			Interval: f.refreshInterval,
+			Logger:   log,
+			OnUpdate: pool.Update,
+		})
+		if err := fan.Add(t, pool); err != nil {
+			return err
+		}
+		// A first answer before serving, so the first request sees backends;
+		// a failure is reported in replies and retried on schedule.
+		t.Refresh(ctx)
+		go t.Run(discCtx)
+	}
+	if f.defaultTarget != "" {
+		if err := fan.SetDefault(f.defaultTarget); err != nil {
+			return err
+		}
+	}
+
+	idSrv := identity.NewServer(id)
+	h, err := gateway.New(ctx, gateway.Options{Identity: idSrv, FanOut: fan, Ready: srv.Ready, Page: web.Handler()})
+	if err != nil {
+		return err
+	}
+	if err := srv.ListenHTTP("http", f.httpAddr, h); err != nil {
+		return err
+	}
+	id.ServingAddresses = srv.Addrs()
+	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, idSrv)
+	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
+	return srv.Run(ctx)
+}
