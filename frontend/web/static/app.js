@@ -53,7 +53,11 @@ function fmtTime(ts) {
   const t = new Date(ts);
   if (isNaN(t)) return ts;
   const ago = Math.round((Date.now() - t.getTime()) / 1000);
-  return t.toLocaleTimeString() + (ago >= 0 ? ` (${ago} s ago)` : "");
+  let rel = "";
+  if (ago >= 0 && ago < 120) rel = ` (${ago} s ago)`;
+  else if (ago >= 120 && ago < 7200) rel = ` (${Math.round(ago / 60)} min ago)`;
+  else if (ago >= 7200) rel = ` (${Math.round(ago / 3600)} h ago)`;
+  return t.toLocaleTimeString() + rel;
 }
 
 // Enum names lose their type prefix: FAN_OUT_MODE_EACH -> EACH.
@@ -176,7 +180,7 @@ function renderCard(c, balanced) {
     ["Pod IP", c.ok ? id.podIp || "–" : "–", "pod-ip"],
     ["Address", r.address || "–", "address"],
     ["DNS name", r.dnsName || "–", "dns-name"],
-    [balanced ? "Latency (median)" : "Latency", lat === null ? "–" : fmtDuration(lat), "latency"],
+    [balanced ? "Median latency" : "Latency", lat === null ? "–" : fmtDuration(lat), "latency"],
   ];
   if (balanced) rows.push(["Calls", String(c.calls), "calls"]);
   return el("article", {
@@ -352,6 +356,14 @@ async function fanOut() {
     e.dataset.code = err.code || "";
     e.hidden = false;
     setStatus("error", `failed ${new Date().toLocaleTimeString()}: ${err.code || ""} ${err.message}`);
+    // A failed fan-out carries no discovery state, yet that is where the cause
+    // usually is (a DNS error, nothing discovered): ask the targets list.
+    const want = $("target").value;
+    getJSON("v1/targets").then((t) => {
+      if (seq !== state.seq) return;
+      const d = (t.targets || []).find((x) => x.name === (want || t.defaultTarget));
+      if (d) renderDiscovery(d);
+    }, () => {});
     bumpGeneration();
   } finally {
     if (state.inflight === ctl) state.inflight = null;
