@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"time"
 
@@ -19,11 +18,13 @@ import (
 	"github.com/knowingnode/knowingnode/internal/identity"
 	"github.com/knowingnode/knowingnode/internal/logging"
 	"github.com/knowingnode/knowingnode/internal/serve"
+	"github.com/knowingnode/knowingnode/internal/telemetry"
 )
 
 type flags struct {
 	serve       serve.Config
 	adminAddr   string
+	pprof       bool
 	downwardDir string
 	fault       fault.Config
 }
@@ -33,6 +34,7 @@ func parseFlags(args []string) *flags {
 	s := config.New("backend")
 	f.serve.Register(s)
 	s.String(&f.adminAddr, "admin-addr", "ADMIN_ADDR", ":9091", "admin HTTP listen address (/healthz, /metrics); empty disables")
+	s.Bool(&f.pprof, "pprof", "PPROF", false, "serve net/http/pprof under /debug/pprof/ on the admin port")
 	s.String(&f.downwardDir, "downward-dir", "DOWNWARD_DIR", "/etc/downward", "directory of the Downward API volume (files labels, annotations); empty skips it")
 	s.Duration(&f.fault.Latency, "fault-latency", "FAULT_LATENCY", 0, "fault injection: latency added to every Identity call")
 	s.Duration(&f.fault.Jitter, "fault-jitter", "FAULT_JITTER", 0, "fault injection: plus a uniformly random latency up to this")
@@ -62,7 +64,18 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var opts []serve.Option
+	id := identity.Load(identity.Options{
+		Tier:        knowingnodev1.Tier_TIER_BACKEND,
+		DownwardDir: f.downwardDir,
+		StartTime:   start,
+		Logger:      log,
+	})
+	tel, err := telemetry.New(ctx, telemetry.Options{Service: "knowingnode-backend", Identity: id, Getenv: os.Getenv})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	opts := []serve.Option{serve.WithServerOptions(tel.ServerOptions()...)}
 	if f.fault.Enabled() {
 		log.Warn("fault injection on", "latency", f.fault.Latency, "jitter", f.fault.Jitter,
 			"error_rate", f.fault.ErrorRate, "error_code", fault.CodeFlag{Code: &f.fault.ErrorCode}.String())
@@ -73,26 +86,12 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		return err
 	}
 	if f.adminAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-			if !srv.Ready() {
-				http.Error(w, "shutting down", http.StatusServiceUnavailable)
-				return
-			}
-			io.WriteString(w, "ok\n")
-		})
-		if err := srv.ListenHTTP("admin", f.adminAddr, mux); err != nil {
+		if err := srv.ListenHTTP("admin", f.adminAddr, tel.AdminHandler(srv.Ready, f.pprof)); err != nil {
 			return err
 		}
 	}
-	id := identity.Load(identity.Options{
-		Tier:        knowingnodev1.Tier_TIER_BACKEND,
-		DownwardDir: f.downwardDir,
-		StartTime:   start,
-		Logger:      log,
-	})
 	id.ServingAddresses = srv.Addrs()
-	log = log.With("pod", id.PodName, "node", id.NodeName)
 	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, identity.NewServer(id))
+	tel.InitializeServerMetrics(srv.GRPC)
 	return srv.Run(ctx)
 }

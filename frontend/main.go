@@ -24,11 +24,14 @@ import (
 	"github.com/knowingnode/knowingnode/internal/identity"
 	"github.com/knowingnode/knowingnode/internal/logging"
 	"github.com/knowingnode/knowingnode/internal/serve"
+	"github.com/knowingnode/knowingnode/internal/telemetry"
 )
 
 type flags struct {
 	serve           serve.Config
 	httpAddr        string
+	adminAddr       string
+	pprof           bool
 	downwardDir     string
 	targets         targetsFlag
 	defaultTarget   string
@@ -71,6 +74,8 @@ func parseFlags(args []string) *flags {
 	s := config.New("frontend")
 	f.serve.Register(s)
 	s.String(&f.httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address: REST gateway, browser page, probes")
+	s.String(&f.adminAddr, "admin-addr", "ADMIN_ADDR", "", "admin HTTP listen address (/metrics, /healthz, pprof); empty disables (metrics are on the HTTP port too)")
+	s.Bool(&f.pprof, "pprof", "PPROF", false, "serve net/http/pprof under /debug/pprof/ on the admin port")
 	s.String(&f.downwardDir, "downward-dir", "DOWNWARD_DIR", "/etc/downward", "directory of the Downward API volume (files labels, annotations); empty skips it")
 	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N] or static:///host:port,...")
 	s.String(&f.defaultTarget, "default-target", "DEFAULT_TARGET", "", "target used when a request names none (default: the first)")
@@ -110,27 +115,41 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := serve.New(f.serve, log)
-	if err != nil {
-		return err
-	}
 	id := identity.Load(identity.Options{
 		Tier:        knowingnodev1.Tier_TIER_FRONTEND,
 		DownwardDir: f.downwardDir,
 		StartTime:   start,
 		Logger:      log,
 	})
-
-	fan := fanout.New(id, fanout.Options{
+	tel, err := telemetry.New(ctx, telemetry.Options{Service: "knowingnode-frontend", Identity: id, Getenv: os.Getenv})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	srv, err := serve.New(f.serve, log, serve.WithServerOptions(tel.ServerOptions()...))
+	if err != nil {
+		return err
+	}
+	metrics, err := fanout.NewMetrics(tel.Registry)
+	if err != nil {
+		return err
+	}
+	fo := fanout.Options{
 		BackendTimeout: f.backendTimeout,
 		DefaultTimeout: f.fanoutTimeout,
 		Concurrency:    f.concurrency,
 		Logger:         log,
-	})
-	dialOpts := []grpc.DialOption{
+		Metrics:        metrics,
+	}
+	if tel.Tracing {
+		fo.Tracer = tel.Tracer("github.com/knowingnode/knowingnode/frontend/fanout")
+	}
+	fan := fanout.New(id, fo)
+	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 20)),
-	}
+	}, tel.DialOptions()...)
+	var targets []*discovery.Target
 	// Discovery outlives requests but not the process: it stops when the
 	// serving context ends, after the servers drained.
 	discCtx, stopDiscovery := context.WithCancel(context.Background())
@@ -149,6 +168,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		if err := fan.Add(t, pool); err != nil {
 			return err
 		}
+		targets = append(targets, t)
 		// A first answer before serving, so the first request sees backends;
 		// a failure is reported in replies and retried on schedule.
 		t.Refresh(ctx)
@@ -159,17 +179,37 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 			return err
 		}
 	}
+	if err := tel.Registry.Register(discovery.NewCollector(targets...)); err != nil {
+		return fmt.Errorf("register discovery metrics: %w", err)
+	}
 
 	idSrv := identity.NewServer(id)
-	h, err := gateway.New(ctx, gateway.Options{Identity: idSrv, FanOut: fan, Ready: srv.Ready, Page: web.Handler()})
+	gw := gateway.Options{
+		Identity:   idSrv,
+		FanOut:     fan,
+		Ready:      srv.Ready,
+		Page:       web.Handler(),
+		Metrics:    tel.MetricsHandler(),
+		Registerer: tel.Registry,
+	}
+	if tel.Tracing {
+		gw.TracerProvider, gw.Propagator = tel.TracerProvider(), tel.Propagator()
+	}
+	h, err := gateway.New(ctx, gw)
 	if err != nil {
 		return err
 	}
 	if err := srv.ListenHTTP("http", f.httpAddr, h); err != nil {
 		return err
 	}
+	if f.adminAddr != "" {
+		if err := srv.ListenHTTP("admin", f.adminAddr, tel.AdminHandler(srv.Ready, f.pprof)); err != nil {
+			return err
+		}
+	}
 	id.ServingAddresses = srv.Addrs()
 	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, idSrv)
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
+	tel.InitializeServerMetrics(srv.GRPC)
 	return srv.Run(ctx)
 }

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -38,6 +41,8 @@ type Options struct {
 	DefaultTimeout time.Duration // of a whole fan-out, when the request sets none
 	Concurrency    int           // calls in flight at once per fan-out
 	Logger         *slog.Logger
+	Metrics        *Metrics     // nil: none
+	Tracer         trace.Tracer // nil: no span per backend call
 }
 
 // Service serves FanOutService over the configured targets.
@@ -108,8 +113,18 @@ func (s *Service) FanOut(ctx context.Context, req *knowingnodev1.FanOutRequest) 
 	}
 	e, ok := s.targets[name]
 	if !ok {
+		// The label is fixed: names from requests must not mint series.
+		s.opts.Metrics.rejected("unknown", shortMode(req.GetMode()))
 		return nil, status.Errorf(codes.NotFound, "unknown target %q; configured targets: %s", name, strings.Join(s.names, ", "))
 	}
+	resp, err := s.fanOut(ctx, name, e, req)
+	if err != nil {
+		s.opts.Metrics.rejected(name, shortMode(req.GetMode()))
+	}
+	return resp, err
+}
+
+func (s *Service) fanOut(ctx context.Context, name string, e *entry, req *knowingnodev1.FanOutRequest) (*knowingnodev1.FanOutResponse, error) {
 	mode := req.GetMode()
 	switch mode {
 	case knowingnodev1.FanOutMode_FAN_OUT_MODE_UNSPECIFIED:
@@ -157,6 +172,7 @@ func (s *Service) FanOut(ctx context.Context, req *knowingnodev1.FanOutRequest) 
 		results = s.balanced(ctx, e.pool, backends, count)
 	}
 	sum := summarize(results, time.Since(start))
+	s.opts.Metrics.observe(name, shortMode(mode), len(backends), results, sum)
 	if sum.ByCode[grpccode.Name(codes.Unavailable)] > 0 || sum.ByCode[grpccode.Name(codes.DeadlineExceeded)] > 0 {
 		e.target.RefreshSoon() // a backend may be gone: look again now
 	}
@@ -197,11 +213,27 @@ func (s *Service) each(ctx context.Context, backends []*backend) []*knowingnodev
 func (s *Service) call(ctx context.Context, c knowingnodev1.IdentityServiceClient, ep discovery.Endpoint) *knowingnodev1.BackendResult {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.BackendTimeout)
 	defer cancel()
+	var span trace.Span
+	if s.opts.Tracer != nil {
+		ctx, span = s.opts.Tracer.Start(ctx, "fanout.backend", trace.WithAttributes(
+			attribute.String("knowingnode.backend.address", ep.Addr),
+			attribute.String("knowingnode.backend.dns_name", ep.DNSName)))
+		defer span.End()
+	}
 	start := time.Now()
 	resp, err := c.GetIdentity(ctx, &knowingnodev1.GetIdentityRequest{})
 	lat := time.Since(start)
 	if err != nil {
-		return failed(ep, status.Convert(err), lat)
+		st := status.Convert(err)
+		if span != nil {
+			span.SetStatus(otelcodes.Error, grpccode.Name(st.Code())+": "+st.Message())
+		}
+		return failed(ep, st, lat)
+	}
+	if span != nil {
+		span.SetAttributes(
+			attribute.String("knowingnode.backend.pod", resp.GetIdentity().GetPodName()),
+			attribute.String("knowingnode.backend.node", resp.GetIdentity().GetNodeName()))
 	}
 	return &knowingnodev1.BackendResult{
 		Address:  ep.Addr,

@@ -6,11 +6,17 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -23,6 +29,14 @@ type Options struct {
 	FanOut   knowingnodev1.FanOutServiceServer
 	Ready    func() bool  // readiness of the process, for /readyz
 	Page     http.Handler // the browser page at /; nil for none
+	Metrics  http.Handler // served at /metrics; nil for none
+
+	// Registerer receives the HTTP request metrics; nil for none.
+	Registerer prometheus.Registerer
+	// TracerProvider, when set, traces every request and takes the trace
+	// context from its headers, so a fan-out joins the caller's trace.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // maxQuery bounds the query string; every parameter is short.
@@ -41,15 +55,22 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		return nil, fmt.Errorf("register fan-out gateway: %w", err)
 	}
 
+	instrument, err := newInstrumenter(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", limitQuery(modeAlias(gw)))
+	mux.Handle("/v1/", instrument("api", limitQuery(modeAlias(gw))))
 	// The walkthrough's /hostz: a fan-out over the default target.
-	mux.Handle("GET /hostz", limitQuery(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /hostz", instrument("hostz", limitQuery(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/v1/fanout"
 		r2.URL.RawQuery = ""
 		gw.ServeHTTP(w, r2)
-	})))
+	}))))
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -66,9 +87,41 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		w.Write([]byte("ok\n"))
 	})
 	if o.Page != nil {
-		mux.Handle("/", o.Page)
+		mux.Handle("/", instrument("page", o.Page))
+	}
+	if o.TracerProvider != nil {
+		return otelhttp.NewHandler(mux, "frontend.http",
+			otelhttp.WithTracerProvider(o.TracerProvider),
+			otelhttp.WithPropagators(o.Propagator),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
+		), nil
 	}
 	return mux, nil
+}
+
+// newInstrumenter returns a wrapper counting requests and timing them by
+// handler, status code and method.
+func newInstrumenter(reg prometheus.Registerer) (func(string, http.Handler) http.Handler, error) {
+	if reg == nil {
+		return func(_ string, h http.Handler) http.Handler { return h }, nil
+	}
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "knowingnode_http_requests_total",
+		Help: "HTTP requests to the frontend, by handler, status code and method.",
+	}, []string{"handler", "code", "method"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "knowingnode_http_request_duration_seconds",
+		Help:    "Latency of HTTP requests to the frontend.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"handler", "code", "method"})
+	if err := errors.Join(reg.Register(reqs), reg.Register(dur)); err != nil {
+		return nil, fmt.Errorf("register HTTP metrics: %w", err)
+	}
+	return func(name string, h http.Handler) http.Handler {
+		l := prometheus.Labels{"handler": name}
+		return promhttp.InstrumentHandlerDuration(dur.MustCurryWith(l),
+			promhttp.InstrumentHandlerCounter(reqs.MustCurryWith(l), h))
+	}, nil
 }
 
 // modeAlias lets users write mode=EACH or mode=balanced for the enum's full
