@@ -112,13 +112,14 @@ function renderIdentity(id) {
   const rows = IDENTITY_FIELDS.map(([label, key, get]) => {
     const value = get(id);
     const src = sources[key];
-    const srcText = SOURCE_TEXT[src] || (value ? "unknown source" : "absent");
+    // A field the frontend reports no source for gets no badge rather than a guess.
+    const srcText = SOURCE_TEXT[src] || (value ? "" : "absent");
     return el("div", { class: "field", "data-field": key },
       el("dt", {}, label),
       el("dd", {},
         el("span", { class: "value", "data-testid": "fe-" + key }, value || "–"),
-        " ",
-        el("span", { class: "source source-" + srcText.replace(/\W+/g, "-").toLowerCase(), "data-testid": "fe-source-" + key }, srcText)));
+        srcText ? " " : null,
+        srcText ? el("span", { class: "source source-" + srcText.replace(/\W+/g, "-").toLowerCase(), "data-testid": "fe-source-" + key }, srcText) : null));
   });
   const build = id.build || {};
   rows.push(el("div", { class: "field" }, el("dt", {}, "Build"),
@@ -145,7 +146,8 @@ function groupResults(results) {
     const cards = nodes.get(node);
     if (!cards.has(key)) cards.set(key, { ok, first: r, latencies: [], calls: 0 });
     const card = cards.get(key);
-    card.calls++;
+    // BALANCED results stand for several calls each (r.calls); EACH ones for one.
+    card.calls += r.calls || 1;
     const s = seconds(r.latency);
     if (s !== null) card.latencies.push(s);
   }
@@ -180,7 +182,8 @@ function renderCard(c, balanced) {
     ["Pod IP", c.ok ? id.podIp || "–" : "–", "pod-ip"],
     ["Address", r.address || "–", "address"],
     ["DNS name", r.dnsName || "–", "dns-name"],
-    [balanced ? "Median latency" : "Latency", lat === null ? "–" : fmtDuration(lat), "latency"],
+    // In BALANCED mode the frontend reports the latency of a group's first call.
+    [balanced ? "First call" : "Latency", lat === null ? "–" : fmtDuration(lat), "latency"],
   ];
   if (balanced) rows.push(["Calls", String(c.calls), "calls"]);
   return el("article", {
@@ -190,6 +193,7 @@ function renderCard(c, balanced) {
     "data-code": code,
     "data-pod": c.ok ? id.podName || "" : "",
     "data-address": r.address || "",
+    "data-calls": c.calls,
   },
   el("header", {},
     el("h4", { class: "pod-name", "data-testid": "pod-name" },
@@ -255,7 +259,7 @@ function renderSpread(resp) {
     const bar = el("span", { class: "bar" });
     // CSSOM, not a style attribute: the CSP forbids inline style attributes.
     bar.style.width = (max ? (100 * n) / max : 0) + "%";
-    return el("div", { class: "spread-row", "data-testid": "spread-row", "data-pod": pod },
+    return el("div", { class: "spread-row", "data-testid": "spread-row", "data-pod": pod, "data-count": n },
       el("span", { class: "spread-pod" }, pod),
       el("span", { class: "bar-track" }, bar),
       el("span", { class: "spread-count", "data-testid": "spread-count" },
