@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# down.sh: tears down what up.sh started (same STATE), whatever state it is
+# in, and leaves nothing behind: pods (through the CRI, so CNI releases their
+# addresses and hostPort rules), containers, shims, daemons, mounts, network
+# namespaces, bridges, cgroups, the kube-proxy/kubelet/CNI iptables chains,
+# and the sysctls it changed. With KEEP_LOGS=<dir> the logs are copied there
+# first. Idempotent: safe to run twice or after a failed up.sh.
+set -uo pipefail
+
+STATE=${STATE:-/tmp/kne2e}
+NODE_BIN=${NODE_BIN:-}
+log() { printf '%s down: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+[[ -d "$STATE" ]] || { log "nothing at $STATE"; exit 0; }
+
+if [[ -n "${KEEP_LOGS:-}" && -d "$STATE/logs" ]]; then
+  mkdir -p "$KEEP_LOGS" && cp -r "$STATE/logs/." "$KEEP_LOGS/" 2>/dev/null
+  log "logs kept in $KEEP_LOGS"
+fi
+
+# Stops the process of a pid file: TERM, then KILL after a grace period.
+stop() {
+  local f="$STATE/pids/$1" pid
+  [[ -f "$f" ]] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 40; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  rm -f "$f"
+}
+
+# 1. Nothing may start new pods or rewrite rules while we remove them.
+for p in kube-controller-manager kube-scheduler kube-proxy; do stop "$p"; done
+for f in "$STATE"/pids/kubelet-node*; do [[ -e "$f" ]] && stop "$(basename "$f")"; done
+
+# 2. Pods, through each node's CRI: CNI DEL frees IPs, veths and hostPorts.
+for dir in "$STATE"/node*/; do
+  sock="$dir/containerd.sock"
+  [[ -S "$sock" ]] || continue
+  if [[ -n "$NODE_BIN" && -x "$NODE_BIN/crictl" ]]; then
+    "$NODE_BIN/crictl" -r "unix://$sock" -t 20s rmp -fa >/dev/null 2>&1 ||
+      log "crictl rmp in $dir failed; falling back to runc"
+  fi
+  # Whatever is left: kill the containers with runc directly.
+  if [[ -d "$dir/runc" ]]; then
+    for id in $(runc --root "$dir/runc" list -q 2>/dev/null); do
+      runc --root "$dir/runc" kill "$id" KILL 2>/dev/null
+      runc --root "$dir/runc" delete -f "$id" 2>/dev/null
+    done
+  fi
+done
+
+# 3. The runtimes, and the shims they started (found by their socket path,
+#    which is unique to this STATE, and ended by pid).
+for f in "$STATE"/pids/containerd-node*; do [[ -e "$f" ]] && stop "$(basename "$f")"; done
+for p in /proc/[0-9]*; do
+  cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+  case "$cmd" in
+    *containerd-shim*"$STATE/"*) kill -KILL "${p#/proc/}" 2>/dev/null && log "killed shim ${p#/proc/}" ;;
+  esac
+done
+
+# 4. DNS and the control plane.
+for p in coredns kube-apiserver etcd; do stop "$p"; done
+for f in "$STATE"/pids/*; do [[ -e "$f" ]] && stop "$(basename "$f")"; done
+
+# 5. iptables: kube-proxy's own clean-up, then any chain of ours left
+#    (KUBE-* from kube-proxy and the kubelet, CNI-* from portmap/bridge).
+if [[ -n "$NODE_BIN" && -x "$NODE_BIN/kube-proxy" ]]; then
+  "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1
+fi
+for ipt in iptables ip6tables; do
+  command -v "$ipt" >/dev/null || continue
+  for t in filter nat mangle raw; do
+    "$ipt" -t "$t" -S 2>/dev/null | grep -E -- '-j (KUBE|CNI)-' | grep -E '^-A ' | while read -r line; do
+      # The rule as printed, quoted comments included, with -A turned into -D.
+      eval "\"\$ipt\" -t \"\$t\" ${line/-A /-D }" 2>/dev/null
+    done
+    for c in $("$ipt" -t "$t" -S 2>/dev/null | awk '/^-N (KUBE|CNI)-/ {print $2}'); do
+      "$ipt" -t "$t" -F "$c" 2>/dev/null
+    done
+    for c in $("$ipt" -t "$t" -S 2>/dev/null | awk '/^-N (KUBE|CNI)-/ {print $2}'); do
+      "$ipt" -t "$t" -X "$c" 2>/dev/null
+    done
+  done
+done
+# The kubelet (1.33+) and kube-proxy may also keep nftables tables of their own.
+if command -v nft >/dev/null; then
+  for fam_tab in "ip kube-proxy" "ip6 kube-proxy" "ip kubelet" "ip6 kubelet"; do
+    nft list table $fam_tab >/dev/null 2>&1 && nft delete table $fam_tab
+  done
+fi
+command -v conntrack >/dev/null && conntrack -D -s 10.244.0.0/16 >/dev/null 2>&1
+
+# 6. Bridges (their veths went with the pods' namespaces).
+if [[ -f "$STATE/bridges" ]]; then
+  while read -r br; do ip link show "$br" >/dev/null 2>&1 && ip link del "$br"; done <"$STATE/bridges"
+fi
+
+# 7. Mounts under STATE, deepest first (pod volumes, rootfs overlays, netns,
+#    shm, and STATE's own shared bind mount last).
+for ((round = 0; round < 5; round++)); do
+  mapfile -t mnts < <(awk -v s="$STATE" '$5 == s || index($5, s "/") == 1 {print $5}' /proc/self/mountinfo | sort -r)
+  [[ ${#mnts[@]} -eq 0 ]] && break
+  for m in "${mnts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+done
+
+# 8. The kubelets' cgroup trees, leaves first.
+if [[ -f "$STATE/cgroups" ]]; then
+  while read -r cg; do
+    for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+      d="${h%/}$cg"
+      [[ -d "$d" ]] || continue
+      find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
+  done <"$STATE/cgroups"
+fi
+
+# 9. Sysctls back to what they were.
+if [[ -f "$STATE/sysctls" ]]; then
+  tac "$STATE/sysctls" | while read -r key val; do
+    echo "$val" >"/proc/sys/${key//.//}" 2>/dev/null
+  done
+fi
+
+rm -rf "$STATE"
+log "down: $STATE removed"

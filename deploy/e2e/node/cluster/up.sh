@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# up.sh: a real Kubernetes cluster of one or two nodes on THIS machine, as
+# plain host processes: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, and per node a containerd (Debian's, with runc and the CNI
+# bridge plugins) and a kubelet; one kube-proxy (iptables mode) for the host's
+# single network namespace, and CoreDNS as the cluster DNS, bound to the first
+# node's bridge address. Nothing is pulled: the pause image is imported from a
+# tarball you give it. Tear it down with down.sh (same STATE).
+#
+# Needs root, Linux cgroups v1 or v2, iptables, and:
+#   BIN       control-plane binaries (deploy/e2e/hack/build-bins.sh prints it):
+#             etcd kube-apiserver kube-controller-manager kube-scheduler kubectl coredns
+#   NODE_BIN  node binaries (build-node-bins.sh prints it): kubelet kube-proxy crictl
+#   PAUSE_TAR a docker-archive tarball of the sandbox image, tagged $PAUSE_IMAGE
+# Optional: NODES (1|2, default 1), STATE (default /tmp/kne2e), PORT_BASE
+# (default 17000: every host port of the cluster is PORT_BASE + small offset,
+# so it can run beside another cluster on loopback).
+#
+# Example (as root):
+#   BIN=$(deploy/e2e/hack/build-bins.sh | tail -1) \
+#   NODE_BIN=$(deploy/e2e/node/cluster/build-node-bins.sh | tail -1) \
+#   PAUSE_TAR=/tmp/pause.tar NODES=2 deploy/e2e/node/cluster/up.sh
+#   export KUBECONFIG=/tmp/kne2e/admin.kubeconfig; kubectl get nodes
+#   deploy/e2e/node/cluster/down.sh
+set -euo pipefail
+
+: "${BIN:?BIN: directory of the control-plane binaries}"
+: "${NODE_BIN:?NODE_BIN: directory of kubelet, kube-proxy, crictl}"
+: "${PAUSE_TAR:?PAUSE_TAR: docker-archive tarball of the pause image}"
+NODES=${NODES:-1}
+STATE=${STATE:-/tmp/kne2e}
+PORT_BASE=${PORT_BASE:-17000}
+PAUSE_IMAGE=${PAUSE_IMAGE:-knowingnode.local/pause:e2e}
+CNI_BIN=${CNI_BIN:-/usr/lib/cni}
+SERVICE_CIDR=10.96.0.0/16
+CLUSTER_CIDR=10.244.0.0/16
+DNS_IP=10.244.0.1 # the first node's bridge address; CoreDNS binds it
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+ETCD_PORT=$((PORT_BASE + 1))
+ETCD_PEER_PORT=$((PORT_BASE + 2))
+API_PORT=$((PORT_BASE + 3))
+COREDNS_READY_PORT=$((PORT_BASE + 4))
+PROXY_HEALTH_PORT=$((PORT_BASE + 5))
+PROXY_METRICS_PORT=$((PORT_BASE + 6))
+# kubelet n: PORT_BASE + 10*n (API) and + 10*n + 1 (healthz)
+
+NODE_IP=${NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
+[[ -n "$NODE_IP" ]] || NODE_IP=$(hostname -I | awk '{print $1}')
+
+log() { printf '%s up: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root"
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl coredns; do
+  [[ -x "$BIN/$b" ]] || die "missing $BIN/$b"
+done
+for b in kubelet kube-proxy crictl; do [[ -x "$NODE_BIN/$b" ]] || die "missing $NODE_BIN/$b"; done
+for b in containerd containerd-shim-runc-v2 runc ctr iptables ip openssl unshare; do
+  command -v "$b" >/dev/null || die "missing $b (apt-get install containerd runc containernetworking-plugins iptables conntrack iproute2 openssl)"
+done
+[[ -x "$CNI_BIN/bridge" && -x "$CNI_BIN/host-local" && -x "$CNI_BIN/portmap" && -x "$CNI_BIN/loopback" ]] ||
+  die "missing CNI plugins in $CNI_BIN (apt-get install containernetworking-plugins)"
+[[ -e "$STATE/pids" ]] && die "$STATE already holds a cluster: run down.sh first"
+
+mkdir -p "$STATE"/{pids,logs,pki,etcd}
+echo "$NODES" >"$STATE/nodes"
+echo "$NODE_IP" >"$STATE/node-ip"
+
+# Sysctls we change, saved so that down.sh restores them.
+: >"$STATE/sysctls"
+set_sysctl() {
+  local key=$1 val=$2 f="/proc/sys/${1//.//}"
+  [[ -w "$f" ]] || return 0
+  echo "$key $(cat "$f")" >>"$STATE/sysctls"
+  echo "$val" >"$f"
+}
+set_sysctl net.ipv4.ip_forward 1
+set_sysctl net.bridge.bridge-nf-call-iptables 1
+# kube-proxy sets this itself for NodePorts on 127.0.0.1; saved to restore it.
+# kube-proxy and the kubelet set these themselves (route_localnet for NodePorts
+# on 127.0.0.1; the kubelet's "kernel defaults"): saved to be restored.
+for k in net.ipv4.conf.all.route_localnet vm.overcommit_memory vm.panic_on_oom kernel.panic \
+  kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes; do
+  f="/proc/sys/${k//.//}"
+  [[ -r "$f" ]] && set_sysctl "$k" "$(cat "$f")"
+done
+
+# A shared mount over STATE: the kubelets run in their own mount namespaces
+# (below) and the volumes they mount under STATE must reach containerd.
+mount --bind "$STATE" "$STATE"
+mount --make-shared "$STATE"
+
+# Started daemons: one pid file each, for down.sh.
+start() {
+  local name=$1; shift
+  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/pids/$name"
+}
+wait_for() {
+  local what=$1 tries=$2; shift 2
+  for ((i = 0; i < tries; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.25
+  done
+  die "$what not ready; see $STATE/logs"
+}
+
+# ---- keys and kubeconfigs -------------------------------------------------
+openssl genrsa -out "$STATE/pki/sa.key" 2048 2>/dev/null
+openssl rsa -in "$STATE/pki/sa.key" -pubout -out "$STATE/pki/sa.pub" 2>/dev/null
+TOKEN=$(openssl rand -hex 16)
+echo "$TOKEN,admin,admin,system:masters" >"$STATE/pki/tokens.csv"
+cat >"$STATE/admin.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kne2e
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    insecure-skip-tls-verify: true
+users:
+- name: admin
+  user:
+    token: $TOKEN
+contexts:
+- name: kne2e
+  context: {cluster: kne2e, user: admin}
+current-context: kne2e
+EOF
+KC="$STATE/admin.kubeconfig"
+
+# ---- control plane --------------------------------------------------------
+log "etcd, kube-apiserver"
+start etcd "$BIN/etcd" --data-dir "$STATE/etcd" --name kne2e \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "kne2e=http://127.0.0.1:$ETCD_PEER_PORT" --log-level warn --quota-backend-bytes 1073741824
+
+start kube-apiserver "$BIN/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+  --endpoint-reconciler-type none --cert-dir "$STATE/pki/apiserver" \
+  --token-auth-file "$STATE/pki/tokens.csv" --authorization-mode Node,RBAC \
+  --service-account-issuer https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file "$STATE/pki/sa.pub" --service-account-signing-key-file "$STATE/pki/sa.key" \
+  --service-cluster-ip-range "$SERVICE_CIDR" --service-node-port-range 30000-32767 \
+  --kubelet-preferred-address-types InternalIP,Hostname \
+  --allow-privileged=false --profiling=false --v=0
+wait_for kube-apiserver 240 "$BIN/kubectl" --kubeconfig "$KC" get --raw /readyz
+
+log "controller-manager, scheduler"
+start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KC" \
+  --leader-elect=false --secure-port 0 --service-account-private-key-file "$STATE/pki/sa.key" \
+  --use-service-account-credentials=false --cluster-cidr "$CLUSTER_CIDR" --allocate-node-cidrs=false \
+  --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*,-nodeipam' \
+  --concurrent-deployment-syncs 10 --profiling=false
+start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$KC" --leader-elect=false --secure-port 0 --profiling=false
+
+# ---- nodes ----------------------------------------------------------------
+: >"$STATE/resolv.conf" # pods get only the cluster DNS and its search path
+
+node_up() {
+  local n=$1 name="kne2e-node$1" dir="$STATE/node$1"
+  local bridge="cni$((n - 1))" subnet="10.244.$((n - 1)).0/24" gw="10.244.$((n - 1)).1"
+  local kport=$((PORT_BASE + 10 * n)) hport=$((PORT_BASE + 10 * n + 1))
+  mkdir -p "$dir"/{cni,cni-ipam,kubelet,containerd,runc,varlib}
+  echo "$bridge" >>"$STATE/bridges"
+
+  # The bridge exists before the first pod so CoreDNS can bind its address.
+  ip link add "$bridge" type bridge
+  ip addr add "$gw/24" dev "$bridge"
+  ip link set "$bridge" up
+
+  cat >"$dir/cni/10-kne2e.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "kne2e-$bridge",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+      "ipam": { "type": "host-local", "dataDir": "$dir/cni-ipam",
+                "ranges": [[{ "subnet": "$subnet", "gateway": "$gw" }]],
+                "routes": [{ "dst": "0.0.0.0/0" }] }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } }
+  ]
+}
+EOF
+
+  cat >"$dir/containerd.toml" <<EOF
+version = 2
+root = "$dir/containerd/root"
+state = "$dir/containerd/state"
+oom_score = 0
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$dir/containerd.sock"
+[debug]
+  level = "warn"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # root here lacks CAP_SYS_RESOURCE: runc may not lower oom_score_adj.
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$dir/runc"
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN"
+    conf_dir = "$dir/cni"
+    max_conf_num = 1
+EOF
+  log "node $name: containerd"
+  start "containerd-node$n" containerd --config "$dir/containerd.toml"
+  wait_for "containerd node$n" 120 ctr -a "$dir/containerd.sock" version
+  ctr -a "$dir/containerd.sock" -n k8s.io images import --no-unpack=false "$PAUSE_TAR" >/dev/null
+  [[ -n "${IMPORT_TARS:-}" ]] && for t in $IMPORT_TARS; do
+    ctr -a "$dir/containerd.sock" -n k8s.io images import "$t" >/dev/null
+  done
+
+  # The kubelet's cgroup root, in every v1 hierarchy (or the v2 tree).
+  echo "/kne2e-node$n" >>"$STATE/cgroups"
+  for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+    [[ -e "$h/cgroup.procs" ]] && mkdir -p "$h/kne2e-node$n"
+  done
+
+  cat >"$dir/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: $kport
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $hport
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+cgroupDriver: cgroupfs
+cgroupRoot: /kne2e-node$n
+cgroupsPerQOS: true
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://$dir/containerd.sock
+clusterDNS: [$DNS_IP]
+clusterDomain: cluster.local
+resolvConf: $STATE/resolv.conf
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+maxPods: 40
+syncFrequency: 10s
+nodeStatusUpdateFrequency: 5s
+fileCheckFrequency: 20s
+shutdownGracePeriod: 0s
+localStorageCapacityIsolation: true
+EOF
+  cat >"$dir/run-kubelet.sh" <<EOF
+#!/usr/bin/env bash
+# The kubelet in its own mount namespace: it hard-codes
+# /var/lib/kubelet/device-plugins, which two kubelets on one host would
+# share; a private tmpfs there keeps them apart (and the host clean). STATE is
+# a shared mount, so the volumes it mounts there reach containerd.
+set -e
+mount --make-private /
+mount -t tmpfs -o size=16m kne2e-varlib /var/lib
+mkdir -p /var/lib/kubelet/device-plugins
+exec "$NODE_BIN/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$KC" --root-dir "$dir/kubelet" \\
+  --cert-dir "$dir/kubelet/pki" --hostname-override "$name" --node-ip "$NODE_IP" \\
+  --node-labels "kne2e/node=$n" --v=1
+EOF
+  chmod +x "$dir/run-kubelet.sh"
+  log "node $name: kubelet"
+  start "kubelet-node$n" unshare -m --propagation unchanged "$dir/run-kubelet.sh"
+}
+
+for ((n = 1; n <= NODES; n++)); do node_up "$n"; done
+
+# ---- kube-proxy and CoreDNS -----------------------------------------------
+# All nodes share the host's network namespace, so ONE kube-proxy programs
+# the Service rules for all of them.
+cat >"$STATE/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: $KC
+mode: iptables
+hostnameOverride: kne2e-node1
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:$PROXY_HEALTH_PORT
+metricsBindAddress: 127.0.0.1:$PROXY_METRICS_PORT
+clusterCIDR: $CLUSTER_CIDR
+nodePortAddresses: ["$NODE_IP/32", "127.0.0.0/8"]
+iptables:
+  masqueradeAll: true
+  syncPeriod: 10s
+  minSyncPeriod: 0s
+conntrack:
+  maxPerCore: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+  udpTimeout: 0s
+  udpStreamTimeout: 0s
+EOF
+log "kube-proxy, coredns"
+start kube-proxy "$NODE_BIN/kube-proxy" --config "$STATE/kube-proxy.yaml" --v=0
+
+cat >"$STATE/Corefile" <<EOF
+.:53 {
+    bind $DNS_IP
+    errors
+    ready 127.0.0.1:$COREDNS_READY_PORT
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $KC kne2e
+        pods insecure
+        ttl 5
+        fallthrough in-addr.arpa ip6.arpa
+    }
+}
+EOF
+start coredns "$BIN/coredns" -conf "$STATE/Corefile"
+wait_for coredns 120 bash -c "exec 3<>/dev/tcp/127.0.0.1/$COREDNS_READY_PORT && printf 'GET /ready HTTP/1.0\r\n\r\n' >&3 && grep -q 200 <&3"
+
+for ((n = 1; n <= NODES; n++)); do
+  wait_for "node kne2e-node$n Ready" 240 bash -c \
+    "'$BIN/kubectl' --kubeconfig '$KC' get node kne2e-node$n -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+done
+wait_for "default service account" 120 "$BIN/kubectl" --kubeconfig "$KC" get serviceaccount default -n default
+log "cluster up: $NODES node(s) at $NODE_IP; KUBECONFIG=$KC"
