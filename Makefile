@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/knowingnode/knowingnode/internal/buildinfo.versio
            -X github.com/knowingnode/knowingnode/internal/buildinfo.revision=$(REVISION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all generate check-generate lint build test unit e2e run bench tools
+.PHONY: all generate check-generate lint build test unit chromium e2e run bench tools
 
 all: build
 
@@ -42,8 +42,17 @@ build:
 ## test: every test: generated code, lint, unit and integration, browser, e2e
 test: check-generate lint unit e2e
 
-unit:
-	$(GO) test -count=1 -race -timeout 15m ./...
+# The browser test (frontend/web) must run, never skip: Chromium is installed
+# when missing, and KNOWINGNODE_REQUIRE_BROWSER turns its absence into a failure.
+unit: chromium
+	KNOWINGNODE_REQUIRE_BROWSER=1 $(GO) test -count=1 -race -timeout 15m ./...
+
+## chromium: Debian's Chromium for the browser test, installed with apt when missing
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 ## e2e: the deploy/ manifests against a real Kubernetes control plane
 e2e:
