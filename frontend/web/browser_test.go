@@ -98,6 +98,19 @@ func TestBrowserPage(t *testing.T) {
 	shot := os.Getenv("KNOWINGNODE_SCREENSHOT")
 	screenshot(t, ctx, shot, "page.png")
 
+	// On a phone-sized screen everything fits the width: nothing scrolls sideways.
+	do(t, ctx, "phone-sized viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[int](
+		`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if overflow > 0 {
+		t.Errorf("at 390 px wide the page is %d px too wide", overflow)
+	}
+	screenshot(t, ctx, "", "page-phone.png")
+	do(t, ctx, "laptop-sized viewport", chromedp.EmulateViewport(1280, 900))
+
 	// BALANCED: the calls' spread over pods, from the page's own URL state.
 	do(t, ctx, "open the page in BALANCED mode", chromedp.Navigate(base+"?mode=BALANCED&count=30"))
 	waitGeneration(t, ctx, 1)
