@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "knowingnode-frontend-test-")
+	if err != nil {
+		panic(err)
+	}
+	build := exec.Command("go", "build", "-o", dir+"/", "../backend", ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a binary run by a test, with the addresses it logged.
+type process struct {
+	cmd   *exec.Cmd
+	addrs map[string]string // "grpc", "http", "admin" -> host:port
+	done  chan struct{}
+}
+
+// startProcess runs a binary listening on ports chosen by the kernel and
+// waits for its "serving" log line, which names them.
+func startProcess(t *testing.T, name string, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	cmd.Env = append(os.Environ(), append([]string{"LOG_FORMAT=json", "DRAIN_DELAY=0s"}, env...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, addrs: map[string]string{}, done: make(chan struct{})}
+	t.Cleanup(func() { p.stop(t) })
+	served := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct {
+				Msg   string   `json:"msg"`
+				Addrs []string `json:"addrs"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
+				served <- line.Addrs
+			}
+			if testing.Verbose() {
+				t.Logf("%s: %s", name, sc.Text())
+			}
+		}
+		cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case addrs := <-served:
+		for _, a := range addrs {
+			k, v, _ := strings.Cut(a, "=")
+			p.addrs[k] = v
+		}
+	case <-p.done:
+		t.Fatalf("%s exited before serving: %v", name, cmd.ProcessState)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not log that it serves", name)
+	}
+	return p
+}
+
+func (p *process) stop(t *testing.T) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		t.Errorf("%s did not exit within 20s of SIGTERM", p.cmd.Path)
+	}
+}
+
+// topology starts backends on two nodes, one failing with an injected code,
+// one killed, and a frontend over all of them.
+type topology struct {
+	frontend *process
+	backends []*process
+}
+
+func startTopology(t *testing.T) *topology {
+	t.Helper()
+	var tp topology
+	var addrs []string
+	for i, node := range []string{"node-a", "node-b", "node-a"} {
+		b := startProcess(t, "backend", []string{
+			fmt.Sprintf("POD_NAME=backend-%d", i), "NODE_NAME=" + node, "POD_IP=127.0.0.1",
+		}, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--downward-dir", "")
+		tp.backends = append(tp.backends, b)
+		addrs = append(addrs, b.addrs["grpc"])
+	}
+	failing := startProcess(t, "backend", []string{"POD_NAME=backend-failing", "NODE_NAME=node-b"},
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "",
+		"--fault-error-rate", "1", "--fault-error-code", "RESOURCE_EXHAUSTED")
+	killed := startProcess(t, "backend", nil, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "")
+	addrs = append(addrs, failing.addrs["grpc"], killed.addrs["grpc"])
+	killed.stop(t)
+
+	tp.frontend = startProcess(t, "frontend", []string{"POD_NAME=frontend-0", "NODE_NAME=node-a"},
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--downward-dir", "",
+		"--backend-timeout", "2s",
+		"--target", "ok=static:///"+strings.Join(addrs[:3], ","),
+		"--target", "all=static:///"+strings.Join(addrs, ","))
+	return &tp
+}
+
+func getJSON(t *testing.T, url string, wantStatus int, into any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("GET %s: status %d, want %d; body %s", url, resp.StatusCode, wantStatus, body)
+	}
+	if into != nil {
+		if err := json.Unmarshal(body, into); err != nil {
+			t.Fatalf("GET %s: %v in %s", url, err, body)
+		}
+	}
+}
+
+type fanOutJSON struct {
+	Frontend struct{ PodName string } `json:"frontend"`
+	Results  []struct {
+		Address  string
+		Code     string
+		Message  string
+		Identity *struct{ PodName, NodeName string }
+	}
+	Summary struct {
+		Total, Ok, Failed int
+		ByNode            map[string]int
+		ByPod             map[string]int
+	}
+}
+
+func TestFrontendOverHTTPAndGRPC(t *testing.T) {
+	tp := startTopology(t)
+	base := "http://" + tp.frontend.addrs["http"]
+
+	var fo fanOutJSON
+	getJSON(t, base+"/v1/fanout", http.StatusOK, &fo)
+	if fo.Frontend.PodName != "frontend-0" {
+		t.Errorf("frontend pod %q, want frontend-0", fo.Frontend.PodName)
+	}
+	if len(fo.Summary.ByPod) != 3 || len(fo.Summary.ByNode) != 2 || fo.Summary.Ok != 3 {
+		t.Errorf("default target: pods %v nodes %v ok %d; want 3 pods on 2 nodes", fo.Summary.ByPod, fo.Summary.ByNode, fo.Summary.Ok)
+	}
+
+	getJSON(t, base+"/v1/fanout?target=all&mode=each&timeout=10s", http.StatusOK, &fo)
+	codes := map[string]int{}
+	for _, r := range fo.Results {
+		codes[r.Code]++
+	}
+	if codes["OK"] != 3 || codes["RESOURCE_EXHAUSTED"] != 1 || codes["UNAVAILABLE"] != 1 {
+		t.Errorf("codes %v; want 3 OK, 1 RESOURCE_EXHAUSTED (injected), 1 UNAVAILABLE (killed)", codes)
+	}
+
+	// The same through gRPC.
+	cc, err := grpc.NewClient(tp.frontend.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	resp, err := knowingnodev1.NewFanOutServiceClient(cc).FanOut(t.Context(), &knowingnodev1.FanOutRequest{Target: "ok"})
+	if err != nil || len(resp.GetSummary().GetByPod()) != 3 {
+		t.Errorf("gRPC FanOut: %v, by pod %v", err, resp.GetSummary().GetByPod())
+	}
+
+	// Bad input: the gRPC code mapped to its HTTP status, with a message.
+	for _, c := range []struct {
+		query  string
+		status int
+		msg    string
+	}{
+		{"target=nope", 404, "configured targets: ok, all"},
+		{"mode=BALANCED&count=20000", 400, "want 0..10000"},
+		{"timeout=2m", 400, "at most 1m0s"},
+		{"timeout=soon", 400, "timeout"},
+		{"mode=sideways", 400, "want EACH or BALANCED"},
+	} {
+		var e struct {
+			Code    int
+			Message string
+		}
+		getJSON(t, base+"/v1/fanout?"+c.query, c.status, &e)
+		if !strings.Contains(e.Message, c.msg) {
+			t.Errorf("%s: message %q, want it to contain %q", c.query, e.Message, c.msg)
+		}
+	}
+
+	var targets struct {
+		Targets []struct {
+			Name      string
+			Endpoints []struct{ Address string }
+		}
+		DefaultTarget string
+	}
+	getJSON(t, base+"/v1/targets", http.StatusOK, &targets)
+	if targets.DefaultTarget != "ok" || len(targets.Targets) != 2 || len(targets.Targets[1].Endpoints) != 5 {
+		t.Errorf("targets %+v", targets)
+	}
+	var openapi struct{ Paths map[string]any }
+	getJSON(t, base+"/openapi.json", http.StatusOK, &openapi)
+	for _, p := range []string{"/v1/fanout", "/v1/identity", "/v1/targets"} {
+		if openapi.Paths[p] == nil {
+			t.Errorf("openapi.json lacks %s", p)
+		}
+	}
+	getJSON(t, base+"/hostz", http.StatusOK, &fo)
+	if fo.Summary.Ok != 3 {
+		t.Errorf("/hostz: %d OK, want 3", fo.Summary.Ok)
+	}
+}
+
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mf, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mf
+}
+
+// value sums the family's samples whose labels include want.
+func value(mf map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	var sum float64
+	for _, m := range mf[name].GetMetric() {
+		match := true
+		for k, v := range want {
+			found := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == k && l.GetValue() == v {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if match {
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum
+}
+
+func TestMetricsAfterFanOut(t *testing.T) {
+	tp := startTopology(t)
+	base := "http://" + tp.frontend.addrs["http"]
+	before := scrape(t, tp.frontend.addrs["http"])
+	getJSON(t, base+"/v1/fanout?target=ok", http.StatusOK, nil)
+	getJSON(t, base+"/v1/fanout?target=all", http.StatusOK, nil)
+	after := scrape(t, tp.frontend.addrs["http"])
+
+	if v := value(after, "knowingnode_discovery_endpoints", map[string]string{"target": "ok"}); v != 3 {
+		t.Errorf("discovery gauge for target ok = %v, want 3", v)
+	}
+	moved := func(name string, l map[string]string) float64 { return value(after, name, l) - value(before, name, l) }
+	if d := moved("knowingnode_fanout_requests_total", map[string]string{"target": "ok", "result": "ok"}); d != 1 {
+		t.Errorf("ok fan-outs moved by %v, want 1", d)
+	}
+	if d := moved("knowingnode_fanout_requests_total", map[string]string{"target": "all", "result": "partial"}); d != 1 {
+		t.Errorf("partial fan-outs moved by %v, want 1", d)
+	}
+	for code, want := range map[string]float64{"OK": 3, "RESOURCE_EXHAUSTED": 1, "UNAVAILABLE": 1} {
+		if d := moved("knowingnode_fanout_backend_calls_total", map[string]string{"target": "all", "code": code}); d != want {
+			t.Errorf("backend calls with code %s moved by %v, want %v", code, d, want)
+		}
+	}
+	if d := moved("knowingnode_fanout_backend_pod_calls_total", map[string]string{"pod": "backend-1", "node": "node-b"}); d != 2 {
+		t.Errorf("calls answered by backend-1 on node-b moved by %v, want 2", d)
+	}
+	if d := moved("grpc_client_handled_total", map[string]string{"grpc_code": "ResourceExhausted"}); d != 1 {
+		t.Errorf("gRPC client metrics: ResourceExhausted moved by %v, want 1", d)
+	}
+	if d := moved("knowingnode_http_requests_total", map[string]string{"handler": "api", "code": "200"}); d != 2 {
+		t.Errorf("HTTP requests moved by %v, want 2", d)
+	}
+	if value(after, "knowingnode_build_info", map[string]string{"tier": "frontend"}) != 1 {
+		t.Error("build info missing")
+	}
+	// The backend's admin port serves its own server metrics.
+	b := scrape(t, tp.backends[0].addrs["admin"])
+	if v := value(b, "grpc_server_handled_total", map[string]string{"grpc_method": "GetIdentity", "grpc_code": "OK"}); v != 2 {
+		t.Errorf("backend-0 GetIdentity OK = %v, want 2", v)
+	}
+}
+
+// Every metric a dashboard panel queries must exist in a real scrape of the
+// two tiers, so the dashboard cannot drift from the code.
+func TestDashboardMetricsExist(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/grafana/knowingnode-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	tp := startTopology(t)
+	getJSON(t, "http://"+tp.frontend.addrs["http"]+"/v1/fanout?target=all", http.StatusOK, nil)
+	have := map[string]bool{}
+	for _, mf := range []map[string]*dto.MetricFamily{scrape(t, tp.frontend.addrs["http"]), scrape(t, tp.backends[0].addrs["admin"])} {
+		for name := range mf {
+			have[name] = true
+		}
+	}
+	metricName := regexp.MustCompile(`\b(?:grpc|knowingnode|go|process)_[a-z0-9_]+\b`)
+	// Label names look like metric names: drop matchers and groupings first.
+	labels := regexp.MustCompile(`\{[^}]*\}|\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	if len(dash.Panels) < 6 {
+		t.Fatalf("dashboard has %d panels", len(dash.Panels))
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			names := metricName.FindAllString(labels.ReplaceAllString(q.Expr, ""), -1)
+			if len(names) == 0 {
+				t.Errorf("panel %q: no metric in %q", p.Title, q.Expr)
+			}
+			for _, n := range names {
+				family := n
+				for _, suf := range []string{"_bucket", "_count", "_sum"} {
+					if base := strings.TrimSuffix(n, suf); base != n && have[base] {
+						family = base
+					}
+				}
+				if !have[family] {
+					t.Errorf("panel %q queries %s, which no tier exports", p.Title, n)
+				}
+			}
+		}
+	}
+}
+
+func TestBadFlagsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"--target", "x"},
+		{"--target", "a=ftp:///x"},
+		{"--target", "a=static:///127.0.0.1:1", "--refresh-interval", "1ns"},
+		{"--bogus"},
+		{"--target", "a=static:///127.0.0.1:1", "--default-target", "b"},
+	} {
+		cmd := exec.CommandContext(context.Background(), filepath.Join(binDir, "frontend"), append(args, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")...)
+		out, err := cmd.CombinedOutput()
+		code := cmd.ProcessState.ExitCode()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		last := lines[len(lines)-1]
+		if args[len(args)-1] == "b" {
+			// A default that names no target is found after parsing: exit 1.
+			if err == nil || !strings.Contains(last, `default target "b"`) {
+				t.Errorf("%v: exit %d, output %q", args, code, out)
+			}
+			continue
+		}
+		if code != 2 || len(lines) != 1 || !strings.HasPrefix(last, "frontend: ") {
+			t.Errorf("%v: exit %d, output %q; want exit 2 and one line", args, code, out)
+		}
+	}
+}
