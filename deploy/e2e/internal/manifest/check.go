@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
+
+	"github.com/knowingnode/knowingnode/frontend/discovery"
 )
 
 // Options tune Check.
@@ -519,31 +522,36 @@ func (c *checker) targets(id, ns string, ct corev1.Container) {
 		return
 	}
 	for _, t := range ts {
-		where := fmt.Sprintf("containers[%s].env[TARGETS] %s=%s", ct.Name, t.Name, t.Scheme)
+		where := fmt.Sprintf("containers[%s].env[TARGETS] %s=%s", ct.Name, t.Name, t.QType)
 		if err := c.target(t, ns); err != nil {
 			c.errorf(id, "%s: %v", where, err)
 		}
 	}
 }
 
-func (c *checker) target(t Target, ns string) error {
-	host, portName := t.Host, "grpc"
-	var sts string
-	switch t.Scheme {
-	case "static":
+func (c *checker) target(t discovery.Spec, ns string) error {
+	host, portName, sts := t.Host, "grpc", ""
+	var port int
+	switch t.QType {
+	case discovery.Static:
 		return errors.New("static targets do not belong in a manifest: discover through a Service")
-	case "srv":
+	case discovery.SRV:
 		labels := strings.SplitN(host, ".", 3)
 		if len(labels) != 3 || !strings.HasPrefix(labels[0], "_") || labels[1] != "_tcp" {
 			return fmt.Errorf("SRV name %q is not _<port>._tcp.<svc>...", host)
 		}
 		portName, host = strings.TrimPrefix(labels[0], "_"), labels[2]
-	case "statefulset":
-		first, rest, ok := strings.Cut(host, ".")
-		if !ok {
-			return fmt.Errorf("%q is not <sts>.<svc>.<ns>.svc.cluster.local", host)
+	case discovery.StatefulSet:
+		sts, portName = t.StatefulSet, t.PortName
+	}
+	if t.Port != "" {
+		var err error
+		if port, err = strconv.Atoi(t.Port); err != nil {
+			return fmt.Errorf("port %q is not a number", t.Port)
 		}
-		sts, host = first, rest
+	}
+	if t.Server != "" {
+		return fmt.Errorf("names DNS server %s: in a pod, leave it empty for the cluster's resolver", t.Server)
 	}
 	name, svcNS, err := serviceRef(host, ns)
 	if err != nil {
@@ -558,23 +566,23 @@ func (c *checker) target(t Target, ns string) error {
 	if svc == nil {
 		return fmt.Errorf("names Service %s/%s, which the overlay does not define", svcNS, name)
 	}
-	var port *corev1.ServicePort
+	var sp *corev1.ServicePort
 	for i := range svc.Spec.Ports {
 		if svc.Spec.Ports[i].Name == portName {
-			port = &svc.Spec.Ports[i]
+			sp = &svc.Spec.Ports[i]
 		}
 	}
-	if port == nil {
+	if sp == nil {
 		return fmt.Errorf("Service %s/%s has no port named %q", svcNS, name, portName)
 	}
-	if t.Port != 0 && port.Port != int32(t.Port) {
-		return fmt.Errorf("Service %s/%s port %q is %d, the target says %d", svcNS, name, portName, port.Port, t.Port)
+	if port != 0 && sp.Port != int32(port) {
+		return fmt.Errorf("Service %s/%s port %q is %d, the target says %d", svcNS, name, portName, sp.Port, port)
 	}
 	headless := svc.Spec.ClusterIP == corev1.ClusterIPNone
-	if (t.Scheme == "srv" || t.Scheme == "statefulset") && !headless {
-		return fmt.Errorf("Service %s/%s must be headless (clusterIP: None) for per-pod %s records", svcNS, name, t.Scheme)
+	if (t.QType == discovery.SRV || t.QType == discovery.StatefulSet) && !headless {
+		return fmt.Errorf("Service %s/%s must be headless (clusterIP: None) for per-pod %s records", svcNS, name, t.QType)
 	}
-	if t.Scheme == "statefulset" {
+	if t.QType == discovery.StatefulSet {
 		for _, s := range c.set.StatefulSets {
 			if s.Name == sts && s.Namespace == svcNS {
 				if s.Spec.ServiceName != name {
