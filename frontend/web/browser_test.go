@@ -146,6 +146,9 @@ func TestBrowserPage(t *testing.T) {
 	if shot != "" {
 		shot = strings.TrimSuffix(shot, ".png") + "-failed.png"
 	}
+	if !strings.Contains(got.Changes, "no longer answering: backend-2") {
+		t.Errorf("changes line %q does not say that backend-2 stopped answering", got.Changes)
+	}
 	screenshot(t, ctx, shot, "page-failed.png")
 
 	// Auto-refresh: with the toggle on, new results arrive with no click.
@@ -373,6 +376,7 @@ type pageState struct {
 	Generation        int           `json:"generation"`
 	Status            string        `json:"status"`
 	Error             string        `json:"error"`
+	Changes           string        `json:"changes"`
 	FrontendPod       string        `json:"frontendPod"`
 	FrontendPodSource string        `json:"frontendPodSource"`
 	Groups            []groupState  `json:"groups"`
@@ -406,6 +410,7 @@ const readPageJS = `(() => {
     generation: Number(document.getElementById("result").dataset.generation),
     status: text(document, "[data-testid=status]"),
     error: document.getElementById("error").hidden ? "" : text(document, "#error"),
+    changes: document.getElementById("changes").hidden ? "" : text(document, "#changes"),
     frontendPod: text(document, "[data-testid=fe-pod_name]"),
     frontendPodSource: text(document, "[data-testid=fe-source-pod_name]"),
     groups: [...document.querySelectorAll("[data-testid=node-group]")].map((g) => ({

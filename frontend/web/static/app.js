@@ -170,7 +170,7 @@ function median(xs) {
   return s[Math.floor((s.length - 1) / 2)];
 }
 
-function renderCard(c, balanced) {
+function renderCard(c, balanced, isNew) {
   const r = c.first;
   const id = r.identity || {};
   const code = r.code || "OK";
@@ -198,15 +198,42 @@ function renderCard(c, balanced) {
   el("header", {},
     el("h4", { class: "pod-name", "data-testid": "pod-name" },
       c.ok ? id.podName || "(no pod name)" : "no answer from " + (r.address || "?")),
+    isNew ? el("span", { class: "badge new", "data-testid": "new" }, "NEW") : null,
     status),
   el("dl", { class: "kv" }, rows.map(([k, v, t]) =>
     el("div", {}, el("dt", {}, k), el("dd", { "data-testid": t }, v)))),
   c.ok ? null : el("p", { class: "message", "data-testid": "message" }, code + ": " + (r.message || "(no message)")));
 }
 
+// trackChanges compares the pods that answered with those of the previous
+// result for the same target and mode, so that someone watching a scale-up or
+// a crash sees what changed, not only a new picture.
+function trackChanges(resp, groups) {
+  const key = resp.target + "|" + resp.mode;
+  const pods = new Set(groups.flatMap((g) => g.cards.filter((c) => c.ok).map(cardName)));
+  const prev = state.prev && state.prev.key === key ? state.prev.pods : null;
+  state.prev = { key, pods };
+  if (!prev) return { added: new Set(), removed: [] };
+  return {
+    added: new Set([...pods].filter((p) => !prev.has(p))),
+    removed: [...prev].filter((p) => !pods.has(p)).sort(),
+  };
+}
+
+function renderChanges(ch) {
+  const box = $("changes");
+  const parts = [];
+  if (ch.added.size) parts.push("new: " + [...ch.added].sort().join(", "));
+  if (ch.removed.length) parts.push("no longer answering: " + ch.removed.join(", "));
+  box.textContent = parts.length ? "Since the previous result — " + parts.join("; ") : "";
+  box.hidden = !parts.length;
+}
+
 function renderGroups(resp) {
   const balanced = resp.mode === "FAN_OUT_MODE_BALANCED";
   const groups = groupResults(resp.results);
+  const changes = trackChanges(resp, groups);
+  renderChanges(changes);
   if (!groups.length) {
     $("groups").replaceChildren(el("p", { class: "muted" }, "No backend results."));
     return;
@@ -222,7 +249,8 @@ function renderGroups(resp) {
     el("h3", { class: "node-name", "data-testid": "node-name" },
       g.name === UNKNOWN_NODE ? "Unknown node (failed calls: no identity)" : "Node " + g.name,
       el("span", { class: "count" }, ` · ${ok} ok` + (failed ? `, ${failed} failed` : ""))),
-    el("div", { class: "cards" }, g.cards.map((c) => renderCard(c, balanced))));
+    el("div", { class: "cards" }, g.cards.map((c) =>
+      renderCard(c, balanced, c.ok && changes.added.has(cardName(c))))));
   }));
 }
 
@@ -355,6 +383,7 @@ async function fanOut() {
     $("summary").replaceChildren();
     $("groups").replaceChildren();
     $("spread").hidden = true;
+    $("changes").hidden = true;
     const e = $("error");
     e.replaceChildren(el("strong", {}, "Fan-out failed: " + (err.code || "error")), " ", err.message);
     e.dataset.code = err.code || "";
@@ -378,8 +407,9 @@ function setAuto(on) {
   clearInterval(state.timer);
   state.timer = null;
   if (on) {
-    // Skip a tick while a fan-out is still running rather than pile them up.
-    state.timer = setInterval(() => { if (!state.inflight) fanOut(); }, AUTO_REFRESH_MS);
+    // Skip a tick while a fan-out is still running rather than pile them up,
+    // and while the tab is hidden: nobody is watching, the backends need not work.
+    state.timer = setInterval(() => { if (!state.inflight && !document.hidden) fanOut(); }, AUTO_REFRESH_MS);
   }
 }
 
