@@ -306,7 +306,8 @@ function renderDiscovery(d) {
       kv("Target", d.name || "–", "disc-name"),
       kv("Mode", enumName(d.mode, "DISCOVERY_MODE_").toLowerCase(), "disc-mode"),
       kv("Query", d.query || "–", "disc-query"),
-      kv("DNS server", d.dnsServer || "system resolver", "disc-server"),
+      kv("DNS server", d.dnsServer ||
+        (d.mode === "DISCOVERY_MODE_STATIC" ? "none (fixed addresses)" : "system resolver"), "disc-server"),
       kv("Last refresh", fmtTime(d.lastRefresh), "disc-last-refresh"),
       kv("Last success", fmtTime(d.lastSuccess), "disc-last-success"),
       kv("Refreshes", `${d.refreshes || 0} (${d.refreshErrors || 0} failed)`, "disc-refreshes"),
