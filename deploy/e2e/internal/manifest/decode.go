@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -110,4 +112,21 @@ func objectID(kind, ns, name string) string {
 		return kind + " " + name
 	}
 	return kind + " " + ns + "/" + name
+}
+
+// Sort orders every kind's objects by namespace and name, so that two
+// renderings that differ only in document order compare equal.
+func (s *Set) Sort() {
+	key := func(ns, name string) string { return ns + "/" + name }
+	sortBy(s.Namespaces, func(o *corev1.Namespace) string { return key(o.Namespace, o.Name) })
+	sortBy(s.Deployments, func(o *appsv1.Deployment) string { return key(o.Namespace, o.Name) })
+	sortBy(s.StatefulSets, func(o *appsv1.StatefulSet) string { return key(o.Namespace, o.Name) })
+	sortBy(s.DaemonSets, func(o *appsv1.DaemonSet) string { return key(o.Namespace, o.Name) })
+	sortBy(s.Services, func(o *corev1.Service) string { return key(o.Namespace, o.Name) })
+	sortBy(s.HPAs, func(o *autoscalingv2.HorizontalPodAutoscaler) string { return key(o.Namespace, o.Name) })
+	sortBy(s.PDBs, func(o *policyv1.PodDisruptionBudget) string { return key(o.Namespace, o.Name) })
+}
+
+func sortBy[T any](xs []T, key func(T) string) {
+	slices.SortFunc(xs, func(a, b T) int { return strings.Compare(key(a), key(b)) })
 }
