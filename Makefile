@@ -58,9 +58,20 @@ chromium:
 e2e:
 	@echo "e2e: not yet wired"
 
+## e2e-node: the deploy/ overlays on a REAL two-node cluster on this machine
+## (kubelet, containerd, kube-proxy, CoreDNS; root needed): deploy/e2e/node
+.PHONY: e2e-node
+e2e-node:
+	cd deploy/e2e/node && KNOWINGNODE_NODE_E2E=1 $(GO) test -count=1 -timeout 45m . ; rc=$$?; \
+	  STATE=/tmp/kne2e ./cluster/down.sh; exit $$rc
+
 ## run: the local topology (backends, cluster-like DNS, frontend), no cluster needed
 run: build
 	$(GO) run ./deploy/local -bin bin
+
+## load: CPU per request of each server under ghz, beside a bare grpc-go reference
+load:
+	docs/load/run.sh
 
 ## bench: benchmarks
 bench:

@@ -91,7 +91,12 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		}
 	}
 	id.ServingAddresses = srv.Addrs()
-	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, identity.NewServer(id))
+	idSrv := identity.NewServer(id)
+	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, idSrv)
+	if err := srv.CacheReply(idSrv.Response()); err != nil {
+		return fmt.Errorf("encode identity: %w", err)
+	}
+	serve.TuneGC(log, os.Getenv, id.MemoryLimitBytes)
 	tel.InitializeServerMetrics(srv.GRPC)
 	return srv.Run(ctx)
 }

@@ -210,6 +210,10 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	id.ServingAddresses = srv.Addrs()
 	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, idSrv)
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
+	if err := srv.CacheReply(idSrv.Response()); err != nil {
+		return fmt.Errorf("encode identity: %w", err)
+	}
+	serve.TuneGC(log, os.Getenv, id.MemoryLimitBytes)
 	tel.InitializeServerMetrics(srv.GRPC)
 	return srv.Run(ctx)
 }

@@ -26,3 +26,6 @@ func (s *Server) GetIdentity(context.Context, *knowingnodev1.GetIdentityRequest)
 
 // Identity returns the identity served; read-only.
 func (s *Server) Identity() *knowingnodev1.Identity { return s.resp.Identity }
+
+// Response returns the reply every call gets, e.g. to encode it once.
+func (s *Server) Response() *knowingnodev1.GetIdentityResponse { return s.resp }

@@ -54,6 +54,7 @@ type Server struct {
 	Health *health.Server
 
 	grpcLis net.Listener
+	codec   *replyCodec
 	http    []*httpListener
 	ready   atomic.Bool
 }
@@ -84,7 +85,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if cfg.MaxConnectionAge > 0 {
 		kp.MaxConnectionAge = cfg.MaxConnectionAge
 	}
+	codec := newReplyCodec()
 	so := append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recover}, o.unary...)...),
 		grpc.KeepaliveParams(kp),
 		// Clients may ping idle connections, but not flood.
@@ -99,6 +102,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		GRPC:    grpc.NewServer(so...),
 		Health:  health.NewServer(),
 		grpcLis: lis,
+		codec:   codec,
 	}
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
 	reflection.Register(s.GRPC)
