@@ -129,18 +129,32 @@ func TestOverlays(t *testing.T) {
 	}
 }
 
-func applyOverlay(t *testing.T, c overlayCase) string {
+// applyAndRollout applies an overlay server-side, as `kubectl apply -k`
+// does, and waits for every workload's rollout as kubectl reports it.
+func applyAndRollout(t *testing.T, overlay string) (set *manifest.Set, stderr string, applied, rolled time.Duration) {
+	t.Helper()
 	ctx := t.Context()
-	set := load(t, c.overlay)
-
-	// Server-side apply, with the restricted standard enforced in the
-	// namespace: kubectl prints Pod Security warnings on stderr.
+	set = load(t, overlay)
 	t0 := time.Now()
-	_, stderr, err := cl.Kubectl(ctx, "apply", "--server-side", "--field-manager=knowingnode-e2e", "--force-conflicts", "-k", overlayDir(c.overlay))
+	_, stderr, err := cl.Kubectl(ctx, "apply", "--server-side", "--field-manager=knowingnode-e2e", "--force-conflicts", "-k", overlayDir(overlay))
 	if err != nil {
 		t.Fatal(err)
 	}
-	applied := time.Since(t0)
+	applied = time.Since(t0)
+	t1 := time.Now()
+	for _, w := range workloads(set) {
+		if _, _, err := cl.Kubectl(ctx, "rollout", "status", "-n", w.ns, w.kind+"/"+w.name, "--timeout=120s"); err != nil {
+			t.Fatalf("rollout: %v", err)
+		}
+	}
+	return set, stderr, applied, time.Since(t1)
+}
+
+func applyOverlay(t *testing.T, c overlayCase) string {
+	// Server-side apply, with the restricted standard enforced in the
+	// namespace: kubectl prints Pod Security warnings on stderr.
+	set, stderr, applied, rolled := applyAndRollout(t, c.overlay)
+
 	// The only warning allowed, and expected whenever the DaemonSet is
 	// applied: its hostPort, warned about (not enforced) in its own namespace.
 	const hostPortWarning = `Warning: would violate PodSecurity "restricted:latest": hostPort (container "backend" uses hostPort 9090)`
@@ -157,15 +171,6 @@ func applyOverlay(t *testing.T, c overlayCase) string {
 	if wantWarning := len(set.DaemonSets) > 0; warned != wantWarning {
 		t.Errorf("hostPort warning printed: %v, want %v (stderr: %q)", warned, wantWarning, stderr)
 	}
-
-	// Every workload rolls out, as kubectl reports it.
-	t1 := time.Now()
-	for _, w := range workloads(set) {
-		if _, _, err := cl.Kubectl(ctx, "rollout", "status", "-n", w.ns, w.kind+"/"+w.name, "--timeout=120s"); err != nil {
-			t.Fatalf("rollout: %v", err)
-		}
-	}
-	rolled := time.Since(t1)
 
 	// EndpointSlices list exactly the ready pods the Service selects.
 	var eps []string
