@@ -52,3 +52,52 @@ func TestCachedReplyIsSentAsEncoded(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGetIdentity is one GetIdentity over real loopback gRPC, with the
+// reply encoded once (as the binaries serve it) and marshaled per call.
+func BenchmarkGetIdentity(b *testing.B) {
+	for _, cached := range []bool{true, false} {
+		b.Run(map[bool]string{true: "encoded-once", false: "marshal-per-call"}[cached], func(b *testing.B) {
+			cfg := Config{GRPCAddr: "127.0.0.1:0", ShutdownTimeout: 1e9, MaxRecvBytes: 1 << 16, MaxConcurrentStreams: 1000}
+			srv, err := New(cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			id := identity.Load(identity.Options{
+				Tier: knowingnodev1.Tier_TIER_BACKEND,
+				Getenv: func(k string) string {
+					return map[string]string{"POD_NAME": "backend-0", "POD_NAMESPACE": "default", "POD_IP": "10.244.0.5",
+						"POD_UID": "3f1c9a52-7a41-4d2e-9b1e-0c6f1f2d9a10", "NODE_NAME": "node-a", "NODE_IP": "192.168.1.10",
+						"SERVICE_ACCOUNT": "backend", "CPU_LIMIT": "500", "MEMORY_LIMIT": "134217728"}[k]
+				},
+			})
+			idSrv := identity.NewServer(id)
+			knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, idSrv)
+			if cached {
+				if err := srv.CacheReply(idSrv.Response()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(b.Context())
+			done := make(chan error)
+			go func() { done <- srv.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			cc, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cc.Close()
+			c := knowingnodev1.NewIdentityServiceClient(cc)
+			req := &knowingnodev1.GetIdentityRequest{}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.GetIdentity(b.Context(), req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
