@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -488,4 +489,62 @@ func screenshot(t *testing.T, ctx context.Context, path, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+}
+
+// TestBrowserPageEdgeCases covers what real processes cannot easily produce:
+// a fan-out that fails as a whole with the discovery error, and names from the
+// cluster that look like markup. A fake API stands in for the frontend here.
+func TestBrowserPageEdgeCases(t *testing.T) {
+	chromium := findChromium(t)
+	const hostile = `<img src=x onerror="window.pwned=1">`
+	target := func(name, lastError string) string {
+		b, _ := json.Marshal(map[string]any{"name": name, "mode": "DISCOVERY_MODE_DNS",
+			"query": name + ".ns.svc.cluster.local", "lastError": lastError})
+		return string(b)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", Handler())
+	mux.HandleFunc("GET /v1/identity", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"identity":{"podName":"frontend-0"}}`)
+	})
+	mux.HandleFunc("GET /v1/targets", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"targets":[%s,%s],"defaultTarget":"hostile"}`,
+			target("hostile", ""), target("gone", "lookup gone.ns.svc.cluster.local: no such host"))
+	})
+	mux.HandleFunc("GET /v1/fanout", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("target") == "gone" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"code":14,"message":"nothing discovered for target gone: no such host"}`)
+			return
+		}
+		id, _ := json.Marshal(map[string]any{"podName": hostile, "nodeName": hostile})
+		fmt.Fprintf(w, `{"target":"hostile","mode":"FAN_OUT_MODE_EACH","results":[{"address":"10.0.0.1:9090","identity":%s,"code":"OK","latency":"0.001s"}],"summary":{"total":1,"ok":1}}`, id)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	ctx := newBrowser(t, chromium)
+	do(t, ctx, "open the page", chromedp.Navigate(srv.URL+"/"))
+	waitGeneration(t, ctx, 1)
+	got := readPage(t, ctx)
+	if b := got.all(); len(b) != 1 || b[0].Pod != hostile || b[0].Node != hostile {
+		t.Errorf("backends = %+v, want one whose pod and node names are shown as the text %q", b, hostile)
+	}
+	injected, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.pwned === 1 || document.querySelector("#groups img") !== null`))
+	if err != nil || injected {
+		t.Errorf("a pod name became markup (injected=%v, err=%v)", injected, err)
+	}
+
+	do(t, ctx, "open the page on a target with nothing discovered", chromedp.Navigate(srv.URL+"/?target=gone"))
+	waitGeneration(t, ctx, 1)
+	// The discovery error arrives from a second request after the failure.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.querySelector("[data-testid=disc-last-error]")?.textContent.includes("no such host")`,
+		chromedp.WithPollingTimeout(waitLimit))); err != nil {
+		t.Errorf("discovery's last error not shown: %v", err)
+	}
+	got = readPage(t, ctx)
+	if !strings.Contains(got.Error, "UNAVAILABLE") || !strings.Contains(got.Error, "nothing discovered") || len(got.Groups) != 0 {
+		t.Errorf("failed fan-out shown as error %q with %d node groups; want the code, the message and no stale backends", got.Error, len(got.Groups))
+	}
 }
