@@ -84,7 +84,14 @@ class APIError extends Error {
 }
 
 async function getJSON(url, signal) {
-  const resp = await fetch(url, { signal, cache: "no-store", headers: { Accept: "application/json" } });
+  let resp;
+  try {
+    resp = await fetch(url, { signal, cache: "no-store", headers: { Accept: "application/json" } });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    // The frontend itself is unreachable (restarting, port-forward gone).
+    throw Object.assign(new Error(`the frontend did not answer (${err.message})`), { code: "NO RESPONSE" });
+  }
   let body = null;
   try { body = await resp.json(); } catch (_) { /* not JSON: reported by status below */ }
   if (!resp.ok) throw new APIError(resp.status, body);
