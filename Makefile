@@ -56,7 +56,7 @@ chromium:
 
 ## e2e: the deploy/ manifests against a real Kubernetes control plane
 e2e:
-	@echo "e2e: not yet wired"
+	deploy/e2e/run.sh
 
 ## e2e-node: the deploy/ overlays on a REAL two-node cluster on this machine
 ## (kubelet, containerd, kube-proxy, CoreDNS; root needed): deploy/e2e/node
