@@ -48,7 +48,11 @@ func load(t *testing.T, overlay string) *manifest.Set {
 // TestKubectlKustomize: the pinned kubectl renders every overlay to the same
 // objects as the kustomize API the static checks use.
 func TestKubectlKustomize(t *testing.T) {
-	for _, o := range []string{"deployment", "nodeport", "daemonset", "statefulset", "all"} {
+	overlays := []string{"deployment", "nodeport", "daemonset", "statefulset", "all"}
+	defer func() {
+		summarize("kubectl kustomize", !t.Failed(), "%d overlays render with kubectl %s as with the kustomize API, strict-decode and pass the static checks", len(overlays), kubectlVersion(t))
+	}()
+	for _, o := range overlays {
 		t.Run(o, func(t *testing.T) {
 			out, _, err := cl.Kubectl(t.Context(), "kustomize", overlayDir(o))
 			if err != nil {
@@ -57,6 +61,9 @@ func TestKubectlKustomize(t *testing.T) {
 			viaKubectl, err := manifest.Decode([]byte(out))
 			if err != nil {
 				t.Fatal(err)
+			}
+			if err := manifest.Check(viaKubectl, exempt); err != nil {
+				t.Fatalf("static checks of kubectl's rendering:\n%v", err)
 			}
 			api, err := manifest.Render(overlayDir(o))
 			if err != nil {
@@ -92,6 +99,20 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func kubectlVersion(t *testing.T) string {
+	out, _, err := cl.Kubectl(t.Context(), "version", "--client", "-o", "yaml")
+	if err != nil {
+		return "?"
+	}
+	var v struct {
+		ClientVersion struct{ GitVersion string } `json:"clientVersion"`
+	}
+	if err := yaml.Unmarshal([]byte(out), &v); err != nil {
+		return "?"
+	}
+	return v.ClientVersion.GitVersion
 }
 
 // overlayCase is one apply of an overlay and what the cluster must then show.
