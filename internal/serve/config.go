@@ -2,9 +2,13 @@ package serve
 
 import (
 	"errors"
+	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/knowingnode/knowingnode/internal/config"
+	"github.com/knowingnode/knowingnode/internal/logging"
 )
 
 // Config is the serving configuration both binaries share.
@@ -47,8 +51,11 @@ func (c *Config) Register(s *config.Set) {
 	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error")
 }
 
-// Validate checks ranges that flag parsing cannot.
+// Validate checks ranges that flag parsing cannot, and the log settings, so
+// that a bad value exits 2 naming its flag rather than failing later.
 func (c *Config) Validate() error {
+	var lvl slog.Level
+	formats := []string{logging.FormatAuto, logging.FormatJSON, logging.FormatText}
 	return errors.Join(
 		config.Check(c.GRPCAddr != "", "grpc-addr", "must not be empty"),
 		config.Check(c.DrainDelay >= 0 && c.DrainDelay <= maxShutdownTimeout, "drain-delay", "%v is outside 0s..%v", c.DrainDelay, maxShutdownTimeout),
@@ -57,5 +64,7 @@ func (c *Config) Validate() error {
 		config.Check(c.MaxConnectionAgeGrace >= 0, "max-connection-age-grace", "%v must not be negative", c.MaxConnectionAgeGrace),
 		config.Check(c.MaxRecvBytes >= 1024 && c.MaxRecvBytes <= maxRecvLimit, "max-recv-bytes", "%d is outside 1024..%d", c.MaxRecvBytes, maxRecvLimit),
 		config.Check(c.MaxConcurrentStreams >= 1 && c.MaxConcurrentStreams <= maxStreamsLimit, "max-concurrent-streams", "%d is outside 1..%d", c.MaxConcurrentStreams, maxStreamsLimit),
+		config.Check(slices.Contains(formats, strings.ToLower(c.LogFormat)), "log-format", "%q: want auto, json or text", c.LogFormat),
+		config.Check(lvl.UnmarshalText([]byte(c.LogLevel)) == nil, "log-level", "%q: want debug, info, warn or error", c.LogLevel),
 	)
 }

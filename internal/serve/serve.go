@@ -57,6 +57,11 @@ type Server struct {
 	codec   *replyCodec
 	http    []*httpListener
 	ready   atomic.Bool
+
+	// stopping is cancelled when the stop phase begins, to end health
+	// watches (see watchEnder).
+	stopping     context.Context
+	stopWatchers context.CancelFunc
 }
 
 type httpListener struct {
@@ -96,15 +101,18 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
 		grpc.ConnectionTimeout(10 * time.Second),
 	}, o.serverOpts...)
+	stopping, stopWatchers := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:     cfg,
-		log:     log,
-		GRPC:    grpc.NewServer(so...),
-		Health:  health.NewServer(),
-		grpcLis: lis,
-		codec:   codec,
+		cfg:          cfg,
+		log:          log,
+		GRPC:         grpc.NewServer(so...),
+		Health:       health.NewServer(),
+		grpcLis:      lis,
+		codec:        codec,
+		stopping:     stopping,
+		stopWatchers: stopWatchers,
 	}
-	healthpb.RegisterHealthServer(s.GRPC, s.Health)
+	healthpb.RegisterHealthServer(s.GRPC, watchEnder{Server: s.Health, stopping: stopping})
 	reflection.Register(s.GRPC)
 	return s, nil
 }
@@ -189,6 +197,7 @@ func (s *Server) shutdown() {
 	time.Sleep(s.cfg.DrainDelay)
 
 	s.log.Info("shutdown: stopping", "timeout", s.cfg.ShutdownTimeout)
+	s.stopWatchers()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -213,6 +222,35 @@ func (s *Server) shutdown() {
 	wg.Wait()
 	s.log.Info("shutdown: done")
 }
+
+// watchEnder is the health service, except that Watch streams end when the
+// stop phase begins. A watch never ends by itself, and grpc-go clients with
+// client-side health checking keep one open per connection, so without this
+// every GracefulStop would wait for the full shutdown timeout and then cut
+// the calls it was meant to let finish. Watchers have seen NOT_SERVING for
+// the whole drain delay by then.
+type watchEnder struct {
+	*health.Server
+	stopping context.Context
+}
+
+func (w watchEnder) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	defer context.AfterFunc(w.stopping, cancel)()
+	err := w.Server.Watch(req, watchStream{Health_WatchServer: stream, ctx: ctx})
+	if w.stopping.Err() != nil {
+		return status.Error(codes.Unavailable, "server shutting down")
+	}
+	return err
+}
+
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w watchStream) Context() context.Context { return w.ctx }
 
 // SignalContext returns a context cancelled on SIGTERM or SIGINT.
 func SignalContext() (context.Context, context.CancelFunc) {
