@@ -24,6 +24,9 @@ var names = func() (n [maxCode + 1]string) {
 		}
 		n[c] = b.String()
 	}
+	// Go spells it Canceled; the spec, google.rpc.Code and every other
+	// language spell it CANCELLED.
+	n[codes.Canceled] = "CANCELLED"
 	return n
 }()
 
@@ -38,6 +41,9 @@ func Name(c codes.Code) string {
 // Parse reads a code by canonical name (any case) or number 0..16.
 func Parse(s string) (codes.Code, error) {
 	u := strings.ToUpper(strings.TrimSpace(s))
+	if u == "CANCELED" { // Go's spelling
+		return codes.Canceled, nil
+	}
 	for c, n := range names {
 		if n == u {
 			return codes.Code(c), nil
