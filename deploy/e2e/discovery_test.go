@@ -176,6 +176,20 @@ func TestDiscovery(t *testing.T) {
 				steps = append(steps, fmt.Sprintf("scale %d->%d followed in %s", current, n, took.Round(10*time.Millisecond)))
 				current = n
 			}
+			if c.kind == "" {
+				// A DaemonSet scales with the nodes: add one, then take it away.
+				node, err := cl.AddNode(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				took := follow(t, tg, s, current+1, interval+slack)
+				steps = append(steps, fmt.Sprintf("node %s added, its pod followed in %s", node, took.Round(10*time.Millisecond)))
+				if err := cl.RemoveNode(ctx, node); err != nil {
+					t.Fatal(err)
+				}
+				took = follow(t, tg, s, current, interval+slack)
+				steps = append(steps, fmt.Sprintf("removed, followed in %s", took.Round(10*time.Millisecond)))
+			}
 			what := "pod IPs"
 			if s.Spec.ClusterIP != corev1.ClusterIPNone {
 				what = "the VIP " + s.Spec.ClusterIP + " (a ClusterIP hides scaling)"

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -352,43 +353,109 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 // fakeNode marks nodes for kwok to manage.
 const fakeNode = "kwok.x-k8s.io/node"
 
+// createNode registers node-<i> for kwok, with InternalIP 10.0.0.<i+1>.
+func (c *Cluster) createNode(ctx context.Context, i int) error {
+	name := fmt.Sprintf("node-%d", i)
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name:        name,
+		Annotations: map[string]string{fakeNode: "fake"},
+		Labels: map[string]string{
+			corev1.LabelHostname:   name,
+			corev1.LabelOSStable:   "linux",
+			corev1.LabelArchStable: "amd64",
+			"type":                 "kwok",
+		},
+	}}
+	if _, err := c.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create node %s: %w", name, err)
+	}
+	// Distinct node IPs (kwok keeps addresses it finds): the DaemonSet's
+	// hostIP differs per node, as on a real cluster. The node controller
+	// may have touched the node since: retry on conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status.Addresses = []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.0.0.%d", i+1)},
+			{Type: corev1.NodeHostName, Address: name},
+		}
+		n.Status.Capacity = corev1.ResourceList{"cpu": mustQ("8"), "memory": mustQ("16Gi"), "pods": mustQ("110")}
+		n.Status.Allocatable = n.Status.Capacity
+		_, err = c.Client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("node %s status: %w", name, err)
+	}
+	c.Nodes = append(c.Nodes, name)
+	return nil
+}
+
+// AddNode adds one more fake node and waits until it is Ready; it returns
+// its name.
+func (c *Cluster) AddNode(ctx context.Context) (string, error) {
+	if err := c.createNode(ctx, len(c.Nodes)); err != nil {
+		return "", err
+	}
+	name := c.Nodes[len(c.Nodes)-1]
+	err := c.poll(ctx, 30*time.Second, func(ctx context.Context) error {
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("node %s not Ready", name)
+	})
+	return name, err
+}
+
+// RemoveNode drains the last node the way a node going away does for a
+// DaemonSet: a NoExecute taint evicts its pods (DaemonSet pods tolerate only
+// the node-condition taints), then the Node is deleted.
+func (c *Cluster) RemoveNode(ctx context.Context, name string) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "knowingnode.io/e2e-gone", Effect: corev1.TaintEffectNoExecute})
+		_, err = c.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("taint node %s: %w", name, err)
+	}
+	err = c.poll(ctx, 60*time.Second, func(ctx context.Context) error {
+		pods, err := c.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + name})
+		if err != nil {
+			return err
+		}
+		if len(pods.Items) > 0 {
+			return fmt.Errorf("%d pods still on node %s", len(pods.Items), name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.Client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	c.Nodes = slices.DeleteFunc(c.Nodes, func(n string) bool { return n == name })
+	return nil
+}
+
 func (c *Cluster) startNodes(ctx context.Context) error {
 	for i := range c.cfg.Nodes {
-		name := fmt.Sprintf("node-%d", i)
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
-			Annotations: map[string]string{fakeNode: "fake"},
-			Labels: map[string]string{
-				corev1.LabelHostname:   name,
-				corev1.LabelOSStable:   "linux",
-				corev1.LabelArchStable: "amd64",
-				"type":                 "kwok",
-			},
-		}}
-		if _, err := c.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create node %s: %w", name, err)
-		}
-		// Distinct node IPs (kwok keeps addresses it finds): the DaemonSet's
-		// hostIP differs per node, as on a real cluster. The node controller
-		// may have touched the node since: retry on conflict.
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			n.Status.Addresses = []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.0.0.%d", i+1)},
-				{Type: corev1.NodeHostName, Address: name},
-			}
-			n.Status.Capacity = corev1.ResourceList{"cpu": mustQ("8"), "memory": mustQ("16Gi"), "pods": mustQ("110")}
-			n.Status.Allocatable = n.Status.Capacity
-			_, err = c.Client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		if err := c.createNode(ctx, i); err != nil {
 			return err
-		})
-		if err != nil {
-			return fmt.Errorf("node %s status: %w", name, err)
 		}
-		c.Nodes = append(c.Nodes, name)
 	}
 	var cfgs []string
 	for _, s := range []string{"node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-complete", "pod-delete"} {
