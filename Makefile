@@ -62,7 +62,7 @@ e2e:
 ## (kubelet, containerd, kube-proxy, CoreDNS; root needed): deploy/e2e/node
 .PHONY: e2e-node
 e2e-node:
-	cd deploy/e2e/node && KNOWINGNODE_NODE_E2E=1 $(GO) test -count=1 -timeout 45m . ; rc=$$?; \
+	cd deploy/e2e/node && KNOWINGNODE_NODE_E2E=1 $(GO) test -count=1 -timeout 45m ; rc=$$?; \
 	  STATE=/tmp/kne2e ./cluster/down.sh; exit $$rc
 
 ## run: the local topology (backends, cluster-like DNS, frontend), no cluster needed

@@ -9,7 +9,7 @@ set -uo pipefail
 
 STATE=${STATE:-/tmp/kne2e}
 NODE_BIN=${NODE_BIN:-}
-log() { printf '%s down: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+log() { printf '%s down: %s\n' "$(date -u +%H:%M:%S.%N | cut -c1-12)" "$*" >&2; }
 [[ -d "$STATE" ]] || { log "nothing at $STATE"; exit 0; }
 
 if [[ -n "${KEEP_LOGS:-}" && -d "$STATE/logs" ]]; then
@@ -17,23 +17,38 @@ if [[ -n "${KEEP_LOGS:-}" && -d "$STATE/logs" ]]; then
   log "logs kept in $KEEP_LOGS"
 fi
 
-# Stops the process of a pid file: TERM, then KILL after a grace period.
+# Stops the processes of the named pid files at once: SIG (TERM by default)
+# to all, then KILL whatever still runs after GRACE tenths of a second.
 stop() {
-  local f="$STATE/pids/$1" pid
-  [[ -f "$f" ]] || return 0
-  pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 40; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  rm -f "$f"
+  local sig=${SIG:-TERM} grace=${GRACE:-30} pids=() f pid
+  for name in "$@"; do
+    f="$STATE/pids/$name"
+    [[ -f "$f" ]] || continue
+    pid=$(cat "$f")
+    kill -"$sig" "$pid" 2>/dev/null && pids+=("$pid")
+    rm -f "$f"
+  done
+  for ((i = 0; i < grace; i++)); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && return 0
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  for ((i = 0; i < 50; i++)); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && return 0
+    sleep 0.1
+  done
 }
+pidnames() { for f in "$STATE"/pids/$1; do [[ -e "$f" ]] && basename "$f"; done; }
 
 # 1. Nothing may start new pods or rewrite rules while we remove them.
-for p in kube-controller-manager kube-scheduler kube-proxy; do stop "$p"; done
-for f in "$STATE"/pids/kubelet-node*; do [[ -e "$f" ]] && stop "$(basename "$f")"; done
+#    Their state is thrown away, so no grace is needed.
+SIG=KILL stop kube-controller-manager kube-scheduler kube-proxy $(pidnames 'kubelet-node*')
 
+log "pods"
 # 2. Pods, through each node's CRI: CNI DEL frees IPs, veths and hostPorts.
 for dir in "$STATE"/node*/; do
   sock="$dir/containerd.sock"
@@ -51,20 +66,23 @@ for dir in "$STATE"/node*/; do
   fi
 done
 
+log "runtimes"
 # 3. The runtimes, and the shims they started (found by their socket path,
 #    which is unique to this STATE, and ended by pid).
-for f in "$STATE"/pids/containerd-node*; do [[ -e "$f" ]] && stop "$(basename "$f")"; done
+GRACE=20 stop $(pidnames 'containerd-node*')
 for p in /proc/[0-9]*; do
-  cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+  cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
   case "$cmd" in
     *containerd-shim*"$STATE/"*) kill -KILL "${p#/proc/}" 2>/dev/null && log "killed shim ${p#/proc/}" ;;
   esac
 done
 
+log "control plane"
 # 4. DNS and the control plane.
-for p in coredns kube-apiserver etcd; do stop "$p"; done
-for f in "$STATE"/pids/*; do [[ -e "$f" ]] && stop "$(basename "$f")"; done
+SIG=KILL stop coredns kube-apiserver etcd
+SIG=KILL stop $(pidnames '*')
 
+log "iptables"
 # 5. iptables: kube-proxy's own clean-up, then any chain of ours left
 #    (KUBE-* from kube-proxy and the kubelet, CNI-* from portmap/bridge).
 if [[ -n "$NODE_BIN" && -x "$NODE_BIN/kube-proxy" ]]; then
@@ -91,8 +109,17 @@ if command -v nft >/dev/null; then
     nft list table $fam_tab >/dev/null 2>&1 && nft delete table $fam_tab
   done
 fi
+# Tables that iptables-nft created for us and that are now empty of rules.
+if command -v nft >/dev/null && [[ -f "$STATE/nft-tables.before" ]]; then
+  nft list tables 2>/dev/null | while read -r _ fam tab; do
+    grep -qx "table $fam $tab" "$STATE/nft-tables.before" && continue
+    nft -j list table "$fam" "$tab" 2>/dev/null | grep -q '"rule"' && continue
+    nft delete table "$fam" "$tab"
+  done
+fi
 command -v conntrack >/dev/null && conntrack -D -s 10.244.0.0/16 >/dev/null 2>&1
 
+log "bridges, mounts, cgroups, sysctls"
 # 6. Bridges (their veths went with the pods' namespaces).
 if [[ -f "$STATE/bridges" ]]; then
   while read -r br; do ip link show "$br" >/dev/null 2>&1 && ip link del "$br"; done <"$STATE/bridges"

@@ -64,6 +64,9 @@ done
 [[ -e "$STATE/pids" ]] && die "$STATE already holds a cluster: run down.sh first"
 
 mkdir -p "$STATE"/{pids,logs,pki,etcd}
+# nftables tables that exist before (iptables-nft creates its tables on first
+# use): down.sh removes the ones we brought, once empty.
+nft list tables 2>/dev/null >"$STATE/nft-tables.before" || true
 echo "$NODES" >"$STATE/nodes"
 echo "$NODE_IP" >"$STATE/node-ip"
 
@@ -78,8 +81,8 @@ set_sysctl() {
 set_sysctl net.ipv4.ip_forward 1
 set_sysctl net.bridge.bridge-nf-call-iptables 1
 # kube-proxy sets this itself for NodePorts on 127.0.0.1; saved to restore it.
-# kube-proxy and the kubelet set these themselves (route_localnet for NodePorts
-# on 127.0.0.1; the kubelet's "kernel defaults"): saved to be restored.
+# The kubelet sets its "kernel defaults" itself, kube-proxy may set
+# route_localnet: saved to be restored.
 for k in net.ipv4.conf.all.route_localnet vm.overcommit_memory vm.panic_on_oom kernel.panic \
   kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes; do
   f="/proc/sys/${k//.//}"
@@ -183,7 +186,8 @@ node_up() {
                 "ranges": [[{ "subnet": "$subnet", "gateway": "$gw" }]],
                 "routes": [{ "dst": "0.0.0.0/0" }] }
     },
-    { "type": "portmap", "capabilities": { "portMappings": true } }
+    { "type": "portmap", "capabilities": { "portMappings": true },
+      "conditionsV4": ["!", "-d", "127.0.0.0/8"] }
   ]
 }
 EOF
@@ -263,6 +267,7 @@ nodeStatusUpdateFrequency: 5s
 fileCheckFrequency: 20s
 shutdownGracePeriod: 0s
 localStorageCapacityIsolation: true
+podLogsDir: $dir/pod-logs
 EOF
   cat >"$dir/run-kubelet.sh" <<EOF
 #!/usr/bin/env bash
@@ -299,7 +304,8 @@ bindAddress: 127.0.0.1
 healthzBindAddress: 127.0.0.1:$PROXY_HEALTH_PORT
 metricsBindAddress: 127.0.0.1:$PROXY_METRICS_PORT
 clusterCIDR: $CLUSTER_CIDR
-nodePortAddresses: ["$NODE_IP/32", "127.0.0.0/8"]
+# The node's IP only: NodePorts on 127.0.0.1 would need route_localnet.
+nodePortAddresses: ["$NODE_IP/32"]
 iptables:
   masqueradeAll: true
   syncPeriod: 10s

@@ -1,0 +1,633 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	deploySel = "component=backend,controlling=deployment"
+	dsSel     = "component=backend,controlling=daemonset"
+	stsSel    = "component=backend,controlling=statefulset"
+)
+
+func frontendBase(t *testing.T, topology string) string {
+	t.Helper()
+	ip, err := serviceIP(namespace, "frontend-"+topology)
+	if err != nil || ip == "" {
+		t.Fatalf("frontend-%s Service: %q %v", topology, ip, err)
+	}
+	return "http://" + ip + ":8080"
+}
+
+// eachMatchesAPI is scenario 1 for a headless topology: FanOut EACH through
+// the frontend's ClusterIP (from the node) answers from exactly the backend
+// pods the API lists as ready, each with its own identity.
+func eachMatchesAPI(t *testing.T, base, ns, sel string) fanoutResponse {
+	t.Helper()
+	var last fanoutResponse
+	err := poll(30*time.Second, 500*time.Millisecond, func() error {
+		want, err := readyPods(ns, sel)
+		if err != nil {
+			return err
+		}
+		if last, err = fanout(fresh, base, "mode=EACH"); err != nil {
+			return err
+		}
+		return exactly(last, want)
+	})
+	if err != nil {
+		t.Fatalf("FanOut EACH via %s: %v", base, err)
+	}
+	return last
+}
+
+// ---- Deployment + ClusterIP (and the nodeport overlay) ---------------------
+
+func TestDeploymentTopology(t *testing.T) {
+	t.Parallel()
+	scenario(t, "1 deployment: EACH = API pods", func(t *testing.T) string {
+		// A ClusterIP target is ONE address (the VIP): EACH makes one call,
+		// answered by whichever pod kube-proxy chose for that connection. It
+		// must be a ready pod of the API, with its own identity; through the
+		// frontend's ClusterIP from the node and through its NodePort.
+		var seen []string
+		for _, base := range []string{frontendBase(t, "deployment"), "http://" + nodeIP + ":30080"} {
+			err := poll(30*time.Second, 500*time.Millisecond, func() error {
+				want, err := readyPods(namespace, deploySel)
+				if err != nil {
+					return err
+				}
+				r, err := fanout(fresh, base, "mode=EACH")
+				if err != nil {
+					return err
+				}
+				if len(r.Results) != 1 || r.Results[0].Code != "OK" {
+					return fmt.Errorf("want one OK result for the VIP, got %+v", r.Results)
+				}
+				id := r.Results[0].Identity
+				i := slices.IndexFunc(want, func(p pod) bool { return p.Metadata.Name == id.PodName })
+				if i < 0 {
+					return fmt.Errorf("answered by %s, not a ready pod of %v", id.PodName, names(want))
+				}
+				seen = append(seen, id.PodName+"@"+base)
+				return checkIdentity(id, want[i])
+			})
+			if err != nil {
+				t.Fatalf("via %s: %v", base, err)
+			}
+		}
+		return "ClusterIP VIP answered by an API pod, identity exact, all Downward API: " + strings.Join(seen, ", ")
+	})
+
+	scenario(t, "6 deployment: grpcurl NodePorts", func(t *testing.T) string {
+		want, err := readyPods(namespace, deploySel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id struct {
+			Identity identity `json:"identity"`
+		}
+		addr := nodeIP + ":30091"
+		if err := grpcurlJSON(addr, "knowingnode.v1.IdentityService/GetIdentity", "{}", &id); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(names(want), id.Identity.PodName) {
+			t.Fatalf("backend NodePort %s answered as %q, not one of %v", addr, id.Identity.PodName, names(want))
+		}
+		var fo fanoutResponse
+		faddr := nodeIP + ":30090"
+		if err := grpcurlJSON(faddr, "knowingnode.v1.FanOutService/FanOut", `{"mode":"FAN_OUT_MODE_EACH"}`, &fo); err != nil {
+			t.Fatal(err)
+		}
+		if fo.Summary.OK != 1 || !strings.HasPrefix(fo.Frontend.PodName, "frontend-deployment-") {
+			t.Fatalf("frontend NodePort %s: FanOut answered %+v", faddr, fo.Summary)
+		}
+		return fmt.Sprintf("backend :30091 -> %s; frontend :30090 FanOut by %s ok=%d", id.Identity.PodName, fo.Frontend.PodName, fo.Summary.OK)
+	})
+
+	scenario(t, "7 deployment: browser via NodePort", func(t *testing.T) string {
+		return browserShows(t, "http://"+nodeIP+":30080/", namespace, deploySel, true)
+	})
+
+	scenario(t, "5 deployment: ClusterIP pinning", func(t *testing.T) string {
+		// BALANCED through a ClusterIP target: one HTTP/2 connection to the
+		// VIP, so every call of a batch lands on ONE pod, until the backend's
+		// MaxConnectionAge (30 s + 10 s grace) closes it and the reconnect
+		// lands wherever kube-proxy sends it. Both frontend pods are watched
+		// directly (their pod IPs), each with its own connection.
+		fes, err := readyPods(namespace, "component=frontend,controlling=deployment")
+		if err != nil || len(fes) == 0 {
+			t.Fatalf("frontend pods: %v %v", names(fes), err)
+		}
+		type watch struct {
+			base     string
+			pinned   []string // the pod of each single-pod batch, in order
+			mixed    int      // batches spread over more than one pod
+			changeAt time.Duration
+		}
+		ws := make([]*watch, len(fes))
+		for i, p := range fes {
+			ws[i] = &watch{base: "http://" + p.Status.PodIP + ":8080"}
+		}
+		start := time.Now()
+		const limit = 110 * time.Second
+		changed := func() bool {
+			for _, w := range ws {
+				if w.changeAt > 0 {
+					return true
+				}
+			}
+			return false
+		}
+		for !changed() && time.Since(start) < limit {
+			for _, w := range ws {
+				r, err := fanout(fresh, w.base, "mode=BALANCED&count=20")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Summary.Failed != 0 {
+					t.Errorf("%s: BALANCED over the ClusterIP failed %d of %d calls", w.base, r.Summary.Failed, r.Summary.Total)
+				}
+				if len(r.Summary.ByPod) != 1 {
+					w.mixed++
+					continue
+				}
+				for p := range r.Summary.ByPod {
+					if len(w.pinned) > 0 && w.pinned[len(w.pinned)-1] != p && w.changeAt == 0 {
+						w.changeAt = time.Since(start)
+					}
+					w.pinned = append(w.pinned, p)
+				}
+			}
+			time.Sleep(2 * time.Second)
+		}
+		var detail []string
+		for _, w := range ws {
+			batches := len(w.pinned) + w.mixed
+			// A batch may straddle the reconnect: at most one per change.
+			if w.mixed > 1 || (w.mixed == 1 && w.changeAt == 0 && batches < 3) {
+				t.Errorf("%s: %d of %d batches spread over several pods: the ClusterIP connection is not pinned", w.base, w.mixed, batches)
+			}
+			change := "unchanged"
+			if w.changeAt > 0 {
+				change = fmt.Sprintf("changed after %.0fs", w.changeAt.Seconds())
+			}
+			detail = append(detail, fmt.Sprintf("%d batches pinned: %s, %s", batches, compact(w.pinned), change))
+		}
+		if !changed() {
+			t.Errorf("no frontend's pinned backend changed within %v: MaxConnectionAge did not rebalance", limit)
+		}
+		return strings.Join(detail, "; ")
+	})
+}
+
+// compact turns [a a a b b] into "a×3→b×2".
+func compact(s []string) string {
+	var out []string
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] == s[i] {
+			j++
+		}
+		out = append(out, fmt.Sprintf("%s×%d", s[i][strings.LastIndex(s[i], "-")+1:], j-i))
+		i = j
+	}
+	return strings.Join(out, "→")
+}
+
+// ---- DaemonSet + hostPort + headless ----------------------------------------
+
+func TestDaemonSetTopology(t *testing.T) {
+	t.Parallel()
+	scenario(t, "1 daemonset: EACH = API pods", func(t *testing.T) string {
+		r := eachMatchesAPI(t, frontendBase(t, "daemonset"), dsNS, dsSel)
+		if len(r.Summary.ByNode) != numNodes {
+			t.Fatalf("one DaemonSet pod per node expected on %d nodes, by node: %v", numNodes, r.Summary.ByNode)
+		}
+		return fmt.Sprintf("%d pods = API, one per node %v", len(r.Results), keys(r.Summary.ByNode))
+	})
+	scenario(t, "6 daemonset: hostPort on node IP", func(t *testing.T) string {
+		// Both nodes share the host's IP, so the hostPort answers for one of
+		// them: whichever pod's portmap rule came first.
+		want, err := readyPods(dsNS, dsSel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id struct {
+			Identity identity `json:"identity"`
+		}
+		addr := nodeIP + ":9090"
+		if err := grpcurlJSON(addr, "knowingnode.v1.IdentityService/GetIdentity", "{}", &id); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(want, func(p pod) bool { return p.Metadata.Name == id.Identity.PodName })
+		if i < 0 {
+			t.Fatalf("hostPort %s answered as %q, not a DaemonSet pod %v", addr, id.Identity.PodName, names(want))
+		}
+		if err := checkIdentity(&id.Identity, want[i]); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%s (grpcurl) answered by %s on %s, nodeIp %s", addr, id.Identity.PodName, id.Identity.NodeName, id.Identity.NodeIP)
+	})
+	scenario(t, "7 daemonset: browser via ClusterIP", func(t *testing.T) string {
+		return browserShows(t, frontendBase(t, "daemonset")+"/", dsNS, dsSel, false)
+	})
+}
+
+func keys(m map[string]int) []string {
+	var k []string
+	for x := range m {
+		k = append(k, x)
+	}
+	slices.Sort(k)
+	return k
+}
+
+// ---- StatefulSet + headless -------------------------------------------------
+
+func TestStatefulSetTopology(t *testing.T) {
+	t.Parallel()
+	var base string
+	scenario(t, "1 statefulset: EACH = API pods", func(t *testing.T) string {
+		base = frontendBase(t, "statefulset")
+		r := eachMatchesAPI(t, base, namespace, stsSel)
+		return fmt.Sprintf("%d pods = API (names, IPs, nodes %v), all Downward API", len(r.Results), r.Summary.ByNode)
+	})
+	if base == "" {
+		return
+	}
+
+	scenario(t, "4 statefulset: per-pod names", func(t *testing.T) string {
+		// The frontend pod resolves backend-sts-<i>.backend-sts.knowingnode.svc
+		// through its own /etc/resolv.conf (the kubelet's clusterDNS, CoreDNS):
+		// the names resolve inside a pod, and the pods answer in ordinal order.
+		r, err := fanout(fresh, base, "mode=EACH")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for i, x := range r.Results {
+			want := fmt.Sprintf("backend-sts-%d", i)
+			if x.DNSName != want+".backend-sts.knowingnode.svc.cluster.local" || x.Identity == nil || x.Identity.PodName != want {
+				t.Fatalf("result %d: dnsName %q answered by %+v, want %s in ordinal order", i, x.DNSName, x.Identity, want)
+			}
+			if !strings.HasPrefix(x.Address, x.Identity.PodIP+":") {
+				t.Fatalf("%s resolved to %s but the pod's IP is %s", x.DNSName, x.Address, x.Identity.PodIP)
+			}
+			order = append(order, x.Identity.PodName)
+		}
+		var targets struct {
+			Targets []struct {
+				Endpoints []struct {
+					DNSName string `json:"dnsName"`
+				} `json:"endpoints"`
+				DNSServer string `json:"dnsServer"`
+			} `json:"targets"`
+		}
+		if err := getJSON(base+"/v1/targets", &targets); err != nil {
+			t.Fatal(err)
+		}
+		if len(targets.Targets) != 1 || len(targets.Targets[0].Endpoints) != len(r.Results) {
+			t.Fatalf("targets: %+v", targets)
+		}
+		return fmt.Sprintf("resolved in the frontend pod and answered in order: %s", strings.Join(order, ", "))
+	})
+
+	scenario(t, "5 statefulset: BALANCED headless spread", func(t *testing.T) string {
+		const count = 300
+		r, err := fanout(fresh, base, fmt.Sprintf("mode=BALANCED&count=%d", count))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := readyPods(namespace, stsSel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Summary.Failed != 0 || r.Summary.OK != count {
+			t.Fatalf("BALANCED: %d ok, %d failed of %d", r.Summary.OK, r.Summary.Failed, count)
+		}
+		even := float64(count) / float64(len(want))
+		for _, p := range want {
+			n := r.Summary.ByPod[p.Metadata.Name]
+			if math.Abs(float64(n)-even) > 0.2*even {
+				t.Errorf("%s got %d of %d calls; even is %.0f±20%%", p.Metadata.Name, n, count, even)
+			}
+		}
+		return fmt.Sprintf("%d calls over %d pods: %v (even %.0f ±20%%)", count, len(want), r.Summary.ByPod, even)
+	})
+
+	scenario(t, "2 statefulset: scale 3→5→2", func(t *testing.T) string {
+		var detail []string
+		for _, n := range []int{5, 2} {
+			lag, checks, err := scaleAndFollow(t, base, n)
+			if err != nil {
+				t.Fatalf("scale to %d: %v", n, err)
+			}
+			limit := refresh + dnsTTL + followSlak
+			if lag > limit {
+				t.Errorf("scale to %d: fan-out followed %.1fs after the API, limit %v (refresh %v + TTL %v + %v)", n, lag.Seconds(), limit, refresh, dnsTTL, followSlak)
+			}
+			detail = append(detail, fmt.Sprintf("→%d followed in %.1fs (%d fan-outs, none from a gone pod)", n, lag.Seconds(), checks))
+		}
+		return strings.Join(detail, "; ") + fmt.Sprintf("; limit %v", refresh+dnsTTL+followSlak)
+	})
+
+	scenario(t, "3 statefulset: rollout restart", func(t *testing.T) string {
+		return rolloutUnderLoad(t, base)
+	})
+}
+
+// scaleAndFollow scales the StatefulSet to n and measures how long after the
+// API shows exactly the n ready pods the frontend's EACH answers from exactly
+// them; every fan-out along the way must come only from pods that exist.
+func scaleAndFollow(t *testing.T, base string, n int) (lag time.Duration, checks int, err error) {
+	if _, err := kubectl("-n", namespace, "scale", "statefulset/backend-sts", fmt.Sprintf("--replicas=%d", n)); err != nil {
+		return 0, 0, err
+	}
+	var apiAt, feAt time.Time
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		r, ferr := fanout(fresh, base, "mode=EACH")
+		all, perr := pods(namespace, stsSel)
+		if perr != nil {
+			return 0, checks, perr
+		}
+		if ferr != nil {
+			return 0, checks, fmt.Errorf("fan-out failed as a whole: %v", ferr)
+		}
+		checks++
+		exist := map[string]bool{}
+		var ready []pod
+		for _, p := range all {
+			exist[p.Metadata.Name+"/"+p.Status.PodIP] = true
+			if p.ready() && p.Metadata.DeletionTimestamp == nil {
+				ready = append(ready, p)
+			}
+		}
+		for _, x := range r.Results {
+			if x.Code == "OK" && !exist[x.Identity.PodName+"/"+x.Identity.PodIP] {
+				t.Errorf("scale to %d: fan-out answered by %s (%s), a pod the API no longer has", n, x.Identity.PodName, x.Identity.PodIP)
+			}
+			if x.Code != "OK" {
+				t.Logf("scale to %d: %s (%s) %s %s (pod going away)", n, x.Address, x.DNSName, x.Code, x.Message)
+			}
+		}
+		// The API's moment: exactly n pods ready and not being deleted (a
+		// scale-down marks the surplus for deletion at once).
+		if len(ready) == n && apiAt.IsZero() {
+			apiAt = time.Now()
+		}
+		if len(ready) == n && exactly(r, ready) == nil {
+			feAt = r.at
+			// The pods that left must be gone before the next scenario, so
+			// that it starts from n pods only.
+			gone := poll(waitLimit, 300*time.Millisecond, func() error {
+				all, err := pods(namespace, stsSel)
+				if err == nil && len(all) != n {
+					err = fmt.Errorf("%d pods still exist", len(all))
+				}
+				return err
+			})
+			return max(0, feAt.Sub(apiAt)), checks, gone
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return 0, checks, fmt.Errorf("the fan-out never matched the %d ready pods", n)
+}
+
+// rolloutUnderLoad is scenario 3: `kubectl rollout restart` of the
+// StatefulSet while EACH and BALANCED fan-outs run without pause.
+func rolloutUnderLoad(t *testing.T, base string) string {
+	old, err := pods(namespace, stsSel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldUID := map[string]bool{}
+	oldIP := map[string]bool{}
+	// Follow each old pod's log to its end: the SIGTERM drain must show.
+	logs := make([]*podLog, len(old))
+	for i, p := range old {
+		oldUID[p.Metadata.UID] = true
+		oldIP[p.Status.PodIP] = true
+		logs[i] = followLog(p.Metadata.Name)
+	}
+
+	type sample struct {
+		at  time.Time
+		ips []string
+	}
+	var (
+		mu                                   sync.Mutex
+		eachCalls, eachWhole, eachBackendErr int
+		balCalls, balFailed, balTotal        int
+		samples                              []sample
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // EACH, no pause
+		defer wg.Done()
+		for ctx.Err() == nil {
+			r, err := fanout(fresh, base, "mode=EACH")
+			mu.Lock()
+			eachCalls++
+			if err != nil || r.Summary.OK == 0 {
+				eachWhole++
+				t.Errorf("EACH fan-out failed as a whole: %v %+v", err, r.Summary)
+			}
+			eachBackendErr += r.Summary.Failed
+			var ips []string
+			for _, x := range r.Results {
+				if x.Identity != nil {
+					ips = append(ips, x.Identity.PodIP)
+				}
+			}
+			samples = append(samples, sample{r.at, ips})
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	go func() { // BALANCED load through the headless target
+		defer wg.Done()
+		for ctx.Err() == nil {
+			r, err := fanout(fresh, base, "mode=BALANCED&count=50")
+			mu.Lock()
+			balCalls++
+			if err != nil {
+				balFailed += 50
+				t.Errorf("BALANCED fan-out failed: %v", err)
+			} else {
+				balFailed += r.Summary.Failed
+				balTotal += r.Summary.Total
+				if r.Summary.Failed > 0 {
+					for _, x := range r.Results {
+						if x.Code != "OK" {
+							t.Errorf("BALANCED: %d calls to %s: %s %s", x.Calls, x.Address, x.Code, x.Message)
+						}
+					}
+				}
+			}
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	start := time.Now()
+	if _, err := kubectl("-n", namespace, "rollout", "restart", "statefulset/backend-sts"); err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	_, rerr := kubectl("-n", namespace, "rollout", "status", "statefulset/backend-sts", "--timeout=180s")
+	rolled := time.Since(start)
+	// Load goes on until the frontend sees only new pods.
+	perr := poll(30*time.Second, 300*time.Millisecond, func() error {
+		want, err := readyPods(namespace, stsSel)
+		if err != nil {
+			return err
+		}
+		r, err := fanout(fresh, base, "mode=EACH")
+		if err != nil {
+			return err
+		}
+		return exactly(r, want)
+	})
+	stop()
+	wg.Wait()
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if perr != nil {
+		t.Fatalf("after the rollout: %v", perr)
+	}
+
+	// Readiness: no new pod answered before the API marked it Ready (the
+	// condition's time has 1 s resolution and is truncated, so this check
+	// can only err on the lenient side by under a second).
+	now, err := pods(namespace, stsSel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyAt := map[string]time.Time{}
+	for _, p := range now {
+		if oldUID[p.Metadata.UID] {
+			t.Errorf("%s (uid %s) was not replaced", p.Metadata.Name, p.Metadata.UID)
+		}
+		readyAt[p.Status.PodIP] = p.readySince()
+	}
+	early := 0
+	for _, s := range samples {
+		for _, ip := range s.ips {
+			if ra, ok := readyAt[ip]; ok && !oldIP[ip] && s.at.Before(ra) {
+				early++
+				t.Errorf("new pod %s answered at %s, before it was Ready at %s", ip, s.at.Format(time.TimeOnly), ra.Format(time.TimeOnly))
+			}
+		}
+	}
+	// Draining: every old pod saw SIGTERM, went NOT_SERVING and stopped.
+	drained := 0
+	for _, l := range logs {
+		out := l.wait(30 * time.Second)
+		if strings.Contains(out, "NOT_SERVING, draining") {
+			drained++
+		} else {
+			t.Errorf("old pod %s: no drain after SIGTERM in its log:\n%s", l.name, tail(out, 12))
+		}
+	}
+	if balFailed != 0 {
+		t.Errorf("BALANCED through the headless target: %d of %d calls failed", balFailed, balTotal)
+	}
+	return fmt.Sprintf("rolled in %.0fs; EACH %d fan-outs, %d failed as a whole, %d backend calls to leaving pods failed; BALANCED %d calls, %d failed; %d/%d old pods drained (SIGTERM→NOT_SERVING); %d answers before Ready",
+		rolled.Seconds(), eachCalls, eachWhole, eachBackendErr, balTotal, balFailed, drained, len(old), early)
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// podLog follows one pod's log with `kubectl logs -f` until the container ends.
+type podLog struct {
+	name string
+	mu   sync.Mutex
+	out  strings.Builder
+	done chan struct{}
+	cmd  *exec.Cmd
+}
+
+func followLog(name string) *podLog {
+	l := &podLog{name: name, done: make(chan struct{})}
+	l.cmd = exec.Command(kubectlP, "--kubeconfig", kubecfg, "-n", namespace, "logs", "-f", name)
+	stdout, err := l.cmd.StdoutPipe()
+	if err != nil || l.cmd.Start() != nil {
+		close(l.done)
+		return l
+	}
+	go func() {
+		defer close(l.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			l.mu.Lock()
+			l.out.WriteString(sc.Text() + "\n")
+			l.mu.Unlock()
+		}
+		l.cmd.Wait()
+	}()
+	return l
+}
+
+func (l *podLog) wait(limit time.Duration) string {
+	select {
+	case <-l.done:
+	case <-time.After(limit):
+		if l.cmd.Process != nil {
+			l.cmd.Process.Kill()
+		}
+		<-l.done
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.out.String()
+}
+
+// ---- gRPC and HTTP helpers --------------------------------------------------
+
+// grpcurlJSON calls method on addr with grpcurl (server reflection) and
+// decodes its JSON answer.
+func grpcurlJSON(addr, method, data string, v any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, grpcurlP, "-plaintext", "-d", data, addr, method).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("grpcurl %s %s: %v\n%s", addr, method, err, out)
+	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("grpcurl %s %s: %v\n%s", addr, method, err, out)
+	}
+	return nil
+}
+
+func getJSON(url string, v any) error {
+	resp, err := fresh.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
