@@ -22,7 +22,7 @@ log=$(mktemp -t knowingnode-e2e-log.XXXXXX)
 trap 'rm -f "$log"' EXIT
 status=0
 for mod in ../image .; do
-  if ! (cd "$mod" && go test -v -count=1 -timeout 30m ./...) >"$log" 2>&1; then
+  if ! (cd "$mod" && go vet ./... && go test -v -count=1 -timeout 30m ./...) >"$log" 2>&1; then
     cat "$log"
     status=1
     break

@@ -95,7 +95,8 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return nil, fmt.Errorf("cluster: binary %s: %w", b, err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "knowingnode-e2e-")
+	removeStale(24 * time.Hour)
+	dir, err := os.MkdirTemp("", workDirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: work dir: %w", err)
 	}
@@ -127,6 +128,20 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		cfg.Logf("cluster: %s up in %s", s.name, time.Since(t0).Round(time.Millisecond))
 	}
 	return c, nil
+}
+
+const workDirPrefix = "knowingnode-e2e-"
+
+// removeStale deletes work dirs that earlier runs left behind: a run killed
+// outright (its processes die with it) or one that kept its logs after a
+// failure. A day is long enough to read them.
+func removeStale(age time.Duration) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), workDirPrefix+"*"))
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > age {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Stop ends every process (SIGTERM, then SIGKILL) in reverse start order.
