@@ -19,6 +19,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
 // buildBinaries builds the project's real backend and frontend, statically,
@@ -254,33 +257,92 @@ func repoTags(t *testing.T, path string) []string {
 	}
 }
 
-// TestDockerfileAgrees keeps deploy/Dockerfile (which cannot be built here:
-// no Docker engine) saying what this builder does.
+// TestDockerfileAgrees parses deploy/Dockerfile (which cannot be built here:
+// no Docker engine) with BuildKit's own parser and linter, and checks that
+// its final stage says what this builder does.
 func TestDockerfileAgrees(t *testing.T) {
-	b, err := os.ReadFile("../Dockerfile")
+	f, err := os.Open("../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	df := string(b)
-	want := []string{
-		"\nFROM scratch\n",
-		"\nUSER " + User + "\n",
-		`ENTRYPOINT ["` + Entrypoint + `"]`,
-		"/usr/local/bin/\n",
-		"CGO_ENABLED=0",
-		"./backend ./frontend",
-		"ENV PATH=" + BinDir + "\n",
-		"EXPOSE 8080/tcp 9090/tcp 9091/tcp",
+	defer f.Close()
+	res, err := parser.Parse(f)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
 	}
-	for k := range Labels("v", "r") {
-		want = append(want, k+"=")
+	for _, w := range res.Warnings {
+		t.Errorf("parser warning: %s", w.Short)
 	}
-	for _, w := range want {
-		if !strings.Contains(df, w) {
-			t.Errorf("deploy/Dockerfile does not contain %q", w)
+	lint := linter.New(&linter.Config{Warn: func(rule, desc, url, msg string, loc []parser.Range) {
+		t.Errorf("lint %s: %s (line %v)", rule, msg, loc)
+	}})
+	stages, _, err := instructions.Parse(res.AST, lint)
+	if err != nil {
+		t.Fatalf("instructions: %v", err)
+	}
+	if len(stages) != 2 {
+		t.Fatalf("%d stages, want a build stage and the final one", len(stages))
+	}
+	build, final := stages[0], stages[1]
+
+	var buildCmds []string
+	for _, c := range build.Commands {
+		if r, ok := c.(*instructions.RunCommand); ok {
+			buildCmds = append(buildCmds, strings.Join(r.CmdLine, " "))
 		}
 	}
-	if i := strings.Index(df, "\nFROM scratch\n"); i >= 0 && strings.Contains(df[i:], "\nRUN ") {
-		t.Error("the final stage has a RUN step, but the image has no shell to run it")
+	if all := strings.Join(buildCmds, "\n"); !strings.Contains(all, "CGO_ENABLED=0") || !strings.Contains(all, "./backend ./frontend") {
+		t.Errorf("the build stage does not build ./backend ./frontend statically:\n%s", all)
+	}
+
+	if final.BaseName != "scratch" {
+		t.Errorf("final stage FROM %s, want scratch (no shell, no libc)", final.BaseName)
+	}
+	var (
+		user, entrypoint []string
+		labels           = map[string]bool{}
+		exposed          []string
+		binsCopied       bool
+	)
+	for _, c := range final.Commands {
+		switch c := c.(type) {
+		case *instructions.RunCommand:
+			t.Errorf("final stage has %q, but the image has no shell", c.String())
+		case *instructions.UserCommand:
+			user = append(user, c.User)
+		case *instructions.EntrypointCommand:
+			if c.PrependShell {
+				t.Errorf("ENTRYPOINT in shell form needs a shell")
+			}
+			entrypoint = c.CmdLine
+		case *instructions.LabelCommand:
+			for _, kv := range c.Labels {
+				labels[kv.Key] = true
+			}
+		case *instructions.ExposeCommand:
+			exposed = append(exposed, c.Ports...)
+		case *instructions.CopyCommand:
+			if c.From == build.Name && c.DestPath == BinDir+"/" && c.Chmod == "0755" &&
+				slices.Equal(c.SourcePaths, []string{"/out/backend", "/out/frontend"}) {
+				binsCopied = true
+			}
+		}
+	}
+	if !slices.Equal(user, []string{User}) {
+		t.Errorf("USER %q, want %s", user, User)
+	}
+	if !slices.Equal(entrypoint, []string{Entrypoint}) {
+		t.Errorf("ENTRYPOINT %q, want [%s]", entrypoint, Entrypoint)
+	}
+	for k := range Labels("v", "r") {
+		if !labels[k] {
+			t.Errorf("LABEL %s missing", k)
+		}
+	}
+	if want := []string{"8080/tcp", "9090/tcp", "9091/tcp"}; !slices.Equal(exposed, want) {
+		t.Errorf("EXPOSE %q, want %q", exposed, want)
+	}
+	if !binsCopied {
+		t.Errorf("no COPY --from=%s --chmod=0755 /out/backend /out/frontend %s/", build.Name, BinDir)
 	}
 }
