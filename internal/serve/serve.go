@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +43,9 @@ func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
 }
 
 // WithServerOptions adds gRPC server options, e.g. a stats handler.
+// Interceptors chained in them run outside the shared ones and those of
+// WithUnaryInterceptors, so that metrics see every call as its client does:
+// injected faults and recovered panics included.
 func WithServerOptions(so ...grpc.ServerOption) Option {
 	return func(o *options) { o.serverOpts = append(o.serverOpts, so...) }
 }
@@ -91,7 +95,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		kp.MaxConnectionAge = cfg.MaxConnectionAge
 	}
 	codec := newReplyCodec()
-	so := append([]grpc.ServerOption{
+	so := append(slices.Clone(o.serverOpts),
 		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recover}, o.unary...)...),
 		grpc.KeepaliveParams(kp),
@@ -99,8 +103,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvBytes),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentStreams)),
-		grpc.ConnectionTimeout(10 * time.Second),
-	}, o.serverOpts...)
+		grpc.ConnectionTimeout(10*time.Second),
+	)
 	stopping, stopWatchers := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:          cfg,

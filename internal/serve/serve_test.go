@@ -372,7 +372,22 @@ func TestInterceptors(t *testing.T) {
 		}
 	}
 	logs := newLogWatch()
-	srv, err := New(testConfig(), slog.New(logs), WithUnaryInterceptors(mark("a"), mark("b")))
+	var outerSaw error
+	outer := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		mu.Lock()
+		order = append(order, "outer")
+		mu.Unlock()
+		resp, err := h(ctx, req)
+		mu.Lock()
+		outerSaw = err
+		mu.Unlock()
+		return resp, err
+	}
+	// Interceptors of server options (metrics) wrap the shared ones and the
+	// binary's (faults), so they count what the client sees.
+	srv, err := New(testConfig(), slog.New(logs),
+		WithServerOptions(grpc.ChainUnaryInterceptor(outer)),
+		WithUnaryInterceptors(mark("a"), mark("b")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,8 +410,11 @@ func TestInterceptors(t *testing.T) {
 		t.Error("panic not logged")
 	}
 	mu.Lock()
-	if !slices.Equal(order, []string{"a", "b"}) {
-		t.Errorf("interceptors ran %q; want [a b]", order)
+	if !slices.Equal(order, []string{"outer", "a", "b"}) {
+		t.Errorf("interceptors ran %q; want [outer a b]", order)
+	}
+	if status.Code(outerSaw) != codes.Internal {
+		t.Errorf("outer interceptor saw %v; want the recovered panic as INTERNAL", outerSaw)
 	}
 	mu.Unlock()
 	// The process survived the panic.
