@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -42,7 +43,8 @@ func parseFlags(args []string) *flags {
 	s.Var(fault.CodeFlag{Code: &f.fault.ErrorCode}, "fault-error-code", "FAULT_ERROR_CODE", "fault injection: the gRPC code of injected failures (default UNAVAILABLE)")
 	s.ParseOrExit(args)
 	if err := errors.Join(f.serve.Validate(), f.fault.Validate()); err != nil {
-		fmt.Fprintf(os.Stderr, "backend: %v\n", err)
+		// One line however many flags are wrong, as for parse errors.
+		fmt.Fprintf(os.Stderr, "backend: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 		os.Exit(2)
 	}
 	return f
