@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+)
+
+// TestBackend builds the binary once and runs it as a user would.
+func TestBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "backend")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Run("Identity", func(t *testing.T) { testIdentity(t, bin) })
+	t.Run("SIGTERMDuringCall", func(t *testing.T) { testSIGTERMDuringCall(t, bin) })
+	t.Run("InjectedErrorsCounted", func(t *testing.T) { testInjectedErrorsCounted(t, bin) })
+	t.Run("BadFlags", func(t *testing.T) { testBadFlags(t, bin) })
+}
+
+// proc is a running backend and the addresses its "serving" line named.
+type proc struct {
+	cmd    *exec.Cmd
+	addrs  map[string]string // grpc, admin -> host:port
+	exited chan struct{}     // closed once Wait returned
+	conn   *grpc.ClientConn
+}
+
+func runBackend(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	// A clean environment: only what the test gives, so the host's own
+	// variables cannot fill Downward API fields.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json"}, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, addrs: map[string]string{}, exited: make(chan struct{})}
+	serving := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct {
+				Msg   string   `json:"msg"`
+				Addrs []string `json:"addrs"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
+				serving <- line.Addrs
+			}
+			if testing.Verbose() {
+				t.Logf("backend: %s", sc.Text())
+			}
+		}
+		cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		if p.conn != nil {
+			p.conn.Close()
+		}
+		select {
+		case <-p.exited:
+		default:
+			cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	select {
+	case addrs := <-serving:
+		for _, a := range addrs {
+			k, v, _ := strings.Cut(a, "=")
+			p.addrs[k] = v
+		}
+	case <-p.exited:
+		t.Fatalf("backend exited before serving: %v", cmd.ProcessState)
+	case <-time.After(30 * time.Second): // a hang guard
+		t.Fatal("backend did not log that it serves")
+	}
+	p.conn, err = grpc.NewClient(p.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// wait returns the exit code once the process exits.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(30 * time.Second): // a hang guard
+		t.Fatal("backend did not exit")
+		return -1
+	}
+}
+
+// metric returns the sum of the samples of a Prometheus counter whose
+// labels include all of the given label="value" pairs.
+func (p *proc) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.addrs["admin"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		if slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(line, l) }) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		sum += v
+	}
+	return sum
+}
+
+func testIdentity(t *testing.T, bin string) {
+	dir := t.TempDir()
+	labels := "app=\"backend\"\nstatefulset.kubernetes.io/pod-name=\"backend-0\""
+	if err := os.WriteFile(filepath.Join(dir, "labels"), []byte(labels), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// annotations missing: a warning, and the server still starts.
+	p := runBackend(t, bin, []string{"POD_NAME=backend-0", "NODE_NAME=node-a", "POD_IP=127.0.0.1"},
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--downward-dir", dir, "--drain-delay", "0s")
+	ctx := t.Context()
+
+	resp, err := knowingnodev1.NewIdentityServiceClient(p.conn).GetIdentity(ctx, &knowingnodev1.GetIdentityRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetIdentity()
+	if id.GetPodName() != "backend-0" || id.GetNodeName() != "node-a" || id.GetPodIp() != "127.0.0.1" {
+		t.Errorf("identity pod %q node %q ip %q; want backend-0 node-a 127.0.0.1", id.GetPodName(), id.GetNodeName(), id.GetPodIp())
+	}
+	if id.GetTier() != knowingnodev1.Tier_TIER_BACKEND {
+		t.Errorf("tier %v", id.GetTier())
+	}
+	if id.GetLabels()["app"] != "backend" || id.GetLabels()["statefulset.kubernetes.io/pod-name"] != "backend-0" {
+		t.Errorf("labels %v", id.GetLabels())
+	}
+	wantSrc := map[string]knowingnodev1.Source{
+		"pod_name":      knowingnodev1.Source_SOURCE_DOWNWARD_API,
+		"node_name":     knowingnodev1.Source_SOURCE_DOWNWARD_API,
+		"pod_ip":        knowingnodev1.Source_SOURCE_DOWNWARD_API,
+		"labels":        knowingnodev1.Source_SOURCE_DOWNWARD_API,
+		"annotations":   knowingnodev1.Source_SOURCE_ABSENT,
+		"pod_namespace": knowingnodev1.Source_SOURCE_ABSENT,
+	}
+	for f, want := range wantSrc {
+		if got := id.GetSources()[f]; got != want {
+			t.Errorf("source of %s = %v, want %v", f, got, want)
+		}
+	}
+	if !slices.Contains(id.GetServingAddresses(), "grpc="+p.addrs["grpc"]) {
+		t.Errorf("serving addresses %q lack grpc=%s", id.GetServingAddresses(), p.addrs["grpc"])
+	}
+	if id.GetStartTime() == nil || id.GetBuild().GetGoVersion() == "" {
+		t.Errorf("start time %v build %v", id.GetStartTime(), id.GetBuild())
+	}
+
+	hc, err := healthpb.NewHealthClient(p.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health %v, %v", hc.GetStatus(), err)
+	}
+	services := listServices(t, p.conn)
+	for _, want := range []string{"knowingnode.v1.IdentityService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+		if !slices.Contains(services, want) {
+			t.Errorf("reflection lists %q; missing %s", services, want)
+		}
+	}
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+}
+
+func listServices(t *testing.T, conn *grpc.ClientConn) []string {
+	t.Helper()
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.CloseSend()
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		out = append(out, s.GetName())
+	}
+	return out
+}
+
+func testSIGTERMDuringCall(t *testing.T, bin string) {
+	// The call takes 3 s of injected latency; SIGTERM comes while it runs.
+	// No drain delay, so the call has to survive GracefulStop itself.
+	p := runBackend(t, bin, []string{"POD_NAME=backend-0"},
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--downward-dir", "",
+		"--fault-latency", "3s", "--drain-delay", "0s", "--shutdown-timeout", "30s")
+	ctx := t.Context()
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := knowingnodev1.NewIdentityServiceClient(p.conn).GetIdentity(ctx, &knowingnodev1.GetIdentityRequest{})
+		if err == nil && resp.GetIdentity().GetPodName() != "backend-0" {
+			err = fmt.Errorf("pod %q", resp.GetIdentity().GetPodName())
+		}
+		errc <- err
+	}()
+	// The server has the call once its metrics count it as started.
+	for p.metric(t, "grpc_server_started_total", `grpc_method="GetIdentity"`) < 1 {
+		select {
+		case err := <-errc:
+			t.Fatalf("call ended before SIGTERM: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		t.Fatal("process exited while a call was in flight")
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("in-flight call: %v; want OK", err)
+		}
+	}
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+func testInjectedErrorsCounted(t *testing.T, bin string) {
+	p := runBackend(t, bin, nil,
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--downward-dir", "", "--drain-delay", "0s",
+		"--fault-error-rate", "1", "--fault-error-code", "RESOURCE_EXHAUSTED")
+	_, err := knowingnodev1.NewIdentityServiceClient(p.conn).GetIdentity(t.Context(), &knowingnodev1.GetIdentityRequest{})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("GetIdentity = %v; want RESOURCE_EXHAUSTED", err)
+	}
+	// Health is never faulted.
+	if _, err := healthpb.NewHealthClient(p.conn).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health under faults: %v", err)
+	}
+	if n := p.metric(t, "grpc_server_handled_total", `grpc_method="GetIdentity"`, `grpc_code="ResourceExhausted"`); n != 1 {
+		t.Errorf("metrics count %v injected RESOURCE_EXHAUSTED, want 1", n)
+	}
+}
+
+func testBadFlags(t *testing.T, bin string) {
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string // the flag the one line must name
+	}{
+		{"unknown flag", []string{"--nope"}, nil, "-nope"},
+		{"bad duration", []string{"--drain-delay", "soon"}, nil, "-drain-delay"},
+		{"bad env duration", nil, []string{"DRAIN_DELAY=soon"}, "-drain-delay"},
+		{"empty address", []string{"--grpc-addr", ""}, nil, "-grpc-addr"},
+		{"rate out of range", []string{"--fault-error-rate", "2"}, nil, "-fault-error-rate"},
+		{"unknown code", []string{"--fault-error-code", "BROKEN"}, nil, "-fault-error-code"},
+		{"OK as injected code", []string{"--fault-error-rate", "0.5", "--fault-error-code", "OK"}, nil, "-fault-error-code"},
+		{"bad log format", []string{"--log-format", "xml"}, nil, "-log-format"},
+		{"bad log level", []string{"--log-level", "loud"}, nil, "-log-level"},
+		{"two bad values", []string{"--max-recv-bytes", "1", "--max-concurrent-streams", "0"}, nil, "-max-recv-bytes"},
+		{"extra argument", []string{"serve"}, nil, `"serve"`},
+	}
+	oneLine := regexp.MustCompile(`^backend: [^\n]+\n$`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, tt.args...)
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tt.env...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v; want code 2; stderr %q", err, stderr.String())
+			}
+			if !oneLine.MatchString(stderr.String()) || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q; want one line naming %s", stderr.String(), tt.want)
+			}
+		})
+	}
+}
