@@ -44,8 +44,9 @@ test: check-generate lint unit e2e
 
 # The browser test (frontend/web) must run, never skip: Chromium is installed
 # when missing, and KNOWINGNODE_REQUIRE_BROWSER turns its absence into a failure.
+# -race needs cgo, which the static release builds above turn off.
 unit: chromium
-	KNOWINGNODE_REQUIRE_BROWSER=1 $(GO) test -count=1 -race -timeout 15m ./...
+	CGO_ENABLED=1 KNOWINGNODE_REQUIRE_BROWSER=1 $(GO) test -count=1 -race -timeout 15m ./...
 
 ## chromium: Debian's Chromium for the browser test, installed with apt when missing
 chromium:
