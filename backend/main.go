@@ -92,7 +92,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 			return err
 		}
 	}
-	id.ServingAddresses = srv.Addrs()
+	id.ServingAddresses = srv.AdvertisedAddrs(id.PodIp)
 	idSrv := identity.NewServer(id)
 	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, idSrv)
 	if err := srv.CacheReply(idSrv.Response()); err != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -158,6 +159,25 @@ func (s *Server) Addrs() []string {
 	out := []string{"grpc=" + s.grpcLis.Addr().String()}
 	for _, h := range s.http {
 		out = append(out, h.name+"="+h.lis.Addr().String())
+	}
+	return out
+}
+
+// AdvertisedAddrs is Addrs as a client would dial them: a listener bound to
+// every interface (":9090", "0.0.0.0", "[::]") is given host instead, the
+// pod IP, since "[::]:9090" tells a reader of the identity nothing. With an
+// empty host it is Addrs.
+func (s *Server) AdvertisedAddrs(host string) []string {
+	out := s.Addrs()
+	if host == "" {
+		return out
+	}
+	for i, a := range out {
+		name, hp, _ := strings.Cut(a, "=")
+		h, port, err := net.SplitHostPort(hp)
+		if ip := net.ParseIP(h); err == nil && ip != nil && ip.IsUnspecified() {
+			out[i] = name + "=" + net.JoinHostPort(host, port)
+		}
 	}
 	return out
 }

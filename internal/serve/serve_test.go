@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -545,5 +546,36 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate = %v; want an error naming %s", err, tt.wantFlag)
 			}
 		})
+	}
+}
+
+func TestAdvertisedAddrs(t *testing.T) {
+	tests := []struct {
+		grpcAddr, host string
+		wantHost       string // of the grpc entry
+	}{
+		{"127.0.0.1:0", "10.244.0.5", "127.0.0.1"}, // a specific address stays
+		{"0.0.0.0:0", "10.244.0.5", "10.244.0.5"},
+		{":0", "10.244.0.5", "10.244.0.5"},
+		{":0", "fd00::5", "fd00::5"},
+		{"[::]:0", "10.244.0.5", "10.244.0.5"},
+		{":0", "", ""}, // no pod IP known: as bound
+	}
+	for _, tt := range tests {
+		cfg := testConfig()
+		cfg.GRPCAddr = tt.grpcAddr
+		srv, err := New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bound, port, _ := net.SplitHostPort(srv.GRPCAddr().String())
+		if tt.wantHost == "" {
+			tt.wantHost = bound
+		}
+		want := "grpc=" + net.JoinHostPort(tt.wantHost, port)
+		if got := srv.AdvertisedAddrs(tt.host); len(got) != 1 || got[0] != want {
+			t.Errorf("bound %s, host %q: %q; want [%s]", tt.grpcAddr, tt.host, got, want)
+		}
+		srv.grpcLis.Close()
 	}
 }
