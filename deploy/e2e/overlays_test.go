@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -209,7 +210,8 @@ func applyOverlay(t *testing.T, c overlayCase) string {
 	for _, svc := range set.Services {
 		checkServiceDNS(t, svc)
 	}
-	detail := fmt.Sprintf("%d objects applied server-side in %s, rollouts %s, EndpointSlices %s, DNS A/SRV ok",
+	checkAutoscalersAndBudgets(t, set)
+	detail := fmt.Sprintf("%d objects applied server-side in %s, rollouts %s, EndpointSlices %s, DNS A/SRV ok, HPAs able to scale, PDBs cover their pods",
 		len(set.Namespaces)+len(set.Deployments)+len(set.StatefulSets)+len(set.DaemonSets)+len(set.Services)+len(set.HPAs)+len(set.PDBs),
 		applied.Round(10*time.Millisecond), rolled.Round(10*time.Millisecond), strings.Join(eps, " "))
 	if c.extra != nil {
@@ -220,18 +222,19 @@ func applyOverlay(t *testing.T, c overlayCase) string {
 	return detail
 }
 
-type workloadRef struct{ kind, ns, name string }
+// workloadRef names a workload as kubectl does, with its pod selector.
+type workloadRef struct{ kind, ns, name, selector string }
 
 func workloads(s *manifest.Set) []workloadRef {
 	var out []workloadRef
 	for _, d := range s.Deployments {
-		out = append(out, workloadRef{"deployment", d.Namespace, d.Name})
+		out = append(out, workloadRef{"deployment", d.Namespace, d.Name, metav1.FormatLabelSelector(d.Spec.Selector)})
 	}
 	for _, d := range s.StatefulSets {
-		out = append(out, workloadRef{"statefulset", d.Namespace, d.Name})
+		out = append(out, workloadRef{"statefulset", d.Namespace, d.Name, metav1.FormatLabelSelector(d.Spec.Selector)})
 	}
 	for _, d := range s.DaemonSets {
-		out = append(out, workloadRef{"daemonset", d.Namespace, d.Name})
+		out = append(out, workloadRef{"daemonset", d.Namespace, d.Name, metav1.FormatLabelSelector(d.Spec.Selector)})
 	}
 	return out
 }
@@ -397,6 +400,52 @@ func checkServiceDNS(t *testing.T, svc *corev1.Service) {
 		}
 		return nil
 	})
+}
+
+// checkAutoscalersAndBudgets asks the real controllers: every HPA can reach
+// its target's scale subresource (there is no metrics server, so it cannot
+// act on CPU), and every PDB counts exactly its workload's pods.
+func checkAutoscalersAndBudgets(t *testing.T, set *manifest.Set) {
+	t.Helper()
+	for _, h := range set.HPAs {
+		eventually(t, 30*time.Second, func(ctx context.Context) error {
+			live, err := cl.Client.AutoscalingV2().HorizontalPodAutoscalers(h.Namespace).Get(ctx, h.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range live.Status.Conditions {
+				if c.Type == autoscalingv2.AbleToScale {
+					if c.Status != corev1.ConditionTrue {
+						return fmt.Errorf("HPA %s AbleToScale %s: %s", h.Name, c.Status, c.Message)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("HPA %s has no AbleToScale condition yet", h.Name)
+		})
+	}
+	for _, b := range set.PDBs {
+		eventually(t, 30*time.Second, func(ctx context.Context) error {
+			live, err := cl.Client.PolicyV1().PodDisruptionBudgets(b.Namespace).Get(ctx, b.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
+			if err != nil {
+				return err
+			}
+			pods, err := cl.Client.CoreV1().Pods(b.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+			if err != nil {
+				return err
+			}
+			want := int32(len(pods.Items))
+			if live.Status.ExpectedPods != want || live.Status.CurrentHealthy != want || live.Status.DisruptionsAllowed < 1 {
+				return fmt.Errorf("PDB %s: expected %d healthy %d allowed %d, want %d pods and at least one disruption allowed",
+					b.Name, live.Status.ExpectedPods, live.Status.CurrentHealthy, live.Status.DisruptionsAllowed, want)
+			}
+			return nil
+		})
+	}
 }
 
 func checkClusterIP(t *testing.T, set *manifest.Set) string {

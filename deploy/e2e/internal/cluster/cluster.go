@@ -347,8 +347,10 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 		"--kubeconfig="+c.Kubeconfig, "--leader-elect=false", "--secure-port=0",
 		"--service-account-private-key-file="+filepath.Join(c.Dir, "sa.key"),
 		"--use-service-account-credentials=false",
-		// Keep the HPA quiet-ish: there is no metrics server to ask.
-		"--horizontal-pod-autoscaler-sync-period=60s",
+		// The HPA controller first looks at a new HPA one sync period after
+		// it appears (rate-limited queue): short, so tests see its verdict.
+		// Without a metrics server it only checks the scale target.
+		"--horizontal-pod-autoscaler-sync-period=2s",
 	); err != nil {
 		return err
 	}
