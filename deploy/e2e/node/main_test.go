@@ -450,7 +450,7 @@ func snapshot() hostState {
 			}
 		}
 	}
-	for _, p := range []string{"/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/etc/cni/net.d/10-kne2e.conflist"} {
+	for _, p := range []string{"/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/run/containerd", "/var/lib/cni", "/etc/cni/net.d/10-kne2e.conflist"} {
 		if _, err := os.Stat(p); err == nil {
 			s.mounts = append(s.mounts, "path "+p)
 		}

@@ -144,6 +144,14 @@ if [[ -f "$STATE/cgroups" ]]; then
   done <"$STATE/cgroups"
 fi
 
+# The shims' socket directory and libcni's cache, when they were ours.
+if [[ -f "$STATE/created-run-containerd" ]]; then
+  rmdir /run/containerd/s /run/containerd 2>/dev/null
+fi
+if [[ -f "$STATE/created-var-lib-cni" ]]; then
+  rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null
+fi
+
 # 9. Sysctls back to what they were.
 if [[ -f "$STATE/sysctls" ]]; then
   tac "$STATE/sysctls" | while read -r key val; do

@@ -67,6 +67,11 @@ mkdir -p "$STATE"/{pids,logs,pki,etcd}
 # nftables tables that exist before (iptables-nft creates its tables on first
 # use): down.sh removes the ones we brought, once empty.
 nft list tables 2>/dev/null >"$STATE/nft-tables.before" || true
+# containerd's shims put their sockets under /run/containerd/s whatever the
+# config says: down.sh removes the directory if this cluster created it.
+[[ -e /run/containerd ]] || touch "$STATE/created-run-containerd"
+# Likewise libcni's result cache in /var/lib/cni.
+[[ -e /var/lib/cni ]] || touch "$STATE/created-var-lib-cni"
 echo "$NODES" >"$STATE/nodes"
 echo "$NODE_IP" >"$STATE/node-ip"
 
