@@ -515,3 +515,35 @@ func TestServer(t *testing.T) {
 		t.Error("Identity() is not the identity served")
 	}
 }
+
+// TestLoadVolumeKubeletLayout reads the volume as the kubelet lays it out:
+// the files live in a timestamped directory reached through the ..data
+// symlink, which is swapped atomically on update.
+func TestLoadVolumeKubeletLayout(t *testing.T) {
+	dir := t.TempDir()
+	ts := filepath.Join(dir, "..2026_01_02_03_04_05.000000001")
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts, FileLabels), []byte(`app="backend"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts, FileAnnotations), []byte(`note="a"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{FileLabels, FileAnnotations} {
+		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := Load(Options{Getenv: envOf(nil), DownwardDir: dir, Machine: fakeMachine{host: "h"}})
+	if id.Labels["app"] != "backend" || id.Annotations["note"] != "a" {
+		t.Errorf("labels %v annotations %v", id.Labels, id.Annotations)
+	}
+	if id.Sources[FieldLabels] != downward || id.Sources[FieldAnnotations] != downward {
+		t.Errorf("sources %v", id.Sources)
+	}
+}
