@@ -18,6 +18,11 @@ BIN="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-coredns-$CORE
 SRC="$CACHE/src"
 mkdir -p "$BIN" "$SRC"
 
+# One build at a time per cache: two `make e2e` runs must not write the same
+# files (the second waits, then finds everything built).
+exec 9>"$CACHE/.build-bins.lock"
+flock 9
+
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOWORK=off
 log() { printf '%s build-bins: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
