@@ -207,7 +207,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 			return err
 		}
 	}
-	id.ServingAddresses = srv.Addrs()
+	id.ServingAddresses = srv.AdvertisedAddrs(id.PodIp)
 	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, idSrv)
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
 	if err := srv.CacheReply(idSrv.Response()); err != nil {
