@@ -122,11 +122,3 @@ func printSummary() {
 		fmt.Println(l)
 	}
 }
-
-func TestSmoke(t *testing.T) {
-	out, _, err := cl.Kubectl(t.Context(), "get", "nodes", "-o", "wide")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log(out)
-}
