@@ -22,7 +22,7 @@ log=$(mktemp -t knowingnode-e2e-log.XXXXXX)
 trap 'rm -f "$log"' EXIT
 # deploy/e2e imports the app's own packages (replace => ../..): when the app's
 # go.mod moves, let go fix up this module's requirements rather than fail.
-export GOFLAGS="${GOFLAGS:-} -mod=mod"
+export GOFLAGS="$(go env GOFLAGS) -mod=mod"
 status=0
 for mod in ../image .; do
   if ! (cd "$mod" && go vet ./... && go test -v -count=1 -timeout 30m ./...) >"$log" 2>&1; then
