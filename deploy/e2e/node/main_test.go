@@ -129,6 +129,23 @@ func runMain(m *testing.M) (code int) {
 	}
 	defer os.RemoveAll(work)
 
+	// One real-node e2e at a time on a machine: they share STATE, the bridge
+	// names and the host ports. While we hold the lock, a cluster at STATE is
+	// a leftover of a killed run, safe to tear down.
+	lock, err := os.OpenFile(state+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	defer lock.Close()
+	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		logf("another e2e-node run holds %s; waiting for it", lock.Name())
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			logf("lock %s: %v", lock.Name(), err)
+			return 1
+		}
+	}
+
 	before := snapshot()
 	// Whatever happens from here on, the cluster goes down.
 	downOnce := sync.OnceFunc(func() { down(code != 0) })

@@ -19,6 +19,10 @@ BIN="$CACHE/node-k8s-$K8S_VERSION-crictl-$CRICTL_VERSION/bin"
 SRC="$CACHE/src"
 mkdir -p "$BIN" "$SRC"
 
+# One build at a time per cache: concurrent runs wait, then find it built.
+exec 9>"$CACHE/.build-node-bins.lock"
+flock 9
+
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOWORK=off
 log() { printf '%s build-node-bins: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
