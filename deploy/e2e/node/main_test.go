@@ -173,6 +173,8 @@ func runMain(m *testing.M) (code int) {
 			logf("PASS clean-up: no process, mount, netns, interface, cgroup or iptables/nftables rule of the cluster left")
 		}
 		sumMu.Lock()
+		// By scenario number (the topologies ran side by side).
+		slices.SortStableFunc(summaries, func(a, b string) int { return strings.Compare(a[5:7], b[5:7]) })
 		for _, s := range summaries {
 			fmt.Fprintln(os.Stderr, "e2e-node: "+s)
 		}
