@@ -21,18 +21,12 @@ import (
 	"github.com/knowingnode/knowingnode/frontend/web"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
-	"github.com/knowingnode/knowingnode/internal/identity"
-	"github.com/knowingnode/knowingnode/internal/logging"
-	"github.com/knowingnode/knowingnode/internal/serve"
-	"github.com/knowingnode/knowingnode/internal/telemetry"
+	"github.com/knowingnode/knowingnode/internal/tier"
 )
 
 type flags struct {
-	serve           serve.Config
+	tier            tier.Config
 	httpAddr        string
-	adminAddr       string
-	pprof           bool
-	downwardDir     string
 	targets         targetsFlag
 	defaultTarget   string
 	refreshInterval time.Duration
@@ -72,64 +66,38 @@ func (t *targetsFlag) Set(v string) error {
 func parseFlags(args []string) *flags {
 	f := &flags{}
 	s := config.New("frontend")
-	f.serve.Register(s)
-	s.String(&f.httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address: REST gateway, browser page, probes")
-	s.String(&f.adminAddr, "admin-addr", "ADMIN_ADDR", "", "admin HTTP listen address (/metrics, /healthz, pprof); empty disables (metrics are on the HTTP port too)")
-	s.Bool(&f.pprof, "pprof", "PPROF", false, "serve net/http/pprof under /debug/pprof/ on the admin port")
-	s.String(&f.downwardDir, "downward-dir", "DOWNWARD_DIR", "/etc/downward", "directory of the Downward API volume (files labels, annotations); empty skips it")
+	// The admin port is off by default: /metrics is on the HTTP port too.
+	f.tier.Register(s, "")
+	s.String(&f.httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address: REST gateway, browser page, probes, /metrics")
 	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N] or static:///host:port,...")
 	s.String(&f.defaultTarget, "default-target", "DEFAULT_TARGET", "", "target used when a request names none (default: the first)")
 	s.Duration(&f.refreshInterval, "refresh-interval", "REFRESH_INTERVAL", 5*time.Second, "how often discovery re-resolves each target")
 	s.Duration(&f.backendTimeout, "backend-timeout", "BACKEND_TIMEOUT", 2*time.Second, "timeout of one call to one backend")
 	s.Duration(&f.fanoutTimeout, "fanout-timeout", "FANOUT_TIMEOUT", 5*time.Second, "default deadline of a whole fan-out")
 	s.Int(&f.concurrency, "fanout-concurrency", "FANOUT_CONCURRENCY", 64, "calls in flight at once within one fan-out")
-	s.ParseOrExit(args)
-	err := errors.Join(
-		f.serve.Validate(),
-		config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
-		config.Check(f.refreshInterval >= 100*time.Millisecond && f.refreshInterval <= time.Hour, "refresh-interval", "%v is outside 100ms..1h", f.refreshInterval),
-		config.Check(f.backendTimeout > 0 && f.backendTimeout <= fanout.MaxTimeout, "backend-timeout", "%v is outside (0s, %v]", f.backendTimeout, fanout.MaxTimeout),
-		config.Check(f.fanoutTimeout > 0 && f.fanoutTimeout <= fanout.MaxTimeout, "fanout-timeout", "%v is outside (0s, %v]", f.fanoutTimeout, fanout.MaxTimeout),
-		config.Check(f.concurrency >= 1 && f.concurrency <= 10000, "fanout-concurrency", "%d is outside 1..10000", f.concurrency),
-	)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "frontend: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
-		os.Exit(2)
-	}
+	s.ParseOrExit(args, f.tier.Validate, func() error {
+		return errors.Join(
+			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
+			config.Check(f.refreshInterval >= 100*time.Millisecond && f.refreshInterval <= time.Hour, "refresh-interval", "%v is outside 100ms..1h", f.refreshInterval),
+			config.Check(f.backendTimeout > 0 && f.backendTimeout <= fanout.MaxTimeout, "backend-timeout", "%v is outside (0s, %v]", f.backendTimeout, fanout.MaxTimeout),
+			config.Check(f.fanoutTimeout > 0 && f.fanoutTimeout <= fanout.MaxTimeout, "fanout-timeout", "%v is outside (0s, %v]", f.fanoutTimeout, fanout.MaxTimeout),
+			config.Check(f.concurrency >= 1 && f.concurrency <= 10000, "fanout-concurrency", "%d is outside 1..10000", f.concurrency),
+		)
+	})
 	return f
 }
 
 func main() {
 	f := parseFlags(os.Args[1:])
-	ctx, stop := serve.SignalContext()
-	defer stop()
-	if err := run(ctx, f, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "frontend: %v\n", err)
-		os.Exit(1)
-	}
+	tier.Main("frontend", func(ctx context.Context) error { return run(ctx, f, os.Stderr) })
 }
 
 func run(ctx context.Context, f *flags, logw io.Writer) error {
-	start := time.Now()
-	log, err := logging.New(logw, f.serve.LogFormat, f.serve.LogLevel)
+	t, err := tier.New(ctx, f.tier, knowingnodev1.Tier_TIER_FRONTEND, logw)
 	if err != nil {
 		return err
 	}
-	id := identity.Load(identity.Options{
-		Tier:        knowingnodev1.Tier_TIER_FRONTEND,
-		DownwardDir: f.downwardDir,
-		StartTime:   start,
-		Logger:      log,
-	})
-	tel, err := telemetry.New(ctx, telemetry.Options{Service: "knowingnode-frontend", Identity: id, Getenv: os.Getenv})
-	if err != nil {
-		return err
-	}
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-	srv, err := serve.New(f.serve, log, serve.WithServerOptions(tel.ServerOptions()...))
-	if err != nil {
-		return err
-	}
+	log, tel, srv := t.Log, t.Telemetry, t.Server
 	metrics, err := fanout.NewMetrics(tel.Registry)
 	if err != nil {
 		return err
@@ -144,7 +112,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if tel.Tracing {
 		fo.Tracer = tel.Tracer("github.com/knowingnode/knowingnode/frontend/fanout")
 	}
-	fan := fanout.New(id, fo)
+	fan := fanout.New(t.Identity, fo)
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 20)),
@@ -160,19 +128,19 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 			return err
 		}
 		defer pool.Close()
-		t := discovery.NewTarget(spec, discovery.NewResolver(discovery.NetLookuper(spec.Server)), discovery.TargetOptions{
+		target := discovery.NewTarget(spec, discovery.NewResolver(discovery.NetLookuper(spec.Server)), discovery.TargetOptions{
 			Interval: f.refreshInterval,
 			Logger:   log,
 			OnUpdate: pool.Update,
 		})
-		if err := fan.Add(t, pool); err != nil {
+		if err := fan.Add(target, pool); err != nil {
 			return err
 		}
-		targets = append(targets, t)
+		targets = append(targets, target)
 		// A first answer before serving, so the first request sees backends;
 		// a failure is reported in replies and retried on schedule.
-		t.Refresh(ctx)
-		go t.Run(discCtx)
+		target.Refresh(ctx)
+		go target.Run(discCtx)
 	}
 	if f.defaultTarget != "" {
 		if err := fan.SetDefault(f.defaultTarget); err != nil {
@@ -183,9 +151,8 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		return fmt.Errorf("register discovery metrics: %w", err)
 	}
 
-	idSrv := identity.NewServer(id)
 	gw := gateway.Options{
-		Identity:   idSrv,
+		Identity:   t.IdentityServer,
 		FanOut:     fan,
 		Ready:      srv.Ready,
 		Page:       web.Handler(),
@@ -202,18 +169,6 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err := srv.ListenHTTP("http", f.httpAddr, h); err != nil {
 		return err
 	}
-	if f.adminAddr != "" {
-		if err := srv.ListenHTTP("admin", f.adminAddr, tel.AdminHandler(srv.Ready, f.pprof)); err != nil {
-			return err
-		}
-	}
-	id.ServingAddresses = srv.AdvertisedAddrs(id.PodIp)
-	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, idSrv)
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
-	if err := srv.CacheReply(idSrv.Response()); err != nil {
-		return fmt.Errorf("encode identity: %w", err)
-	}
-	serve.TuneGC(log, os.Getenv, id.MemoryLimitBytes)
-	tel.InitializeServerMetrics(srv.GRPC)
-	return srv.Run(ctx)
+	return t.Run(ctx)
 }

@@ -120,17 +120,23 @@ func (s *Set) Usage(w io.Writer) {
 	s.fs.SetOutput(io.Discard)
 }
 
-// ParseOrExit is Parse for main: on -h it prints usage and exits 0; on any
-// other error it prints one line naming the problem and exits 2.
-func (s *Set) ParseOrExit(args []string) {
+// ParseOrExit is Parse for main, followed by the checks in validate (range
+// checks flag parsing cannot do): on -h it prints usage and exits 0; on any
+// error it prints one line naming every problem and exits 2.
+func (s *Set) ParseOrExit(args []string, validate ...func() error) {
 	err := s.Parse(args, os.Getenv)
-	switch {
-	case err == nil:
-		return
-	case errors.Is(err, ErrHelp):
+	if errors.Is(err, ErrHelp) {
 		s.Usage(os.Stdout)
 		os.Exit(0)
-	default:
+	}
+	if err == nil {
+		errs := make([]error, 0, len(validate))
+		for _, v := range validate {
+			errs = append(errs, v())
+		}
+		err = errors.Join(errs...)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", s.fs.Name(), strings.ReplaceAll(err.Error(), "\n", "; "))
 		os.Exit(2)
 	}
