@@ -289,11 +289,12 @@ function renderSpread(resp) {
     return;
   }
   const total = (resp.summary && resp.summary.total) || entries.reduce((n, [, v]) => n + v, 0);
-  const max = Math.max(...entries.map(([, v]) => v));
   $("spread-rows").replaceChildren(...entries.map(([pod, n]) => {
     const bar = el("span", { class: "bar" });
-    // CSSOM, not a style attribute: the CSP forbids inline style attributes.
-    bar.style.width = (max ? (100 * n) / max : 0) + "%";
+    // A share of all calls, so an even spread looks even and a pinned client
+    // (a ClusterIP VIP) shows one full bar. CSSOM, not a style attribute: the
+    // CSP forbids inline style attributes.
+    bar.style.width = (total ? (100 * n) / total : 0) + "%";
     return el("div", { class: "spread-row", "data-testid": "spread-row", "data-pod": pod, "data-count": n },
       el("span", { class: "spread-pod" }, pod),
       el("span", { class: "bar-track" }, bar),
