@@ -137,7 +137,7 @@ func TestOverlays(t *testing.T) {
 		{overlay: "all", endpoints: map[string]int{
 			"knowingnode/backend": 3, "knowingnode/backend-sts": 3, "knowingnode-node/backend-ds": -1,
 			"knowingnode/frontend-deployment": 2, "knowingnode/frontend-statefulset": 2, "knowingnode/frontend-daemonset": 2,
-		}},
+		}, extra: checkConverged},
 	}
 	for _, c := range cases {
 		ok := t.Run(c.overlay, func(t *testing.T) {
@@ -446,6 +446,22 @@ func checkAutoscalersAndBudgets(t *testing.T, set *manifest.Set) {
 			return nil
 		})
 	}
+}
+
+// checkConverged: once applied, the overlay is what the cluster runs:
+// `kubectl diff` (a server-side dry run) finds nothing to change, and the
+// plain client-side `kubectl apply -k` the issue names is accepted too.
+func checkConverged(t *testing.T, set *manifest.Set) string {
+	ctx := t.Context()
+	if out, _, err := cl.Kubectl(ctx, "diff", "--server-side", "--field-manager=knowingnode-e2e", "--force-conflicts", "-k", overlayDir("all")); err != nil {
+		t.Errorf("kubectl diff after apply: %v\n%s", err, out)
+	}
+	if _, stderr, err := cl.Kubectl(ctx, "apply", "--dry-run=server", "-k", overlayDir("all")); err != nil {
+		t.Errorf("client-side kubectl apply -k: %v", err)
+	} else if strings.Contains(stderr, "Warning") && !strings.Contains(stderr, "hostPort") {
+		t.Errorf("client-side kubectl apply -k warned: %s", stderr)
+	}
+	return "kubectl diff finds nothing to change; client-side apply -k accepted"
 }
 
 func checkClusterIP(t *testing.T, set *manifest.Set) string {
