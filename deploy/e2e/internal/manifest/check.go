@@ -385,6 +385,8 @@ func (c *checker) podSecurity(w workload) {
 			c.errorf("Namespace "+ns.Name, "metadata.labels[pod-security.kubernetes.io/%s]: %v", mode, err)
 			continue
 		}
+		// The project's namespace must stay restricted: weakening it would
+		// make every other Pod Security finding here moot.
 		if mode == "enforce" && ns.Name == "knowingnode" && lvl != psapi.LevelRestricted {
 			c.errorf("Namespace "+ns.Name, "metadata.labels[pod-security.kubernetes.io/enforce] is %q, want restricted", lvl)
 		}

@@ -203,6 +203,16 @@ func TestBrokenCopiesFail(t *testing.T) {
 			want: []string{"DaemonSet knowingnode-node/backend-ds", "terminationGracePeriodSeconds is 10"},
 		},
 		{
+			name: "namespace no longer enforces restricted", overlay: "statefulset", file: "base/namespace.yaml",
+			old: "pod-security.kubernetes.io/enforce: restricted", new: "pod-security.kubernetes.io/enforce: baseline",
+			want: []string{"Namespace knowingnode", "pod-security.kubernetes.io/enforce", "want restricted"},
+		},
+		{
+			name: "statefulset target on a ClusterIP Service", overlay: "statefulset", file: "components/statefulset/backend.yaml",
+			old: "  clusterIP: None\n", new: "",
+			want: []string{"Deployment knowingnode/frontend-statefulset", "Service knowingnode/backend-sts must be headless"},
+		},
+		{
 			name: "downward env missing", overlay: "deployment", file: "components/deployment/backend.yaml",
 			old: "fieldPath: status.hostIP", new: "fieldPath: status.podIP",
 			want: []string{"Deployment knowingnode/backend", "env[NODE_IP] must come from the Downward API fieldRef status.hostIP"},
