@@ -112,7 +112,8 @@ func run(ctx context.Context, bin string, n int, httpAddr, grpcAddr, dnsAddr str
 		"--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--downward-dir", "",
 		"--refresh-interval", "2s", "--drain-delay", "0s")
 	fe.Env = append(os.Environ(), "TARGETS="+targets,
-		"POD_NAME=frontend-0", "POD_NAMESPACE="+namespace, "POD_IP=127.0.0.1", "NODE_NAME=node-a",
+		"POD_NAME=frontend-0", "POD_NAMESPACE="+namespace, "POD_IP=127.0.0.1", "POD_IPS=127.0.0.1",
+		"POD_UID=00000000-0000-4000-8000-00000000f00d", "NODE_NAME=node-a",
 		"NODE_IP=127.0.1.1", "SERVICE_ACCOUNT=frontend", "LOG_FORMAT=text")
 	if err := sup.start(fe, "frontend"); err != nil {
 		return err
