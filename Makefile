@@ -68,7 +68,8 @@ e2e-node:
 
 ## run: the local topology (backends, cluster-like DNS, frontend), no cluster needed
 run: build
-	$(GO) run ./deploy/local -bin bin
+	$(GO) build -o bin/local ./deploy/local
+	bin/local -bin bin
 
 ## load: CPU per request of each server under ghz, beside a bare grpc-go reference
 load:

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s build
-go run ./deploy/local -bin bin >/dev/null 2>&1 &
+go build -o bin/local ./deploy/local
+bin/local -bin bin >/dev/null 2>&1 &
 run=$!
 profile=$(mktemp -d)
 trap 'kill -TERM $run 2>/dev/null; wait $run 2>/dev/null || true; rm -rf "$profile"' EXIT
