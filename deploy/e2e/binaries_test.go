@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -81,6 +83,16 @@ func buildBinaries(t *testing.T) string {
 func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name string) string {
 	ct := tpl.Spec.Containers[0]
 	exe := filepath.Join(bin, path.Base(ct.Command[0]))
+
+	// Every plain env var the manifest sets must be one the binary reads: a
+	// misspelt name would be ignored silently. (The Downward API ones are
+	// read by the identity code, and checked statically.)
+	known := envOfFlags(t, exe)
+	for _, e := range ct.Env {
+		if e.ValueFrom == nil && !known[e.Name] {
+			t.Errorf("%s sets env %s, which %s has no flag for (known: %v)", name, e.Name, path.Base(exe), slices.Sorted(maps.Keys(known)))
+		}
+	}
 
 	// Listen addresses: every ":<containerPort>" value moves to a free
 	// loopback port; probes are mapped the same way.
@@ -194,6 +206,26 @@ func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name s
 	}
 	return detail
 }
+
+// envOfFlags returns the env vars a binary's flags read, from its -h text
+// ("... (env NAME) ...").
+func envOfFlags(t *testing.T, exe string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command(exe, "-h").Output()
+	if err != nil {
+		t.Fatalf("%s -h: %v", exe, err)
+	}
+	known := map[string]bool{}
+	for _, m := range envInUsage.FindAllStringSubmatch(string(out), -1) {
+		known[m[1]] = true
+	}
+	if len(known) == 0 {
+		t.Fatalf("%s -h names no env vars:\n%s", exe, out)
+	}
+	return known
+}
+
+var envInUsage = regexp.MustCompile(`\(env ([A-Z0-9_]+)\)`)
 
 // envValue resolves one env entry as the kubelet would for this test pod.
 func envValue(tpl *corev1.PodTemplateSpec, ct corev1.Container, e corev1.EnvVar, downward string) (string, error) {
