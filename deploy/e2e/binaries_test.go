@@ -40,6 +40,7 @@ import (
 // readiness fails at once and the process exits after DRAIN_DELAY but within
 // terminationGracePeriodSeconds.
 func TestBinariesWithManifestEnv(t *testing.T) {
+	line := report(t, "binaries x manifests")
 	set, _, _, _ := applyAndRollout(t, "all")
 	bin := buildBinaries(t)
 	var pods []*corev1.PodTemplateSpec
@@ -64,7 +65,7 @@ func TestBinariesWithManifestEnv(t *testing.T) {
 		}
 	})
 	sort.Strings(lines)
-	summarize("binaries x manifests", !t.Failed(), "%s", strings.Join(lines, "; "))
+	*line = strings.Join(lines, "; ")
 }
 
 // buildBinaries builds the real backend and frontend, as the image holds them.

@@ -161,6 +161,7 @@ func TestDiscovery(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.controlling, func(t *testing.T) {
+			line := report(t, "discovery "+c.controlling)
 			spec, interval := frontendTarget(t, set, c.controlling)
 			tg := startTarget(t, spec, interval)
 			s := svc(c.ns, c.service)
@@ -195,18 +196,19 @@ func TestDiscovery(t *testing.T) {
 			if s.Spec.ClusterIP != corev1.ClusterIPNone {
 				what = "the VIP " + s.Spec.ClusterIP + " (a ClusterIP hides scaling)"
 			}
-			summarize("discovery "+c.controlling, !t.Failed(), "%s -> %s; %s; refresh %s", spec.QType, what, strings.Join(steps, ", "), interval)
+			*line = fmt.Sprintf("%s -> %s; %s; refresh %s", spec.QType, what, strings.Join(steps, ", "), interval)
 		})
 	}
 
 	// A dns target on a headless Service resolves to every pod too.
 	t.Run("dns-headless", func(t *testing.T) {
+		line := report(t, "discovery dns-headless")
 		spec, err := discovery.ParseTarget("backend=dns://" + cl.DNSAddr + "/backend-sts.knowingnode.svc.cluster.local:9090")
 		if err != nil {
 			t.Fatal(err)
 		}
 		tg := startTarget(t, spec, time.Second)
 		took := follow(t, tg, svc("knowingnode", "backend-sts"), 3, time.Second+slack)
-		summarize("discovery dns-headless", !t.Failed(), "dns -> the 3 StatefulSet pod IPs (%s)", took.Round(10*time.Millisecond))
+		*line = fmt.Sprintf("dns -> the 3 StatefulSet pod IPs (%s)", took.Round(10*time.Millisecond))
 	})
 }

@@ -98,6 +98,15 @@ func binDir() (string, error) {
 	return lines[len(lines)-1], nil
 }
 
+// report records the scenario's one line when the test ends, passed, failed
+// or stopped by t.Fatal; the test sets *line as it learns things.
+func report(t *testing.T, scenario string) *string {
+	line := new(string)
+	*line = "see the test output"
+	t.Cleanup(func() { summarize(scenario, !t.Failed(), "%s", *line) })
+	return line
+}
+
 var (
 	summaryMu    sync.Mutex
 	summaryLines []string

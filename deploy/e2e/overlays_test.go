@@ -50,9 +50,8 @@ func load(t *testing.T, overlay string) *manifest.Set {
 // objects as the kustomize API the static checks use.
 func TestKubectlKustomize(t *testing.T) {
 	overlays := []string{"deployment", "nodeport", "daemonset", "statefulset", "all"}
-	defer func() {
-		summarize("kubectl kustomize", !t.Failed(), "%d overlays render with kubectl %s as with the kustomize API, strict-decode and pass the static checks", len(overlays), kubectlVersion(t))
-	}()
+	line := report(t, "kubectl kustomize")
+	*line = fmt.Sprintf("%d overlays render with kubectl %s as with the kustomize API, strict-decode and pass the static checks", len(overlays), kubectlVersion(t))
 	for _, o := range overlays {
 		t.Run(o, func(t *testing.T) {
 			out, _, err := cl.Kubectl(t.Context(), "kustomize", overlayDir(o))
@@ -140,14 +139,12 @@ func TestOverlays(t *testing.T) {
 		}, extra: checkConverged},
 	}
 	for _, c := range cases {
-		ok := t.Run(c.overlay, func(t *testing.T) {
+		t.Run(c.overlay, func(t *testing.T) {
+			line := report(t, "overlay "+c.overlay)
 			t0 := time.Now()
 			detail := applyOverlay(t, c)
-			summarize("overlay "+c.overlay, !t.Failed(), "%s (%s)", detail, time.Since(t0).Round(10*time.Millisecond))
+			*line = fmt.Sprintf("%s (%s)", detail, time.Since(t0).Round(10*time.Millisecond))
 		})
-		if !ok {
-			summarize("overlay "+c.overlay, false, "see the test output")
-		}
 	}
 }
 

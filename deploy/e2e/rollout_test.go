@@ -16,6 +16,7 @@ import (
 // with DoNotSchedule, one node at a time for the hostPort DaemonSet), ending
 // with only new pods behind the Services.
 func TestRolloutRestart(t *testing.T) {
+	line := report(t, "rollout restart")
 	set, _, _, _ := applyAndRollout(t, "all")
 	var lines []string
 	for _, w := range workloads(set) {
@@ -44,5 +45,5 @@ func TestRolloutRestart(t *testing.T) {
 		})
 		lines = append(lines, fmt.Sprintf("%s/%s %s", w.kind, w.name, time.Since(t0).Round(10*time.Millisecond)))
 	}
-	summarize("rollout restart", !t.Failed(), "%s", strings.Join(lines, ", "))
+	*line = strings.Join(lines, ", ")
 }
