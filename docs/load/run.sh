@@ -16,6 +16,8 @@ trap cleanup EXIT
 export CGO_ENABLED=0
 go build -trimpath -o "$TMP/" ./backend ./frontend ./docs/load/bare
 go build -modfile=tools/tools.mod -o "$TMP/ghz" github.com/bojand/ghz/cmd/ghz
+# The peers, pinned in their own modfile so they never move ours.
+go build -modfile=tools/peers.mod -o "$TMP/" github.com/stefanprodan/podinfo/cmd/podinfo fortio.org/fortio
 TICK=$(getconf CLK_TCK)
 
 cpu() { awk -v t="$TICK" '{print ($14+$15)/t}' "/proc/$1/stat"; }
@@ -49,6 +51,11 @@ echo "ghz c=$CONC for $DURATION per row; CPU = the server's utime+stime per 10k 
 env "${ID_ENV[@]}" "$TMP/bare" --grpc-addr 127.0.0.1:19190 2>/dev/null & PIDS+=($!); BARE=$!
 env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19090 --admin-addr 127.0.0.1:19091 --downward-dir "" 2>/dev/null & PIDS+=($!); BACK=$!
 sleep 1
+"$TMP/podinfo" --port 19898 --grpc-port 19999 --level error >/dev/null 2>&1 & PIDS+=($!); PODINFO=$!
+"$TMP/fortio" server -http-port 18078 -grpc-port 18079 -redirect-port disabled >/dev/null 2>&1 & PIDS+=($!); FORTIO=$!
+sleep 1
+measure "podinfo gRPC Info" "$PODINFO" 127.0.0.1:19999 info.InfoService/Info
+measure "fortio gRPC Ping" "$FORTIO" 127.0.0.1:18079 fgrpc.PingServer/Ping
 measure "bare grpc-go (reference)" "$BARE" 127.0.0.1:19190 knowingnode.v1.IdentityService/GetIdentity
 measure "backend GetIdentity" "$BACK" 127.0.0.1:19090 knowingnode.v1.IdentityService/GetIdentity '{}' 127.0.0.1:19091
 
