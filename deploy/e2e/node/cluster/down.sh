@@ -14,6 +14,10 @@ log() { printf '%s down: %s\n' "$(date -u +%H:%M:%S.%N | cut -c1-12)" "$*" >&2; 
 
 if [[ -n "${KEEP_LOGS:-}" && -d "$STATE/logs" ]]; then
   mkdir -p "$KEEP_LOGS" && cp -r "$STATE/logs/." "$KEEP_LOGS/" 2>/dev/null
+  # The pods' own logs, per node.
+  for d in "$STATE"/node*/pod-logs; do
+    [[ -d "$d" ]] && cp -rL "$d" "$KEEP_LOGS/$(basename "$(dirname "$d")")-pod-logs" 2>/dev/null
+  done
   log "logs kept in $KEEP_LOGS"
 fi
 
