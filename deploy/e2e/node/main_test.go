@@ -325,6 +325,36 @@ func waitRollouts() error {
 // discovered exactly the ready backends: a frontend that started before its
 // backends were ready sees them at its next refresh, not at once.
 func settle() error {
+	// The ClusterIP frontends: one OK answer from the VIP. A frontend that
+	// dialled the VIP before kube-proxy programmed it, or before any backend
+	// was ready, waits out gRPC's connect timeout and reconnect backoff.
+	fes, err := readyPods(namespace, "component=frontend,controlling=deployment")
+	if err != nil {
+		return err
+	}
+	for _, fe := range fes {
+		t0 := time.Now()
+		var last string
+		err := poll(90*time.Second, 250*time.Millisecond, func() error {
+			r, err := fanout(fresh, "http://"+fe.Status.PodIP+":8080", "mode=EACH")
+			if err != nil {
+				return err
+			}
+			if len(r.Results) != 1 || r.Results[0].Code != "OK" {
+				if len(r.Results) == 1 {
+					last = r.Results[0].Code + " " + r.Results[0].Message
+				}
+				return fmt.Errorf("the VIP answered %+v", r.Results)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", fe.Metadata.Name, err)
+		}
+		if d := time.Since(t0); d > time.Second {
+			logf("setup: %s reached the backend VIP after %.1fs (last error: %s)", fe.Metadata.Name, d.Seconds(), last)
+		}
+	}
 	for _, c := range []struct{ topology, ns, sel string }{
 		{"statefulset", namespace, "component=backend,controlling=statefulset"},
 		{"daemonset", dsNS, "component=backend,controlling=daemonset"},
