@@ -290,3 +290,50 @@ func TestPoolReconciles(t *testing.T) {
 		t.Errorf("duplicate addresses gave %d backends, want 1", n)
 	}
 }
+
+// BALANCED behaves like a client with a retry policy: a call that meets
+// UNAVAILABLE is tried again on another pick, so a pod failing that way
+// costs few calls, while EACH, which calls every pod once, reports it.
+func TestFanOutBalancedRetriesUnavailable(t *testing.T) {
+	bs := startBackends(t, 2)
+	failing := startBackend(t, "failing", "node-c", grpc.UnaryInterceptor(fault.Interceptor(
+		fault.Config{ErrorRate: 1, ErrorCode: codes.Unavailable}, nil)))
+	s, _ := newService(t, Options{}, append(addrs(bs), failing.addr)...)
+	waitReadyN(t, s.targets["backends"].pool, 2)
+
+	const count = 300
+	resp, err := s.FanOut(t.Context(), &knowingnodev1.FanOutRequest{Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED, Count: count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without retries a third of the calls would fail; with up to three
+	// attempts a call fails only if every attempt lands on the failing pod.
+	if failed := resp.Summary.ByCode["UNAVAILABLE"]; failed > count/10 || resp.Summary.Ok < count*9/10 {
+		t.Errorf("BALANCED: %d of %d calls UNAVAILABLE, %d ok; want retries to keep failures under 10%%", failed, count, resp.Summary.Ok)
+	}
+	each, err := s.FanOut(t.Context(), &knowingnodev1.FanOutRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if each.Summary.ByCode["UNAVAILABLE"] != 1 || each.Results[2].Code != "UNAVAILABLE" {
+		t.Errorf("EACH must report the failing pod: %v", each.Summary.ByCode)
+	}
+}
+
+// waitReadyN waits until n distinct pods answered through the balanced
+// channel.
+func waitReadyN(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	for len(seen) < n {
+		resp, err := p.Balanced().GetIdentity(ctx, &knowingnodev1.GetIdentityRequest{}, grpc.WaitForReady(true))
+		if ctx.Err() != nil {
+			t.Fatalf("balanced channel reached only %v", seen)
+		}
+		if err == nil {
+			seen[resp.GetIdentity().GetPodName()] = true
+		}
+	}
+}

@@ -39,6 +39,24 @@ type Pool struct {
 	lb       knowingnodev1.IdentityServiceClient
 }
 
+// balancedServiceConfig spreads calls round robin and retries a call that
+// met UNAVAILABLE (a pod going away mid-rollout, a connection closed by
+// MaxConnectionAge) on another pick: GetIdentity is idempotent, and BALANCED
+// is about where calls land, not about losing them to a reconnect.
+const balancedServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{"service": "knowingnode.v1.IdentityService"}],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.02s",
+      "maxBackoff": "0.2s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
 // balancedScheme is private to each pool's channel (registered per channel
 // with WithResolvers, not globally).
 const balancedScheme = "knowingnode-discovered"
@@ -60,7 +78,7 @@ func NewPool(name string, log *slog.Logger, dialOpts ...grpc.DialOption) (*Pool,
 	p.manual.InitialState(resolver.State{})
 	opts := append([]grpc.DialOption{
 		grpc.WithResolvers(p.manual),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithDefaultServiceConfig(balancedServiceConfig),
 		// Stay connected to every endpoint: an idle channel would reconnect
 		// on the next burst and pile its first calls onto the first ready pod.
 		grpc.WithIdleTimeout(0),
