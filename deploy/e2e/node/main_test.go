@@ -390,6 +390,7 @@ func down(failed bool) {
 	if failed {
 		keep := filepath.Join(os.TempDir(), "kne2e-logs-"+time.Now().UTC().Format("20060102T150405"))
 		env = append(env, "KEEP_LOGS="+keep)
+		logf("the run failed: the cluster's and the pods' logs are kept in %s", keep)
 		if clusterUp || kubecfg != "" {
 			// What the API saw, for the post-mortem.
 			if out, err := kubectl("get", "all,events", "-A", "-o", "wide"); err == nil || out != "" {

@@ -52,6 +52,23 @@ func eachMatchesAPI(t *testing.T, base, ns, sel string) fanoutResponse {
 	return last
 }
 
+// nodePortOf publishes a frontend Deployment that the overlays give only a
+// ClusterIP on a NodePort, as a user would (`kubectl expose`), and returns
+// its base URL on the node's IP. The Service is the test's, not a manifest.
+func nodePortOf(t *testing.T, topology string) string {
+	t.Helper()
+	name := "frontend-" + topology + "-e2e-nodeport"
+	if _, err := kubectl("-n", namespace, "expose", "deployment/frontend-"+topology, "--name="+name,
+		"--type=NodePort", "--port=8080", "--target-port=8080"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := kubectl("-n", namespace, "get", "service", name, "-o", "jsonpath={.spec.ports[0].nodePort}")
+	if err != nil || strings.TrimSpace(out) == "" {
+		t.Fatalf("nodePort of %s: %q %v", name, out, err)
+	}
+	return "http://" + nodeIP + ":" + strings.TrimSpace(out)
+}
+
 // ---- Deployment + ClusterIP (and the nodeport overlay) ---------------------
 
 func TestDeploymentTopology(t *testing.T) {
@@ -236,7 +253,9 @@ func TestDaemonSetTopology(t *testing.T) {
 		if len(r.Summary.ByNode) != numNodes {
 			t.Fatalf("one DaemonSet pod per node expected on %d nodes, by node: %v", numNodes, r.Summary.ByNode)
 		}
-		return fmt.Sprintf("%d pods = API, one per node %v", len(r.Results), keys(r.Summary.ByNode))
+		np := nodePortOf(t, "daemonset")
+		eachMatchesAPI(t, np, dsNS, dsSel)
+		return fmt.Sprintf("%d pods = API, one per node %v; via ClusterIP and %s", len(r.Results), keys(r.Summary.ByNode), np)
 	})
 	scenario(t, "6 daemonset: hostPort on node IP", func(t *testing.T) string {
 		// Both nodes share the host's IP, so the hostPort answers for one of
@@ -283,7 +302,9 @@ func TestStatefulSetTopology(t *testing.T) {
 	scenario(t, "1 statefulset: EACH = API pods", func(t *testing.T) string {
 		base = frontendBase(t, "statefulset")
 		r := eachMatchesAPI(t, base, namespace, stsSel)
-		return fmt.Sprintf("%d pods = API (names, IPs, nodes %v), all Downward API", len(r.Results), r.Summary.ByNode)
+		np := nodePortOf(t, "statefulset")
+		eachMatchesAPI(t, np, namespace, stsSel)
+		return fmt.Sprintf("%d pods = API (names, IPs, nodes %v), all Downward API; via ClusterIP and %s", len(r.Results), r.Summary.ByNode, np)
 	})
 	if base == "" {
 		return
