@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/knowingnode/knowingnode/frontend/discovery"
@@ -116,6 +117,14 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 20)),
+		// gRPC's defaults (20 s connect timeout, backoff towards 120 s) left
+		// a frontend unable to reach a ClusterIP for 15-30 s when its first
+		// dial came before kube-proxy or the backends were ready. Backends
+		// are on the cluster network: reconnect soon and often.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
 	}, tel.DialOptions()...)
 	var targets []*discovery.Target
 	// Discovery outlives requests but not the process: it stops when the
