@@ -52,6 +52,9 @@ func eachMatchesAPI(t *testing.T, base, ns, sel string) fanoutResponse {
 	return last
 }
 
+// The NodePorts scenario 1 adds for the headless topologies' frontends.
+var dsNodePort, stsNodePort string
+
 // nodePortOf publishes a frontend Deployment that the overlays give only a
 // ClusterIP on a NodePort, as a user would (`kubectl expose`), and returns
 // its base URL on the node's IP. The Service is the test's, not a manifest.
@@ -255,6 +258,7 @@ func TestDaemonSetTopology(t *testing.T) {
 		}
 		np := nodePortOf(t, "daemonset")
 		eachMatchesAPI(t, np, dsNS, dsSel)
+		dsNodePort = np
 		return fmt.Sprintf("%d pods = API, one per node %v; via ClusterIP and %s", len(r.Results), keys(r.Summary.ByNode), np)
 	})
 	scenario(t, "6 daemonset: hostPort on node IP", func(t *testing.T) string {
@@ -280,8 +284,11 @@ func TestDaemonSetTopology(t *testing.T) {
 		}
 		return fmt.Sprintf("%s (grpcurl) answered by %s on %s, nodeIp %s", addr, id.Identity.PodName, id.Identity.NodeName, id.Identity.NodeIP)
 	})
-	scenario(t, "7 daemonset: browser via ClusterIP", func(t *testing.T) string {
-		return browserShows(t, frontendBase(t, "daemonset")+"/", dsNS, dsSel, false)
+	scenario(t, "7 daemonset: browser via NodePort", func(t *testing.T) string {
+		if dsNodePort == "" {
+			t.Skip("no NodePort: scenario 1 failed")
+		}
+		return browserShows(t, dsNodePort+"/", dsNS, dsSel, false)
 	})
 }
 
@@ -304,6 +311,7 @@ func TestStatefulSetTopology(t *testing.T) {
 		r := eachMatchesAPI(t, base, namespace, stsSel)
 		np := nodePortOf(t, "statefulset")
 		eachMatchesAPI(t, np, namespace, stsSel)
+		stsNodePort = np
 		return fmt.Sprintf("%d pods = API (names, IPs, nodes %v), all Downward API; via ClusterIP and %s", len(r.Results), r.Summary.ByNode, np)
 	})
 	if base == "" {
@@ -369,8 +377,11 @@ func TestStatefulSetTopology(t *testing.T) {
 		return fmt.Sprintf("%d calls over %d pods: %v (even %.0f ±20%%)", count, len(want), r.Summary.ByPod, even)
 	})
 
-	scenario(t, "7 statefulset: browser via ClusterIP", func(t *testing.T) string {
-		return browserShows(t, base+"/", namespace, stsSel, false)
+	scenario(t, "7 statefulset: browser via NodePort", func(t *testing.T) string {
+		if stsNodePort == "" {
+			t.Skip("no NodePort: scenario 1 failed")
+		}
+		return browserShows(t, stsNodePort+"/", namespace, stsSel, false)
 	})
 
 	scenario(t, "2 statefulset: scale 3→5→2", func(t *testing.T) string {
