@@ -461,8 +461,10 @@ func snapshot() hostState {
 			continue
 		}
 		cmd := strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+		// Containers: any process in a kubelet's cgroup tree.
+		cg, _ := os.ReadFile("/proc/" + e.Name() + "/cgroup")
 		if strings.Contains(cmd, state+"/") || strings.Contains(cmd, state+" ") ||
-			(nodeBin != "" && strings.Contains(cmd, nodeBin)) {
+			(nodeBin != "" && strings.Contains(cmd, nodeBin)) || strings.Contains(string(cg), "/kne2e-node") {
 			s.procs = append(s.procs, e.Name()+" "+cmd)
 		}
 	}
@@ -497,6 +499,13 @@ func snapshot() hostState {
 				if ownRule.MatchString(l) {
 					s.rules = append(s.rules, c[0]+": "+strings.TrimSpace(l))
 				}
+			}
+		}
+	}
+	if ents, err := os.ReadDir("/var/lib/cni/results"); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "kne2e-") || strings.HasPrefix(e.Name(), "cni-loopback-") {
+				s.mounts = append(s.mounts, "libcni cache "+e.Name())
 			}
 		}
 	}

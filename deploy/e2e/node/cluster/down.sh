@@ -11,6 +11,7 @@ STATE=${STATE:-/tmp/kne2e}
 NODE_BIN=${NODE_BIN:-}
 log() { printf '%s down: %s\n' "$(date -u +%H:%M:%S.%N | cut -c1-12)" "$*" >&2; }
 [[ -d "$STATE" ]] || { log "nothing at $STATE"; exit 0; }
+[[ -z "$NODE_BIN" && -f "$STATE/node-bin" ]] && NODE_BIN=$(cat "$STATE/node-bin")
 
 if [[ -n "${KEEP_LOGS:-}" && -d "$STATE/logs" ]]; then
   mkdir -p "$KEEP_LOGS" && cp -r "$STATE/logs/." "$KEEP_LOGS/" 2>/dev/null
@@ -61,13 +62,17 @@ for dir in "$STATE"/node*/; do
     "$NODE_BIN/crictl" -r "unix://$sock" -t 20s rmp -fa >/dev/null 2>&1 ||
       log "crictl rmp in $dir failed; falling back to runc"
   fi
-  # Whatever is left: kill the containers with runc directly.
-  if [[ -d "$dir/runc" ]]; then
-    for id in $(runc --root "$dir/runc" list -q 2>/dev/null); do
-      runc --root "$dir/runc" kill "$id" KILL 2>/dev/null
-      runc --root "$dir/runc" delete -f "$id" 2>/dev/null
+  # Whatever is left: kill the containers with runc directly, and drop
+  # libcni's cached results of their sandboxes (no CNI DEL ran for them).
+  # The shim keeps runc's state under <Root>/<containerd namespace>.
+  for root in "$dir"/runc/*/; do
+    [[ -d "$root" ]] || continue
+    for id in $(runc --root "$root" list -q 2>/dev/null); do
+      runc --root "$root" kill "$id" KILL 2>/dev/null
+      runc --root "$root" delete -f "$id" 2>/dev/null
+      rm -f /var/lib/cni/results/*-"$id"-* 2>/dev/null
     done
-  fi
+  done
 done
 
 log "runtimes"
@@ -82,6 +87,22 @@ for p in /proc/[0-9]*; do
 done
 
 log "control plane"
+# Last resort, and a check: any process still in the kubelets' cgroup trees
+# is a container of ours whose runtime is gone. Killed by pid.
+if [[ -f "$STATE/cgroups" ]]; then
+  for ((round = 0; round < 20; round++)); do
+    mapfile -t left < <(while read -r cg; do
+      for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+        [[ -d "${h%/}$cg" ]] && find "${h%/}$cg" -name cgroup.procs -exec cat {} + 2>/dev/null
+      done
+    done <"$STATE/cgroups" | sort -u)
+    [[ ${#left[@]} -eq 0 ]] && break
+    [[ $round -eq 0 ]] && log "killing ${#left[@]} container processes left in the node cgroups"
+    kill -KILL "${left[@]}" 2>/dev/null
+    sleep 0.2
+  done
+fi
+
 # 4. DNS and the control plane.
 SIG=KILL stop coredns kube-apiserver etcd
 SIG=KILL stop $(pidnames '*')
@@ -124,9 +145,16 @@ fi
 command -v conntrack >/dev/null && conntrack -D -s 10.244.0.0/16 >/dev/null 2>&1
 
 log "bridges, mounts, cgroups, sysctls"
-# 6. Bridges (their veths went with the pods' namespaces).
+# 6. Bridges, and any veth still attached to them (a namespace can outlive
+#    its pod for a while, e.g. with sockets in TIME_WAIT).
 if [[ -f "$STATE/bridges" ]]; then
-  while read -r br; do ip link show "$br" >/dev/null 2>&1 && ip link del "$br"; done <"$STATE/bridges"
+  while read -r br; do
+    ip link show "$br" >/dev/null 2>&1 || continue
+    for v in $(ip -o link show master "$br" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+      ip link del "$v" 2>/dev/null
+    done
+    ip link del "$br"
+  done <"$STATE/bridges"
 fi
 
 # 7. Mounts under STATE, deepest first (pod volumes, rootfs overlays, netns,
@@ -148,6 +176,15 @@ if [[ -f "$STATE/cgroups" ]]; then
   done <"$STATE/cgroups"
 fi
 
+# A shim that was killed (not stopped through the CRI) leaves its socket in
+# /run/containerd/s: remove those made since up.sh started that nothing
+# listens on any more.
+if [[ -d /run/containerd/s && -f "$STATE/nodes" ]]; then
+  listening=$(ss -xlH 2>/dev/null)
+  find /run/containerd/s -maxdepth 1 -type s -newer "$STATE/nodes" 2>/dev/null | while read -r sock; do
+    grep -qF "$sock" <<<"$listening" || rm -f "$sock"
+  done
+fi
 # The shims' socket directory and libcni's cache, when they were ours.
 if [[ -f "$STATE/created-run-containerd" ]]; then
   rmdir /run/containerd/s /run/containerd 2>/dev/null

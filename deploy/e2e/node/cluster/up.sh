@@ -74,6 +74,7 @@ nft list tables 2>/dev/null >"$STATE/nft-tables.before" || true
 [[ -e /var/lib/cni ]] || touch "$STATE/created-var-lib-cni"
 echo "$NODES" >"$STATE/nodes"
 echo "$NODE_IP" >"$STATE/node-ip"
+echo "$NODE_BIN" >"$STATE/node-bin" # down.sh's crictl and kube-proxy --cleanup
 
 # Sysctls we change, saved so that down.sh restores them.
 : >"$STATE/sysctls"
