@@ -64,7 +64,7 @@ e2e:
 .PHONY: e2e-node
 e2e-node:
 	cd deploy/e2e/node && KNOWINGNODE_NODE_E2E=1 $(GO) test -count=1 -timeout 45m ; rc=$$?; \
-	  flock -n /tmp/kne2e.lock env STATE=/tmp/kne2e ./cluster/down.sh || true; exit $$rc
+	  flock -n /tmp/kne2e.lock sh -c 'STATE=/tmp/kne2e ./cluster/down.sh; rm -rf /tmp/kne2e-work' || true; exit $$rc
 
 ## run: the local topology (backends, cluster-like DNS, frontend), no cluster needed
 run: build

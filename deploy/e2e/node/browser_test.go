@@ -110,7 +110,7 @@ func pagePods(ctx context.Context) (map[string]string, error) {
 // sandbox (root), nothing that phones home (the network is closed).
 func newBrowser(t *testing.T, path string) context.Context {
 	t.Helper()
-	profile, err := os.MkdirTemp("", "kne2e-chromium-")
+	profile, err := os.MkdirTemp(work, "chromium-")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,11 +123,6 @@ func runMain(m *testing.M) (code int) {
 		logf("must run as root (it starts containerd, kubelets, kube-proxy)")
 		return 1
 	}
-	if work, err = os.MkdirTemp("", "kne2e-work-"); err != nil {
-		logf("%v", err)
-		return 1
-	}
-	defer os.RemoveAll(work)
 
 	// One real-node e2e at a time on a machine: they share STATE, the bridge
 	// names and the host ports. While we hold the lock, a cluster at STATE is
@@ -146,6 +141,16 @@ func runMain(m *testing.M) (code int) {
 		}
 	}
 
+	// Build outputs and browser profiles: a fixed place, so that a killed
+	// run's are removed by the next one (or by make's clean-up).
+	work = state + "-work"
+	os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		logf("%v", err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+
 	before := snapshot()
 	// Whatever happens from here on, the cluster goes down.
 	downOnce := sync.OnceFunc(func() { down(code != 0) })
@@ -156,6 +161,7 @@ func runMain(m *testing.M) (code int) {
 		logf("%v: tearing the cluster down", s)
 		code = 1
 		downOnce()
+		os.RemoveAll(work)
 		os.Exit(1)
 	}()
 	defer func() {
@@ -407,6 +413,7 @@ func down(failed bool) {
 // runCmd runs a command in dir with extra env; the error carries its output.
 func runCmd(dir string, env []string, name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = diesWithUs()
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
@@ -416,6 +423,12 @@ func runCmd(dir string, env []string, name string, args ...string) (string, erro
 		return stdout.String(), fmt.Errorf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String(), nil
+}
+
+// diesWithUs makes a child process get SIGKILL when the test process dies,
+// however it dies: no kubectl or grpcurl outlives a killed run.
+func diesWithUs() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
 func lastLine(out string, err error) (string, error) {
@@ -430,6 +443,7 @@ func kubectl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kubectlP, append([]string{"--kubeconfig", kubecfg}, args...)...)
+	cmd.SysProcAttr = diesWithUs()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -644,6 +644,7 @@ type podLog struct {
 func followLog(name string) *podLog {
 	l := &podLog{name: name, done: make(chan struct{})}
 	l.cmd = exec.Command(kubectlP, "--kubeconfig", kubecfg, "-n", namespace, "logs", "-f", name)
+	l.cmd.SysProcAttr = diesWithUs()
 	stdout, err := l.cmd.StdoutPipe()
 	if err != nil || l.cmd.Start() != nil {
 		close(l.done)
@@ -683,7 +684,9 @@ func (l *podLog) wait(limit time.Duration) string {
 func grpcurlJSON(addr, method, data string, v any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, grpcurlP, "-plaintext", "-d", data, addr, method).CombinedOutput()
+	cmd := exec.CommandContext(ctx, grpcurlP, "-plaintext", "-d", data, addr, method)
+	cmd.SysProcAttr = diesWithUs()
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("grpcurl %s %s: %v\n%s", addr, method, err, out)
 	}
