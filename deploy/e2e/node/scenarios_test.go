@@ -384,9 +384,11 @@ func TestStatefulSetTopology(t *testing.T) {
 		return browserShows(t, stsNodePort+"/", namespace, stsSel, false)
 	})
 
-	scenario(t, "2 statefulset: scale 3→5→2", func(t *testing.T) string {
+	scenario(t, "2 statefulset: scale 3→5→2→3", func(t *testing.T) string {
 		var detail []string
-		for _, n := range []int{5, 2} {
+		// Back to 3 at the end: the rollout that follows starts from the
+		// manifest's replica count.
+		for _, n := range []int{5, 2, 3} {
 			lag, checks, err := scaleAndFollow(t, base, n)
 			if err != nil {
 				t.Fatalf("scale to %d: %v", n, err)
@@ -491,6 +493,7 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 		eachCalls, eachWhole, eachBackendErr int
 		balCalls, balFailed, balTotal        int
 		samples                              []sample
+		eachWhy                              = map[string]int{}
 	)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -510,6 +513,10 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 			for _, x := range r.Results {
 				if x.Identity != nil {
 					ips = append(ips, x.Identity.PodIP)
+				}
+				if x.Code != "OK" {
+					t.Logf("%s EACH: %s (%s): %s %s", r.at.Format("15:04:05.000"), x.Address, x.DNSName, x.Code, x.Message)
+					eachWhy[x.Code+" "+x.Message]++
 				}
 			}
 			samples = append(samples, sample{r.at, ips})
@@ -620,8 +627,12 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 	if balFailed != 0 && !vip {
 		t.Errorf("BALANCED through the headless target: %d of %d calls failed", balFailed, balTotal)
 	}
-	return fmt.Sprintf("rolled in %.0fs; EACH %d fan-outs, %d failed as a whole, %d backend calls to leaving pods failed; BALANCED %d calls, %d failed; %d/%d old pods drained (SIGTERM→NOT_SERVING→in-flight done); %d answers before Ready",
-		rolled.Seconds(), eachCalls, eachWhole, eachBackendErr, balTotal, balFailed, drained, len(old), early)
+	why := ""
+	for w, n := range eachWhy {
+		why += fmt.Sprintf(" [%d× %s]", n, w)
+	}
+	return fmt.Sprintf("%d pods rolled in %.0fs; EACH %d fan-outs, %d failed as a whole, %d backend calls failed%s; BALANCED %d calls, %d failed; %d/%d old pods drained (SIGTERM→NOT_SERVING→in-flight done); %d answers before Ready",
+		len(old), rolled.Seconds(), eachCalls, eachWhole, eachBackendErr, why, balTotal, balFailed, drained, len(old), early)
 }
 
 func tail(s string, n int) string {
