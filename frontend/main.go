@@ -132,7 +132,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	discCtx, stopDiscovery := context.WithCancel(context.Background())
 	defer stopDiscovery()
 	for _, spec := range f.targets.specs {
-		pool, err := fanout.NewPool(spec.Name, log, dialOpts...)
+		pool, err := fanout.NewPool(spec.Name, f.backendTimeout+time.Second, log, dialOpts...)
 		if err != nil {
 			return err
 		}

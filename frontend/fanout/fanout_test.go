@@ -73,7 +73,7 @@ func newServiceSpec(tb testing.TB, o Options, spec discovery.Spec) (*Service, *d
 	if o.Concurrency == 0 {
 		o.Concurrency = 64
 	}
-	pool, err := NewPool(spec.Name, slog.New(slog.DiscardHandler), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	pool, err := NewPool(spec.Name, o.BackendTimeout, slog.New(slog.DiscardHandler), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestFanOutNothingDiscovered(t *testing.T) {
 
 func TestPoolReconciles(t *testing.T) {
 	bs := startBackends(t, 3)
-	p, err := NewPool("t", slog.New(slog.DiscardHandler), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	p, err := NewPool("t", 0, slog.New(slog.DiscardHandler), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,8 +282,13 @@ func TestPoolReconciles(t *testing.T) {
 	if second[0].cc != first[1].cc {
 		t.Error("a kept endpoint was redialed; want its connection reused")
 	}
-	if st := first[0].cc.GetState(); st != connectivity.Shutdown {
-		t.Errorf("vanished endpoint's connection is %v, want Shutdown", st)
+	// Closed after the grace (0 here), not before.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for st := first[0].cc.GetState(); st != connectivity.Shutdown; st = first[0].cc.GetState() {
+		if !first[0].cc.WaitForStateChange(ctx, st) {
+			t.Fatalf("vanished endpoint's connection is %v, want Shutdown", st)
+		}
 	}
 	p.Update(append(eps(bs[1]), eps(bs[1])...))
 	if n := len(p.Backends()); n != 1 {
@@ -334,6 +339,43 @@ func waitReadyN(t *testing.T, p *Pool, n int) {
 		}
 		if err == nil {
 			seen[resp.GetIdentity().GetPodName()] = true
+		}
+	}
+}
+
+// A backend that vanishes from discovery while a fan-out is calling it still
+// answers that call: its connection is closed only after the grace.
+func TestVanishedEndpointFinishesItsCall(t *testing.T) {
+	fast := startBackend(t, "fast", "node-a")
+	started := make(chan struct{}, 1)
+	signal := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		return h(ctx, req)
+	}
+	slow := startBackend(t, "slow", "node-b", grpc.ChainUnaryInterceptor(signal,
+		fault.Interceptor(fault.Config{Latency: 500 * time.Millisecond}, nil)))
+	s, _ := newService(t, Options{}, fast.addr, slow.addr)
+	pool := s.targets["backends"].pool
+	done := make(chan *knowingnodev1.FanOutResponse)
+	go func() {
+		resp, err := s.FanOut(context.Background(), &knowingnodev1.FanOutRequest{})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	<-started // the slow call is in flight: now discovery drops its endpoint
+	pool.Update([]discovery.Endpoint{{Addr: fast.addr}})
+	resp := <-done
+	if resp == nil {
+		return
+	}
+	for _, r := range resp.Results {
+		if r.Code != "OK" {
+			t.Errorf("%s: %s %q; a call already made must finish when its endpoint vanishes", r.Address, r.Code, r.Message)
 		}
 	}
 }

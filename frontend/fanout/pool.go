@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/resolver"
@@ -25,9 +26,10 @@ type backend struct {
 // when discovery's set changes, and one load-balanced channel over the same
 // set. Nothing is dialed per request.
 type Pool struct {
-	name     string
-	dialOpts []grpc.DialOption
-	log      *slog.Logger
+	name       string
+	dialOpts   []grpc.DialOption
+	log        *slog.Logger
+	closeGrace time.Duration
 
 	mu    sync.Mutex // serialises Update and Close
 	conns map[string]*backend
@@ -62,14 +64,18 @@ const balancedServiceConfig = `{
 const balancedScheme = "knowingnode-discovered"
 
 // NewPool returns an empty pool for the named target. dialOpts apply to every
-// connection (credentials, stats handlers, size limits).
-func NewPool(name string, log *slog.Logger, dialOpts ...grpc.DialOption) (*Pool, error) {
+// connection (credentials, stats handlers, size limits). A connection whose
+// endpoint vanished from discovery is closed closeGrace later, so that calls
+// already on it finish rather than end CANCELED: give it at least the
+// per-backend call timeout.
+func NewPool(name string, closeGrace time.Duration, log *slog.Logger, dialOpts ...grpc.DialOption) (*Pool, error) {
 	p := &Pool{
-		name:     name,
-		dialOpts: dialOpts,
-		log:      log.With("target", name),
-		conns:    map[string]*backend{},
-		manual:   manual.NewBuilderWithScheme(balancedScheme),
+		name:       name,
+		dialOpts:   dialOpts,
+		log:        log.With("target", name),
+		closeGrace: closeGrace,
+		conns:      map[string]*backend{},
+		manual:     manual.NewBuilderWithScheme(balancedScheme),
 	}
 	p.current.Store(&[]*backend{})
 	// Discovery feeds the balanced channel through a manual resolver, so it
@@ -131,7 +137,8 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 	}
 	for addr, b := range p.conns {
 		if _, ok := keep[addr]; !ok {
-			b.cc.Close()
+			// A fan-out may have this connection in hand right now.
+			time.AfterFunc(p.closeGrace, func() { b.cc.Close() })
 		}
 	}
 	p.conns = keep

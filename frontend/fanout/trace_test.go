@@ -45,7 +45,7 @@ func TestFanOutIsOneTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := NewPool("backends", slog.New(slog.DiscardHandler),
+	pool, err := NewPool("backends", time.Second, slog.New(slog.DiscardHandler),
 		append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, fe.DialOptions()...)...)
 	if err != nil {
 		t.Fatal(err)
