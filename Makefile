@@ -55,8 +55,13 @@ chromium:
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
-## e2e: the deploy/ manifests against a real Kubernetes control plane
-e2e:
+## e2e: the deploy/ manifests against a real control plane with kwok nodes,
+## then on a real two-node cluster (kubelet, containerd, kube-proxy; root)
+e2e: e2e-control-plane e2e-node
+
+## e2e-control-plane: the manifests against a real control plane (no root)
+.PHONY: e2e-control-plane
+e2e-control-plane:
 	deploy/e2e/run.sh
 
 ## e2e-node: the deploy/ overlays on a REAL two-node cluster on this machine
