@@ -114,6 +114,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		fo.Tracer = tel.Tracer("github.com/knowingnode/knowingnode/frontend/fanout")
 	}
 	fan := fanout.New(t.Identity, fo)
+	defer fan.Close()
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 20)),
