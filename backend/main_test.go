@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/proctest"
 )
 
 // TestBackend builds the binary once and runs it as a user would.
@@ -35,103 +34,36 @@ func TestBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "backend")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := filepath.Join(proctest.Build(t, "."), "backend")
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, bin) })
 	t.Run("SIGTERMDuringCall", func(t *testing.T) { testSIGTERMDuringCall(t, bin) })
 	t.Run("InjectedErrorsCounted", func(t *testing.T) { testInjectedErrorsCounted(t, bin) })
 	t.Run("BadFlags", func(t *testing.T) { testBadFlags(t, bin) })
 }
 
-// proc is a running backend and the addresses its "serving" line named.
+// proc is a running backend and a client connection to it.
 type proc struct {
-	cmd    *exec.Cmd
-	addrs  map[string]string // grpc, admin -> host:port
-	exited chan struct{}     // closed once Wait returned
-	conn   *grpc.ClientConn
+	*proctest.Process
+	conn *grpc.ClientConn
 }
 
 func runBackend(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	// A clean environment: only what the test gives, so the host's own
-	// variables cannot fill Downward API fields.
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json"}, env...)
-	stderr, err := cmd.StderrPipe()
+	p := &proc{Process: proctest.Start(t, bin, env, args...)}
+	conn, err := grpc.NewClient(p.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, addrs: map[string]string{}, exited: make(chan struct{})}
-	serving := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct {
-				Msg   string   `json:"msg"`
-				Addrs []string `json:"addrs"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				serving <- line.Addrs
-			}
-			if testing.Verbose() {
-				t.Logf("backend: %s", sc.Text())
-			}
-		}
-		cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		if p.conn != nil {
-			p.conn.Close()
-		}
-		select {
-		case <-p.exited:
-		default:
-			cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	select {
-	case addrs := <-serving:
-		for _, a := range addrs {
-			k, v, _ := strings.Cut(a, "=")
-			p.addrs[k] = v
-		}
-	case <-p.exited:
-		t.Fatalf("backend exited before serving: %v", cmd.ProcessState)
-	case <-time.After(30 * time.Second): // a hang guard
-		t.Fatal("backend did not log that it serves")
-	}
-	p.conn, err = grpc.NewClient(p.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { conn.Close() })
+	p.conn = conn
 	return p
-}
-
-// wait returns the exit code once the process exits.
-func (p *proc) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(30 * time.Second): // a hang guard
-		t.Fatal("backend did not exit")
-		return -1
-	}
 }
 
 // metric returns the sum of the samples of a Prometheus counter whose
 // labels include all of the given label="value" pairs.
 func (p *proc) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + p.addrs["admin"] + "/metrics")
+	resp, err := http.Get("http://" + p.Addrs["admin"] + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +122,8 @@ func testIdentity(t *testing.T, bin string) {
 			t.Errorf("source of %s = %v, want %v", f, got, want)
 		}
 	}
-	if !slices.Contains(id.GetServingAddresses(), "grpc="+p.addrs["grpc"]) {
-		t.Errorf("serving addresses %q lack grpc=%s", id.GetServingAddresses(), p.addrs["grpc"])
+	if !slices.Contains(id.GetServingAddresses(), "grpc="+p.Addrs["grpc"]) {
+		t.Errorf("serving addresses %q lack grpc=%s", id.GetServingAddresses(), p.Addrs["grpc"])
 	}
 	if id.GetStartTime() == nil || id.GetBuild().GetGoVersion() == "" {
 		t.Errorf("start time %v build %v", id.GetStartTime(), id.GetBuild())
@@ -208,8 +140,8 @@ func testIdentity(t *testing.T, bin string) {
 		}
 	}
 
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.wait(t); code != 0 {
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.Wait(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 }
@@ -258,18 +190,18 @@ func testSIGTERMDuringCall(t *testing.T, bin string) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-p.exited:
+	case <-p.Exited:
 		t.Fatal("process exited while a call was in flight")
 	case err := <-errc:
 		if err != nil {
 			t.Errorf("in-flight call: %v; want OK", err)
 		}
 	}
-	if code := p.wait(t); code != 0 {
+	if code := p.Wait(t); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 }

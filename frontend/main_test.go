@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,9 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -23,122 +20,45 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/proctest"
 )
 
-var binDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "knowingnode-frontend-test-")
-	if err != nil {
-		panic(err)
-	}
-	build := exec.Command("go", "build", "-o", dir+"/", "../backend", ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building binaries:", err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// process is a binary run by a test, with the addresses it logged.
-type process struct {
-	cmd   *exec.Cmd
-	addrs map[string]string // "grpc", "http", "admin" -> host:port
-	done  chan struct{}
-}
-
-// startProcess runs a binary listening on ports chosen by the kernel and
-// waits for its "serving" log line, which names them.
-func startProcess(t *testing.T, name string, env []string, args ...string) *process {
+// startProcess runs one of the binaries built for the test, with no drain
+// delay, and stops it with SIGTERM at the end of the test.
+func startProcess(t *testing.T, dir, name string, env []string, args ...string) *proctest.Process {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, name), args...)
-	cmd.Env = append(os.Environ(), append([]string{"LOG_FORMAT=json", "DRAIN_DELAY=0s"}, env...)...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, addrs: map[string]string{}, done: make(chan struct{})}
-	t.Cleanup(func() { p.stop(t) })
-	served := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct {
-				Msg   string   `json:"msg"`
-				Addrs []string `json:"addrs"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				served <- line.Addrs
-			}
-			if testing.Verbose() {
-				t.Logf("%s: %s", name, sc.Text())
-			}
-		}
-		cmd.Wait()
-		close(p.done)
-	}()
-	select {
-	case addrs := <-served:
-		for _, a := range addrs {
-			k, v, _ := strings.Cut(a, "=")
-			p.addrs[k] = v
-		}
-	case <-p.done:
-		t.Fatalf("%s exited before serving: %v", name, cmd.ProcessState)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not log that it serves", name)
-	}
+	p := proctest.Start(t, filepath.Join(dir, name), append([]string{"DRAIN_DELAY=0s"}, env...), args...)
+	t.Cleanup(func() { p.Stop(t) })
 	return p
-}
-
-func (p *process) stop(t *testing.T) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		t.Errorf("%s did not exit within 20s of SIGTERM", p.cmd.Path)
-	}
 }
 
 // topology starts backends on two nodes, one failing with an injected code,
 // one killed, and a frontend over all of them.
 type topology struct {
-	frontend *process
-	backends []*process
+	frontend *proctest.Process
+	backends []*proctest.Process
 }
 
 func startTopology(t *testing.T) *topology {
 	t.Helper()
+	dir := proctest.Build(t, "../backend", ".")
 	var tp topology
 	var addrs []string
 	for i, node := range []string{"node-a", "node-b", "node-a"} {
-		b := startProcess(t, "backend", []string{
+		b := startProcess(t, dir, "backend", []string{
 			fmt.Sprintf("POD_NAME=backend-%d", i), "NODE_NAME=" + node, "POD_IP=127.0.0.1",
 		}, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--downward-dir", "")
 		tp.backends = append(tp.backends, b)
-		addrs = append(addrs, b.addrs["grpc"])
+		addrs = append(addrs, b.Addrs["grpc"])
 	}
-	failing := startProcess(t, "backend", []string{"POD_NAME=backend-failing", "NODE_NAME=node-b"},
+	failing := startProcess(t, dir, "backend", []string{"POD_NAME=backend-failing", "NODE_NAME=node-b"},
 		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "",
 		"--fault-error-rate", "1", "--fault-error-code", "RESOURCE_EXHAUSTED")
-	killed := startProcess(t, "backend", nil, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "")
-	addrs = append(addrs, failing.addrs["grpc"], killed.addrs["grpc"])
-	killed.stop(t)
+	killed := startProcess(t, dir, "backend", nil, "--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "")
+	addrs = append(addrs, failing.Addrs["grpc"], killed.Addrs["grpc"])
+	killed.Stop(t)
 
-	tp.frontend = startProcess(t, "frontend", []string{"POD_NAME=frontend-0", "NODE_NAME=node-a"},
+	tp.frontend = startProcess(t, dir, "frontend", []string{"POD_NAME=frontend-0", "NODE_NAME=node-a"},
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--downward-dir", "",
 		"--backend-timeout", "2s",
 		"--target", "ok=static:///"+strings.Join(addrs[:3], ","),
@@ -181,7 +101,7 @@ type fanOutJSON struct {
 
 func TestFrontendOverHTTPAndGRPC(t *testing.T) {
 	tp := startTopology(t)
-	base := "http://" + tp.frontend.addrs["http"]
+	base := "http://" + tp.frontend.Addrs["http"]
 
 	var fo fanOutJSON
 	getJSON(t, base+"/v1/fanout", http.StatusOK, &fo)
@@ -202,7 +122,7 @@ func TestFrontendOverHTTPAndGRPC(t *testing.T) {
 	}
 
 	// The same through gRPC.
-	cc, err := grpc.NewClient(tp.frontend.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(tp.frontend.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,11 +216,11 @@ func value(mf map[string]*dto.MetricFamily, name string, want map[string]string)
 
 func TestMetricsAfterFanOut(t *testing.T) {
 	tp := startTopology(t)
-	base := "http://" + tp.frontend.addrs["http"]
-	before := scrape(t, tp.frontend.addrs["http"])
+	base := "http://" + tp.frontend.Addrs["http"]
+	before := scrape(t, tp.frontend.Addrs["http"])
 	getJSON(t, base+"/v1/fanout?target=ok", http.StatusOK, nil)
 	getJSON(t, base+"/v1/fanout?target=all", http.StatusOK, nil)
-	after := scrape(t, tp.frontend.addrs["http"])
+	after := scrape(t, tp.frontend.Addrs["http"])
 
 	if v := value(after, "knowingnode_discovery_endpoints", map[string]string{"target": "ok"}); v != 3 {
 		t.Errorf("discovery gauge for target ok = %v, want 3", v)
@@ -330,7 +250,7 @@ func TestMetricsAfterFanOut(t *testing.T) {
 		t.Error("build info missing")
 	}
 	// The backend's admin port serves its own server metrics.
-	b := scrape(t, tp.backends[0].addrs["admin"])
+	b := scrape(t, tp.backends[0].Addrs["admin"])
 	if v := value(b, "grpc_server_handled_total", map[string]string{"grpc_method": "GetIdentity", "grpc_code": "OK"}); v != 2 {
 		t.Errorf("backend-0 GetIdentity OK = %v, want 2", v)
 	}
@@ -353,9 +273,9 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatalf("dashboard JSON: %v", err)
 	}
 	tp := startTopology(t)
-	getJSON(t, "http://"+tp.frontend.addrs["http"]+"/v1/fanout?target=all", http.StatusOK, nil)
+	getJSON(t, "http://"+tp.frontend.Addrs["http"]+"/v1/fanout?target=all", http.StatusOK, nil)
 	have := map[string]bool{}
-	for _, mf := range []map[string]*dto.MetricFamily{scrape(t, tp.frontend.addrs["http"]), scrape(t, tp.backends[0].addrs["admin"])} {
+	for _, mf := range []map[string]*dto.MetricFamily{scrape(t, tp.frontend.Addrs["http"]), scrape(t, tp.backends[0].Addrs["admin"])} {
 		for name := range mf {
 			have[name] = true
 		}
@@ -391,6 +311,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 }
 
 func TestBadFlagsExit2(t *testing.T) {
+	frontend := filepath.Join(proctest.Build(t, "."), "frontend")
 	for _, args := range [][]string{
 		{"--target", "x"},
 		{"--target", "a=ftp:///x"},
@@ -398,7 +319,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		{"--bogus"},
 		{"--target", "a=static:///127.0.0.1:1", "--default-target", "b"},
 	} {
-		cmd := exec.CommandContext(context.Background(), filepath.Join(binDir, "frontend"), append(args, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")...)
+		cmd := exec.CommandContext(context.Background(), frontend, append(args, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")...)
 		out, err := cmd.CombinedOutput()
 		code := cmd.ProcessState.ExitCode()
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
