@@ -1,7 +1,9 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -377,5 +379,32 @@ func TestVanishedEndpointFinishesItsCall(t *testing.T) {
 		if r.Code != "OK" {
 			t.Errorf("%s: %s %q; a call already made must finish when its endpoint vanishes", r.Address, r.Code, r.Message)
 		}
+	}
+}
+
+// One fan-out is one log line at the default level, however many backends
+// it calls, and the line summarises it.
+func TestFanOutLogsOneLine(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	bs := startBackends(t, 3)
+	s, _ := newService(t, Options{Logger: log}, addrs(bs)...)
+	buf.Reset() // discovery's own lines
+	if _, err := s.FanOut(t.Context(), &knowingnodev1.FanOutRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines for one fan-out over 3 backends, want 1:\n%s", len(lines), buf.String())
+	}
+	var line struct {
+		Msg, Target, Mode string
+		Backends, Ok      int
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line.Msg != "fan-out" || line.Target != "backends" || line.Mode != "EACH" || line.Backends != 3 || line.Ok != 3 {
+		t.Errorf("log line %s", lines[0])
 	}
 }
