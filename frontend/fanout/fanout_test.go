@@ -144,7 +144,7 @@ func TestFanOutPartialFailures(t *testing.T) {
 	bs := startBackends(t, 3)
 	slow := startBackend(t, "slow", "node-c", grpc.UnaryInterceptor(fault.Interceptor(fault.Config{Latency: time.Minute}, nil)))
 	bs[1].srv.Stop() // killed: connection refused
-	s, _ := newService(t, Options{BackendTimeout: 300 * time.Millisecond}, append(addrs(bs), slow.addr)...)
+	s, _ := newService(t, Options{BackendTimeout: 2 * time.Second}, append(addrs(bs), slow.addr)...)
 
 	resp, err := s.FanOut(t.Context(), &knowingnodev1.FanOutRequest{Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH})
 	if err != nil {
