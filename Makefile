@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/knowingnode/knowingnode/internal/buildinfo.versio
            -X github.com/knowingnode/knowingnode/internal/buildinfo.revision=$(REVISION)
 export CGO_ENABLED ?= 0
 
-.PHONY: all generate check-generate lint build test unit chromium e2e run bench tools
+.PHONY: all deps generate check-generate lint build test unit e2e run bench tools
 
 all: build
 
@@ -39,25 +39,25 @@ lint:
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./backend ./frontend
 
-## test: every test: generated code, lint, unit and integration, browser, e2e
-test: check-generate lint unit e2e
+## test: every test: generated code, lint, unit and integration, browser, e2e.
+## Installs the pinned Debian packages the tests need first (make deps).
+test: deps check-generate lint unit e2e
 
-# The browser test (frontend/web) must run, never skip: Chromium is installed
-# when missing, and KNOWINGNODE_REQUIRE_BROWSER turns its absence into a failure.
+## deps: the pinned Debian packages in tools/debian-packages.txt, installed with
+## apt when missing (Chromium for the browser tests; containerd, runc, CNI
+## plugins, iptables, nftables, conntrack for the real-node e2e; wrk for make load)
+deps:
+	tools/install-debian-packages.sh
+
+# The browser test (frontend/web) must run, never skip: make deps installs
+# Chromium, and KNOWINGNODE_REQUIRE_BROWSER turns its absence into a failure.
 # -race needs cgo, which the static release builds above turn off.
-unit: chromium
+unit: deps
 	CGO_ENABLED=1 KNOWINGNODE_REQUIRE_BROWSER=1 $(GO) test -count=1 -race -timeout 15m ./...
-
-## chromium: Debian's Chromium for the browser test, installed with apt when missing
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 ## e2e: the deploy/ manifests against a real control plane with kwok nodes,
 ## then on a real two-node cluster (kubelet, containerd, kube-proxy; root)
-e2e: e2e-control-plane e2e-node
+e2e: deps e2e-control-plane e2e-node
 
 ## e2e-control-plane: the manifests against a real control plane (no root)
 .PHONY: e2e-control-plane

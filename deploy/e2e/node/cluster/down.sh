@@ -189,9 +189,14 @@ fi
 if [[ -f "$STATE/created-run-containerd" ]]; then
   rmdir /run/containerd/s /run/containerd 2>/dev/null
 fi
-if [[ -f "$STATE/created-var-lib-cni" ]]; then
+if [[ -f "$STATE/created--var-lib-cni" ]]; then
   rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null
 fi
+# The kubelet's log directories, when this cluster made them: only our
+# kubelets wrote there (their pods are gone, and so are the links to them).
+for p in /var/log/containers /var/log/pods; do
+  [[ -f "$STATE/created-${p//\//-}" ]] && rm -rf "$p"
+done
 
 # 9. Sysctls back to what they were.
 if [[ -f "$STATE/sysctls" ]]; then

@@ -70,8 +70,13 @@ nft list tables 2>/dev/null >"$STATE/nft-tables.before" || true
 # containerd's shims put their sockets under /run/containerd/s whatever the
 # config says: down.sh removes the directory if this cluster created it.
 [[ -e /run/containerd ]] || touch "$STATE/created-run-containerd"
-# Likewise libcni's result cache in /var/lib/cni.
-[[ -e /var/lib/cni ]] || touch "$STATE/created-var-lib-cni"
+# Likewise libcni's result cache in /var/lib/cni, and the kubelet's log
+# directories: /var/log/containers is hard-coded in the kubelet (its symlinks
+# to the pod logs), and /var/log/pods is made even with podLogsDir set. On a
+# machine that never ran a kubelet, down.sh removes them again.
+for p in /var/lib/cni /var/log/containers /var/log/pods; do
+  [[ -e $p ]] || touch "$STATE/created-${p//\//-}"
+done
 echo "$NODES" >"$STATE/nodes"
 echo "$NODE_IP" >"$STATE/node-ip"
 echo "$NODE_BIN" >"$STATE/node-bin" # down.sh's crictl and kube-proxy --cleanup
