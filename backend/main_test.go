@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/proctest"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
 // TestBackend builds the binary once and runs it as a user would.
@@ -34,22 +34,22 @@ func TestBackend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(proctest.Build(t, "."), "backend")
+	bin := filepath.Join(proc.Build(t, "."), "backend")
 	t.Run("Identity", func(t *testing.T) { testIdentity(t, bin) })
 	t.Run("SIGTERMDuringCall", func(t *testing.T) { testSIGTERMDuringCall(t, bin) })
 	t.Run("InjectedErrorsCounted", func(t *testing.T) { testInjectedErrorsCounted(t, bin) })
 	t.Run("BadFlags", func(t *testing.T) { testBadFlags(t, bin) })
 }
 
-// proc is a running backend and a client connection to it.
-type proc struct {
-	*proctest.Process
+// backendProc is a running backend and a client connection to it.
+type backendProc struct {
+	*proc.Process
 	conn *grpc.ClientConn
 }
 
-func runBackend(t *testing.T, bin string, env []string, args ...string) *proc {
+func runBackend(t *testing.T, bin string, env []string, args ...string) *backendProc {
 	t.Helper()
-	p := &proc{Process: proctest.Start(t, bin, env, args...)}
+	p := &backendProc{Process: proc.Start(t, bin, env, args...)}
 	conn, err := grpc.NewClient(p.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func runBackend(t *testing.T, bin string, env []string, args ...string) *proc {
 
 // metric returns the sum of the samples of a Prometheus counter whose
 // labels include all of the given label="value" pairs.
-func (p *proc) metric(t *testing.T, name string, labels ...string) float64 {
+func (p *backendProc) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + p.Addrs["admin"] + "/metrics")
 	if err != nil {

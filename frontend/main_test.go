@@ -20,14 +20,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/proctest"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
 // startProcess runs one of the binaries built for the test, with no drain
 // delay, and stops it with SIGTERM at the end of the test.
-func startProcess(t *testing.T, dir, name string, env []string, args ...string) *proctest.Process {
+func startProcess(t *testing.T, dir, name string, env []string, args ...string) *proc.Process {
 	t.Helper()
-	p := proctest.Start(t, filepath.Join(dir, name), append([]string{"DRAIN_DELAY=0s"}, env...), args...)
+	p := proc.Start(t, filepath.Join(dir, name), append([]string{"DRAIN_DELAY=0s"}, env...), args...)
 	t.Cleanup(func() { p.Stop(t) })
 	return p
 }
@@ -35,13 +35,13 @@ func startProcess(t *testing.T, dir, name string, env []string, args ...string) 
 // topology starts backends on two nodes, one failing with an injected code,
 // one killed, and a frontend over all of them.
 type topology struct {
-	frontend *proctest.Process
-	backends []*proctest.Process
+	frontend *proc.Process
+	backends []*proc.Process
 }
 
 func startTopology(t *testing.T) *topology {
 	t.Helper()
-	dir := proctest.Build(t, "../backend", ".")
+	dir := proc.Build(t, "../backend", ".")
 	var tp topology
 	var addrs []string
 	for i, node := range []string{"node-a", "node-b", "node-a"} {
@@ -311,7 +311,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 }
 
 func TestBadFlagsExit2(t *testing.T) {
-	frontend := filepath.Join(proctest.Build(t, "."), "frontend")
+	frontend := filepath.Join(proc.Build(t, "."), "frontend")
 	for _, args := range [][]string{
 		{"--target", "x"},
 		{"--target", "a=ftp:///x"},

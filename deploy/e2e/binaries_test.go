@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
+
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -69,17 +73,7 @@ func TestBinariesWithManifestEnv(t *testing.T) {
 }
 
 // buildBinaries builds the real backend and frontend, as the image holds them.
-func buildBinaries(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./backend", "./frontend")
-	cmd.Dir = filepath.Join(deployDir, "..")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./backend ./frontend: %v\n%s", err, out)
-	}
-	return dir
-}
+func buildBinaries(t *testing.T) string { return proc.Build(t) }
 
 func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name string) string {
 	ct := tpl.Spec.Containers[0]
@@ -95,9 +89,10 @@ func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name s
 		}
 	}
 
-	// Listen addresses: every ":<containerPort>" value moves to a free
-	// loopback port; probes are mapped the same way.
-	ports := map[int32]string{}
+	// Listen addresses: every ":<containerPort>" value becomes a loopback
+	// address with a port the binary picks itself; its serving line names
+	// it ("grpc=", "http=", "admin=" after GRPC_ADDR, HTTP_ADDR, ADMIN_ADDR).
+	listener := map[int32]string{} // container port -> serving-line key
 	env := []string{}
 	downward := t.TempDir()
 	for _, e := range ct.Env {
@@ -107,8 +102,8 @@ func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name s
 		}
 		for _, p := range ct.Ports {
 			if v == fmt.Sprintf(":%d", p.ContainerPort) {
-				v = "127.0.0.1:" + strconv.Itoa(freePort(t))
-				ports[p.ContainerPort] = v
+				v = "127.0.0.1:0"
+				listener[p.ContainerPort] = strings.ToLower(strings.TrimSuffix(e.Name, "_ADDR"))
 			}
 		}
 		if e.Name == "TARGETS" {
@@ -120,26 +115,26 @@ func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name s
 	writeDownward(t, tpl, downward)
 	env = append(env, "DOWNWARD_DIR="+downward)
 
-	cmd := exec.Command(exe)
-	cmd.Env = env
-	logf, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	t0 := time.Now()
+	p, err := proc.Launch(name, exe, proc.Options{Env: env})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = p.Kill()
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("%s log:\n%s", name, b)
+			t.Logf("%s log:\n%s", name, p.Output())
 		}
 	})
+	if err := p.WaitServing(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ports := map[int32]string{}
+	for cp, key := range listener {
+		if ports[cp] = p.Addrs[key]; ports[cp] == "" {
+			t.Fatalf("%s: no %q address in its serving line %v", name, key, p.Addrs)
+		}
+	}
 
 	probe := func(ctx context.Context, p *corev1.Probe) error {
 		switch {
@@ -158,10 +153,9 @@ func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name s
 	}
 
 	// The startup probe must pass within its failure budget, as the kubelet
-	// would allow, then readiness and liveness.
-	t0 := time.Now()
+	// would allow (counted from the start), then readiness and liveness.
 	budget := time.Duration(ct.StartupProbe.FailureThreshold*ct.StartupProbe.PeriodSeconds) * time.Second
-	eventually(t, budget, func(ctx context.Context) error { return probe(ctx, ct.StartupProbe) })
+	poll.T(t, budget, "the startup probe to pass", func(ctx context.Context) error { return probe(ctx, ct.StartupProbe) })
 	started := time.Since(t0)
 	for _, p := range []*corev1.Probe{ct.ReadinessProbe, ct.LivenessProbe} {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -181,10 +175,10 @@ func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name s
 	grace := time.Duration(*tpl.Spec.TerminationGracePeriodSeconds) * time.Second
 	drain, _ := time.ParseDuration(envLiteral(ct, "DRAIN_DELAY"))
 	t1 := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, drain, func(ctx context.Context) error {
+	poll.T(t, drain, "readiness to fail after SIGTERM", func(ctx context.Context) error {
 		if probe(ctx, ct.ReadinessProbe) == nil {
 			return fmt.Errorf("still ready after SIGTERM")
 		}
@@ -192,10 +186,10 @@ func runPodLocally(t *testing.T, bin string, tpl *corev1.PodTemplateSpec, name s
 	})
 	notReady := time.Since(t1)
 	select {
-	case err := <-exited:
+	case <-p.Exited:
 		took := time.Since(t1)
-		if err != nil {
-			t.Errorf("%s exited with %v after SIGTERM", name, err)
+		if st := p.Cmd.ProcessState; !st.Success() {
+			t.Errorf("%s exited with %v after SIGTERM", name, st)
 		}
 		if took < drain {
 			t.Errorf("%s exited %s after SIGTERM, before its DRAIN_DELAY %s", name, took, drain)
@@ -295,7 +289,7 @@ func checkFrontendTargets(t *testing.T, httpAddr string, tpl *corev1.PodTemplate
 	svcName := map[string]string{"deployment": "knowingnode/backend", "statefulset": "knowingnode/backend-sts", "daemonset": "knowingnode-node/backend-ds"}[tpl.Labels["controlling"]]
 	ns, name, _ := strings.Cut(svcName, "/")
 	var got []string
-	eventually(t, 15*time.Second, func(ctx context.Context) error {
+	poll.T(t, 15*time.Second, "the frontend to discover what the cluster has", func(ctx context.Context) error {
 		svc, err := cl.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -378,14 +372,4 @@ func httpBody(ctx context.Context, url string) ([]byte, error) {
 		return body, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return body, nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

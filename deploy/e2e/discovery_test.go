@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+
 	"context"
 	"fmt"
 	"net"
@@ -86,7 +88,7 @@ func discovered(tg *discovery.Target, port string) ([]string, error) {
 func follow(t *testing.T, tg *discovery.Target, svc *corev1.Service, want int, bound time.Duration) time.Duration {
 	t.Helper()
 	slicesSettled := time.Now()
-	eventually(t, 60*time.Second, func(ctx context.Context) error {
+	poll.T(t, 60*time.Second, "the EndpointSlices to list the pods", func(ctx context.Context) error {
 		ips, err := sliceIPs(ctx, svc.Namespace, svc.Name)
 		if err != nil {
 			return err
@@ -98,7 +100,7 @@ func follow(t *testing.T, tg *discovery.Target, svc *corev1.Service, want int, b
 		return nil
 	})
 	var took time.Duration
-	eventually(t, bound+10*time.Second, func(ctx context.Context) error {
+	poll.T(t, bound+10*time.Second, "discovery to follow the EndpointSlices", func(ctx context.Context) error {
 		want := []string{svc.Spec.ClusterIP}
 		if svc.Spec.ClusterIP == corev1.ClusterIPNone {
 			var err error

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+
 	"context"
 	"fmt"
 	"net"
@@ -236,24 +238,6 @@ func workloads(s *manifest.Set) []workloadRef {
 	return out
 }
 
-// eventually retries fn until it succeeds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, fn func(ctx context.Context) error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	var last error
-	for {
-		if last = fn(ctx); last == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("after %s: %v", timeout, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // readyPodIPs returns the IPs of the Running, Ready, not terminating pods a
 // Service selects.
 func readyPodIPs(ctx context.Context, svc *corev1.Service) ([]string, []corev1.Pod, error) {
@@ -305,7 +289,7 @@ func sliceIPs(ctx context.Context, ns, name string) ([]string, error) {
 func waitEndpoints(t *testing.T, ns, name string, want int) []string {
 	t.Helper()
 	var got []string
-	eventually(t, 60*time.Second, func(ctx context.Context) error {
+	poll.T(t, 60*time.Second, "the Service's endpoints to be its ready pods", func(ctx context.Context) error {
 		svc, err := cl.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -346,7 +330,7 @@ func lookupA(ctx context.Context, name string) ([]string, error) {
 func checkServiceDNS(t *testing.T, svc *corev1.Service) {
 	t.Helper()
 	name := fqdn(svc.Name, svc.Namespace)
-	eventually(t, 30*time.Second, func(ctx context.Context) error {
+	poll.T(t, 30*time.Second, "cluster DNS to answer for "+name, func(ctx context.Context) error {
 		live, err := cl.Client.CoreV1().Services(svc.Namespace).Get(ctx, svc.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -405,7 +389,7 @@ func checkServiceDNS(t *testing.T, svc *corev1.Service) {
 func checkAutoscalersAndBudgets(t *testing.T, set *manifest.Set) {
 	t.Helper()
 	for _, h := range set.HPAs {
-		eventually(t, 30*time.Second, func(ctx context.Context) error {
+		poll.T(t, 30*time.Second, "HPA "+h.Name+" to be able to scale", func(ctx context.Context) error {
 			live, err := cl.Client.AutoscalingV2().HorizontalPodAutoscalers(h.Namespace).Get(ctx, h.Name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -422,7 +406,7 @@ func checkAutoscalersAndBudgets(t *testing.T, set *manifest.Set) {
 		})
 	}
 	for _, b := range set.PDBs {
-		eventually(t, 30*time.Second, func(ctx context.Context) error {
+		poll.T(t, 30*time.Second, "PDB "+b.Name+" to count its pods", func(ctx context.Context) error {
 			live, err := cl.Client.PolicyV1().PodDisruptionBudgets(b.Namespace).Get(ctx, b.Name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -497,7 +481,7 @@ func checkNodePorts(t *testing.T, set *manifest.Set) string {
 }
 
 func checkStatefulSet(t *testing.T, set *manifest.Set) string {
-	eventually(t, 30*time.Second, func(ctx context.Context) error {
+	poll.T(t, 30*time.Second, "the StatefulSet's pods", func(ctx context.Context) error {
 		for i := range 3 {
 			pod, err := cl.Client.CoreV1().Pods("knowingnode").Get(ctx, fmt.Sprintf("backend-sts-%d", i), metav1.GetOptions{})
 			if err != nil {

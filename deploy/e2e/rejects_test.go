@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+
 	"context"
 	"fmt"
 	"os"
@@ -127,7 +129,7 @@ func TestBrokenManifestsRejected(t *testing.T) {
 		if !strings.Contains(stderr, `would violate PodSecurity "restricted:latest": `+field) {
 			t.Errorf("apply did not warn about the violation; stderr: %q", stderr)
 		}
-		eventually(t, 30*time.Second, func(ctx context.Context) error {
+		poll.T(t, 30*time.Second, "the ReplicaSet to report the rejected pods", func(ctx context.Context) error {
 			rss, err := cl.Client.AppsV1().ReplicaSets("knowingnode").List(ctx, metav1.ListOptions{LabelSelector: "controlling=broken"})
 			if err != nil {
 				return err

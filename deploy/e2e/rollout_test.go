@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+
 	"context"
 	"fmt"
 	"strings"
@@ -28,7 +30,7 @@ func TestRolloutRestart(t *testing.T) {
 		if _, _, err := cl.Kubectl(ctx, "rollout", "status", "-n", w.ns, w.kind+"/"+w.name, "--timeout=120s"); err != nil {
 			t.Fatalf("rollout: %v", err)
 		}
-		eventually(t, 60*time.Second, func(ctx context.Context) error {
+		poll.T(t, 60*time.Second, "the rolled-out pods", func(ctx context.Context) error {
 			pods, err := cl.Client.CoreV1().Pods(w.ns).List(ctx, metav1.ListOptions{LabelSelector: w.selector})
 			if err != nil {
 				return err

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/knowingnode/knowingnode/internal/clusterdns"
+	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
 )
 
 const (

@@ -9,8 +9,8 @@ import (
 
 	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/clusterdns"
 	"github.com/knowingnode/knowingnode/internal/identity"
+	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
 )
 
 // podBackends starts n backends as pods are: each on an IP of its own

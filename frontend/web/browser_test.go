@@ -6,26 +6,26 @@ package web
 // (pod names, node groups, status text) through the data-testid hooks.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/testing/apijson"
+	"github.com/knowingnode/knowingnode/internal/testing/browser"
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
 // waitLimit bounds every wait for a condition. It is generous on purpose:
@@ -33,47 +33,42 @@ import (
 const waitLimit = 60 * time.Second
 
 func TestBrowserPage(t *testing.T) {
-	chromium := findChromium(t)
-	bin := buildBinaries(t)
+	browser.Path(t, false) // skip early, before building, when there is no browser
+	bin := proc.Build(t)
 
 	// Two backends on node-b and one on node-a, as the Downward API would
-	// tell them apart in a cluster.
+	// tell them apart in a cluster. Each binds a port of its own choosing.
 	nodes := []string{"node-a", "node-b", "node-b"}
-	var backends []*process
+	var backends []*proc.Process
 	var addrs []string
 	for i, node := range nodes {
-		addr := freeAddr(t)
-		addrs = append(addrs, addr)
-		backends = append(backends, startProcess(t, fmt.Sprintf("backend-%d", i), filepath.Join(bin, "backend"),
+		b := proc.Start(t, filepath.Join(bin, "backend"),
 			[]string{"POD_NAME=" + fmt.Sprintf("backend-%d", i), "NODE_NAME=" + node, "POD_IP=127.0.0.1", "POD_NAMESPACE=e2e"},
-			"--grpc-addr", addr, "--admin-addr", "", "--drain-delay", "0s", "--downward-dir", ""))
+			"--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--drain-delay", "0s", "--downward-dir", "")
+		backends = append(backends, b)
+		addrs = append(addrs, b.Addrs["grpc"])
 	}
-	httpAddr := freeAddr(t)
-	startProcess(t, "frontend", filepath.Join(bin, "frontend"),
+	fe := proc.Start(t, filepath.Join(bin, "frontend"),
 		[]string{"POD_NAME=frontend-0", "NODE_NAME=node-a", "POD_IP=127.0.0.1", "POD_NAMESPACE=e2e"},
-		"--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--drain-delay", "0s", "--downward-dir", "",
+		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--drain-delay", "0s", "--downward-dir", "",
 		"--target", "backends=static:///"+strings.Join(addrs, ","))
-	base := "http://" + httpAddr + "/"
+	base := "http://" + fe.Addrs["http"] + "/"
 
 	// The fixture must be healthy before the page is judged: all three
 	// backends answer through the REST API itself.
-	waitFor(t, "the frontend to reach 3 backends", func() error {
-		var r struct {
-			Summary struct {
-				OK int `json:"ok"`
-			} `json:"summary"`
-		}
-		if err := getJSON(base+"v1/fanout", &r); err != nil {
+	poll.T(t, waitLimit, "the frontend to reach 3 backends", func(ctx context.Context) error {
+		var r knowingnodev1.FanOutResponse
+		if err := apijson.Get(ctx, nil, base+"v1/fanout", &r); err != nil {
 			return err
 		}
-		if r.Summary.OK != 3 {
-			return fmt.Errorf("%d ok", r.Summary.OK)
+		if r.GetSummary().GetOk() != 3 {
+			return fmt.Errorf("%d ok", r.GetSummary().GetOk())
 		}
 		return nil
 	})
 
-	ctx := newBrowser(t, chromium)
-	console := collectConsole(ctx)
+	br := browser.New(t, false, 5*time.Minute)
+	ctx := br.Ctx
 
 	// EACH: open the page, trigger a fan-out, read the groups.
 	do(t, ctx, "open the page", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base))
@@ -128,7 +123,9 @@ func TestBrowserPage(t *testing.T) {
 	// it failed with its gRPC code, and keep the other two OK under their nodes.
 	do(t, ctx, "back to EACH", chromedp.Navigate(base+"?mode=EACH"))
 	waitGeneration(t, ctx, 1)
-	backends[2].kill(t)
+	if err := backends[2].Kill(); err != nil {
+		t.Fatal(err)
+	}
 	do(t, ctx, "trigger a fan-out", chromedp.Click(chromedp.ID("run")))
 	waitGeneration(t, ctx, 2)
 	got = readPage(t, ctx)
@@ -157,202 +154,13 @@ func TestBrowserPage(t *testing.T) {
 	do(t, ctx, "turn auto-refresh on", chromedp.Click(chromedp.ID("auto")))
 	waitGeneration(t, ctx, gen+2)
 
-	for _, m := range console.messages() {
+	for _, m := range br.Console() {
 		// An exception is a page bug; a CSP report means the page asked for
 		// something its own policy forbids.
 		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
 			t.Errorf("browser console: %s", m)
 		}
 	}
-}
-
-// findChromium returns Debian's Chromium. Without it the test may skip only
-// when nobody asked for it: CI sets KNOWINGNODE_REQUIRE_BROWSER so that a
-// missing browser fails instead of passing silently.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err == nil {
-		return path
-	}
-	if os.Getenv("KNOWINGNODE_REQUIRE_BROWSER") != "" {
-		t.Fatalf("chromium not found (%v) and KNOWINGNODE_REQUIRE_BROWSER is set; install it: apt-get install chromium", err)
-	}
-	t.Skip("chromium not installed (apt-get install chromium, or run .ci/run); set KNOWINGNODE_REQUIRE_BROWSER=1 to make this a failure")
-	return ""
-}
-
-// buildBinaries builds the real backend and frontend commands.
-func buildBinaries(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-		"github.com/knowingnode/knowingnode/backend", "github.com/knowingnode/knowingnode/frontend")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
-}
-
-// freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
-
-func startProcess(t *testing.T, name, path string, env []string, args ...string) *process {
-	t.Helper()
-	p := &process{name: name, cmd: exec.Command(path, args...), out: &syncBuffer{}, done: make(chan struct{})}
-	// Only what the test sets: flags' environment equivalents of the caller
-	// (TARGETS, HTTP_ADDR, ...) must not leak in.
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=text"}, env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill(t)
-		if t.Failed() {
-			t.Logf("--- %s output:\n%s", name, p.out.String())
-		}
-	})
-	return p
-}
-
-// kill stops the process abruptly, as a crashed pod would.
-func (p *process) kill(t *testing.T) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(waitLimit):
-		t.Errorf("%s did not exit after SIGKILL", p.name)
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func waitFor(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s: %v", waitLimit, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// newBrowser starts headless Chromium with the flags this machine needs: no
-// sandbox (root), and nothing that phones home (the network is closed, and
-// every refused connection would be noise).
-func newBrowser(t *testing.T, path string) context.Context {
-	t.Helper()
-	profile, err := os.MkdirTemp("", "knowingnode-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profile),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancel()
-		cancelAlloc()
-		os.RemoveAll(profile) // best effort: the browser is gone by now
-	})
-	// Start the browser now, so a failure to launch is reported as such.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium %s: %v", path, err)
-	}
-	return ctx
-}
-
-type consoleLog struct {
-	mu   sync.Mutex
-	msgs []chromedp.ConsoleMessage
-}
-
-func collectConsole(ctx context.Context) *consoleLog {
-	c := &consoleLog{}
-	msgs := chromedp.Console(ctx)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			c.mu.Lock()
-			c.msgs = append(c.msgs, m)
-			c.mu.Unlock()
-		}
-	}()
-	return c
-}
-
-func (c *consoleLog) messages() []chromedp.ConsoleMessage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.msgs)
 }
 
 func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
@@ -495,7 +303,6 @@ func screenshot(t *testing.T, ctx context.Context, path, name string) {
 // a fan-out that fails as a whole with the discovery error, and names from the
 // cluster that look like markup. A fake API stands in for the frontend here.
 func TestBrowserPageEdgeCases(t *testing.T) {
-	chromium := findChromium(t)
 	const hostile = `<img src=x onerror="window.pwned=1">`
 	target := func(name, lastError string) string {
 		b, _ := json.Marshal(map[string]any{"name": name, "mode": "DISCOVERY_MODE_DNS",
@@ -523,7 +330,7 @@ func TestBrowserPageEdgeCases(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	ctx := newBrowser(t, chromium)
+	ctx := browser.New(t, false, 5*time.Minute).Ctx
 	do(t, ctx, "open the page", chromedp.Navigate(srv.URL+"/"))
 	waitGeneration(t, ctx, 1)
 	got := readPage(t, ctx)

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/knowingnode/knowingnode/internal/testing/browser"
 )
 
 // browserShows is scenario 7: the frontend's page, opened in headless
@@ -19,11 +18,7 @@ import (
 // A ClusterIP target (vip) shows the one pod its connection is pinned to.
 func browserShows(t *testing.T, url, ns, sel string, vip bool) string {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found (apt-get install chromium): %v", err)
-	}
-	ctx := newBrowser(t, path)
+	ctx := browser.New(t, true, 3*time.Minute).Ctx
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
@@ -104,38 +99,4 @@ func pagePods(ctx context.Context) (map[string]string, error) {
 		m[b.Pod] = b.Node
 	}
 	return m, nil
-}
-
-// newBrowser starts headless Chromium with the flags this machine needs: no
-// sandbox (root), nothing that phones home (the network is closed).
-func newBrowser(t *testing.T, path string) context.Context {
-	t.Helper()
-	profile, err := os.MkdirTemp(work, "chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profile),
-	)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancel()
-		cancelAlloc()
-		os.RemoveAll(profile)
-	})
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium %s: %v", path, err)
-	}
-	return ctx
 }

@@ -28,6 +28,10 @@ import (
 	"time"
 
 	"github.com/knowingnode/knowingnode/deploy/e2e/node/internal/pauseimage"
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/testing/apijson"
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
 const (
@@ -226,12 +230,11 @@ func setup() error {
 			return err
 		}},
 		{"project binaries + grpcurl", func() error {
-			env := []string{"CGO_ENABLED=0"}
-			if _, err := runCmd(repo, env, "go", "build", "-trimpath", "-o", work+"/bin/", "./backend", "./frontend"); err != nil {
+			if err := proc.BuildTo(filepath.Join(work, "bin")); err != nil {
 				return err
 			}
 			grpcurlP = filepath.Join(work, "grpcurl")
-			_, err := runCmd(repo, env, "go", "build", "-modfile=tools/tools.mod", "-o", grpcurlP, "github.com/fullstorydev/grpcurl/cmd/grpcurl")
+			_, err := runCmd(repo, []string{"CGO_ENABLED=0"}, "go", "build", "-modfile=tools/tools.mod", "-o", grpcurlP, "github.com/fullstorydev/grpcurl/cmd/grpcurl")
 			return err
 		}},
 		{"image (deploy/image)", func() error {
@@ -240,7 +243,7 @@ func setup() error {
 			return err
 		}},
 		{"pause image", func() error {
-			if _, err := runCmd(".", []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(work, "pause"), "./pause"); err != nil {
+			if err := proc.BuildTo(work, "./pause"); err != nil {
 				return err
 			}
 			return pauseimage.Write(filepath.Join(work, "pause"), pauseTag, filepath.Join(work, "pause.tar"))
@@ -341,7 +344,7 @@ func settle() error {
 	for _, fe := range fes {
 		t0 := time.Now()
 		var last string
-		err := poll(90*time.Second, 250*time.Millisecond, func() error {
+		err := poll.Until(context.Background(), 90*time.Second, 250*time.Millisecond, "frontend "+fe.Metadata.Name+" to reach its backends", func(context.Context) error {
 			r, err := fanout(fresh, "http://"+fe.Status.PodIP+":8080", "mode=EACH")
 			if err != nil {
 				return err
@@ -370,7 +373,7 @@ func settle() error {
 			return err
 		}
 		for _, fe := range fes {
-			err := poll(60*time.Second, 250*time.Millisecond, func() error {
+			err := poll.Until(context.Background(), 60*time.Second, 250*time.Millisecond, "frontend "+fe.Metadata.Name+" to answer from the ready pods", func(context.Context) error {
 				want, err := readyPods(c.ns, c.sel)
 				if err != nil {
 					return err
@@ -410,25 +413,10 @@ func down(failed bool) {
 	}
 }
 
-// runCmd runs a command in dir with extra env; the error carries its output.
+// runCmd runs a command in dir with extra env, bounded by the longest step
+// (a cold build of the pinned Kubernetes); the error carries its output.
 func runCmd(dir string, env []string, name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
-	cmd.SysProcAttr = diesWithUs()
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String(), nil
-}
-
-// diesWithUs makes a child process get SIGKILL when the test process dies,
-// however it dies: no kubectl or grpcurl outlives a killed run.
-func diesWithUs() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return proc.Run(dir, env, 60*time.Minute, name, args...)
 }
 
 func lastLine(out string, err error) (string, error) {
@@ -440,16 +428,7 @@ func lastLine(out string, err error) (string, error) {
 }
 
 func kubectl(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kubectlP, append([]string{"--kubeconfig", kubecfg}, args...)...)
-	cmd.SysProcAttr = diesWithUs()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	return proc.Run("", nil, 200*time.Second, kubectlP, append([]string{"--kubeconfig", kubecfg}, args...)...)
 }
 
 // ---- clean-up verification ------------------------------------------------
@@ -630,42 +609,10 @@ func serviceIP(ns, name string) (string, error) {
 	return strings.TrimSpace(out), err
 }
 
-type identity struct {
-	PodName        string            `json:"podName"`
-	PodNamespace   string            `json:"podNamespace"`
-	PodIP          string            `json:"podIp"`
-	PodIPs         []string          `json:"podIps"`
-	PodUID         string            `json:"podUid"`
-	NodeName       string            `json:"nodeName"`
-	NodeIP         string            `json:"nodeIp"`
-	ServiceAccount string            `json:"serviceAccount"`
-	Labels         map[string]string `json:"labels"`
-	Annotations    map[string]string `json:"annotations"`
-	CPULimit       json.Number       `json:"cpuLimitMillicores"`
-	MemoryLimit    json.Number       `json:"memoryLimitBytes"`
-	Sources        map[string]string `json:"sources"`
-}
-
-type result struct {
-	Address  string    `json:"address"`
-	DNSName  string    `json:"dnsName"`
-	Identity *identity `json:"identity"`
-	Code     string    `json:"code"`
-	Message  string    `json:"message"`
-	Calls    int       `json:"calls"`
-}
-
+// fanoutResponse is a fan-out's reply and when it arrived.
 type fanoutResponse struct {
-	Frontend identity `json:"frontend"`
-	Results  []result `json:"results"`
-	Summary  struct {
-		Total  int            `json:"total"`
-		OK     int            `json:"ok"`
-		Failed int            `json:"failed"`
-		ByPod  map[string]int `json:"byPod"`
-		ByNode map[string]int `json:"byNode"`
-	} `json:"summary"`
-	at time.Time // when the answer arrived
+	*knowingnodev1.FanOutResponse
+	at time.Time
 }
 
 // fresh is a client with no keep-alive: each call is a new connection, so
@@ -673,7 +620,7 @@ type fanoutResponse struct {
 var fresh = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 func fanout(c *http.Client, base, query string) (fanoutResponse, error) {
-	var r fanoutResponse
+	r := fanoutResponse{FanOutResponse: &knowingnodev1.FanOutResponse{}}
 	resp, err := c.Get(base + "/v1/fanout?" + query)
 	if err != nil {
 		return r, err
@@ -685,25 +632,10 @@ func fanout(c *http.Client, base, query string) (fanoutResponse, error) {
 	if resp.StatusCode != http.StatusOK {
 		return r, fmt.Errorf("GET %s/v1/fanout?%s: %s: %s", base, query, resp.Status, strings.TrimSpace(body.String()))
 	}
-	if err := json.Unmarshal(body.Bytes(), &r); err != nil {
-		return r, fmt.Errorf("decode fan-out: %w", err)
+	if err := apijson.Decode(body.Bytes(), r.FanOutResponse); err != nil {
+		return r, err
 	}
 	return r, nil
-}
-
-// poll calls cond until it returns nil or the limit passes.
-func poll(limit time.Duration, every time.Duration, cond func() error) error {
-	deadline := time.Now().Add(limit)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %v: %w", limit, err)
-		}
-		time.Sleep(every)
-	}
 }
 
 // downwardFields are the identity fields the manifests wire through the
@@ -713,7 +645,7 @@ var downwardFields = []string{"pod_name", "pod_namespace", "pod_ip", "pod_ips", 
 
 // checkIdentity compares a backend's self-reported identity with its pod in
 // the API, and that every field came from the Downward API.
-func checkIdentity(id *identity, p pod) error {
+func checkIdentity(id *knowingnodev1.Identity, p pod) error {
 	if id == nil {
 		return fmt.Errorf("no identity")
 	}
@@ -725,22 +657,17 @@ func checkIdentity(id *identity, p pod) error {
 	}
 	cmp("podName", id.PodName, p.Metadata.Name)
 	cmp("podNamespace", id.PodNamespace, p.Metadata.Namespace)
-	cmp("podIp", id.PodIP, p.Status.PodIP)
-	cmp("podUid", id.PodUID, p.Metadata.UID)
+	cmp("podIp", id.PodIp, p.Status.PodIP)
+	cmp("podUid", id.PodUid, p.Metadata.UID)
 	cmp("nodeName", id.NodeName, p.Spec.NodeName)
-	cmp("nodeIp", id.NodeIP, p.Status.HostIP)
+	cmp("nodeIp", id.NodeIp, p.Status.HostIP)
 	cmp("serviceAccount", id.ServiceAccount, p.Spec.ServiceAccountName)
 	for k, v := range p.Metadata.Labels {
 		cmp("labels["+k+"]", id.Labels[k], v)
 	}
 	for _, f := range downwardFields {
-		if src := id.Sources[f]; src != "SOURCE_DOWNWARD_API" {
-			bad = append(bad, fmt.Sprintf("sources[%s]=%q", f, src))
-		}
-	}
-	for f, src := range id.Sources {
-		if src != "SOURCE_DOWNWARD_API" && slices.Contains(downwardFields, f) {
-			bad = append(bad, fmt.Sprintf("sources[%s]=%q", f, src))
+		if src := id.Sources[f]; src != knowingnodev1.Source_SOURCE_DOWNWARD_API {
+			bad = append(bad, fmt.Sprintf("sources[%s]=%v", f, src))
 		}
 	}
 	if len(bad) > 0 {
@@ -762,7 +689,7 @@ func resultPods(r fanoutResponse) []string {
 	var n []string
 	for _, x := range r.Results {
 		if x.Identity != nil {
-			n = append(n, x.Identity.PodName)
+			n = append(n, x.GetIdentity().GetPodName())
 		} else {
 			n = append(n, "!"+x.Address+" "+x.Code)
 		}
@@ -785,7 +712,7 @@ func exactly(r fanoutResponse, want []pod) error {
 		if x.Code != "OK" {
 			return fmt.Errorf("%s: %s %s", x.Address, x.Code, x.Message)
 		}
-		if err := checkIdentity(x.Identity, byName[x.Identity.PodName]); err != nil {
+		if err := checkIdentity(x.Identity, byName[x.GetIdentity().GetPodName()]); err != nil {
 			return err
 		}
 	}

@@ -1,18 +1,21 @@
 package node
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
-	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/testing/apijson"
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"google.golang.org/protobuf/proto"
 )
 
 const (
@@ -36,7 +39,7 @@ func frontendBase(t *testing.T, topology string) string {
 func eachMatchesAPI(t *testing.T, base, ns, sel string) fanoutResponse {
 	t.Helper()
 	var last fanoutResponse
-	err := poll(30*time.Second, 500*time.Millisecond, func() error {
+	err := poll.Until(context.Background(), 30*time.Second, 500*time.Millisecond, "EACH to answer from the ready pods", func(context.Context) error {
 		want, err := readyPods(ns, sel)
 		if err != nil {
 			return err
@@ -83,7 +86,7 @@ func TestDeploymentTopology(t *testing.T) {
 		// frontend's ClusterIP from the node and through its NodePort.
 		var seen []string
 		for _, base := range []string{frontendBase(t, "deployment"), "http://" + nodeIP + ":30080"} {
-			err := poll(30*time.Second, 500*time.Millisecond, func() error {
+			err := poll.Until(context.Background(), 30*time.Second, 500*time.Millisecond, "EACH to answer from the ready pods", func(context.Context) error {
 				want, err := readyPods(namespace, deploySel)
 				if err != nil {
 					return err
@@ -115,25 +118,23 @@ func TestDeploymentTopology(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var id struct {
-			Identity identity `json:"identity"`
-		}
+		var id knowingnodev1.GetIdentityResponse
 		addr := nodeIP + ":30091"
 		if err := grpcurlJSON(addr, "knowingnode.v1.IdentityService/GetIdentity", "{}", &id); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(names(want), id.Identity.PodName) {
-			t.Fatalf("backend NodePort %s answered as %q, not one of %v", addr, id.Identity.PodName, names(want))
+		if !slices.Contains(names(want), id.GetIdentity().GetPodName()) {
+			t.Fatalf("backend NodePort %s answered as %q, not one of %v", addr, id.GetIdentity().GetPodName(), names(want))
 		}
-		var fo fanoutResponse
+		var fo knowingnodev1.FanOutResponse
 		faddr := nodeIP + ":30090"
 		if err := grpcurlJSON(faddr, "knowingnode.v1.FanOutService/FanOut", `{"mode":"FAN_OUT_MODE_EACH"}`, &fo); err != nil {
 			t.Fatal(err)
 		}
-		if fo.Summary.OK != 1 || !strings.HasPrefix(fo.Frontend.PodName, "frontend-deployment-") {
+		if fo.GetSummary().GetOk() != 1 || !strings.HasPrefix(fo.GetFrontend().GetPodName(), "frontend-deployment-") {
 			t.Fatalf("frontend NodePort %s: FanOut answered %+v", faddr, fo.Summary)
 		}
-		return fmt.Sprintf("backend :30091 -> %s; frontend :30090 FanOut by %s ok=%d", id.Identity.PodName, fo.Frontend.PodName, fo.Summary.OK)
+		return fmt.Sprintf("backend :30091 -> %s; frontend :30090 FanOut by %s ok=%d", id.GetIdentity().GetPodName(), fo.GetFrontend().GetPodName(), fo.GetSummary().GetOk())
 	})
 
 	scenario(t, "7 deployment: browser via NodePort", func(t *testing.T) string {
@@ -177,7 +178,7 @@ func TestDeploymentTopology(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if r.Summary.Failed != 0 {
+				if r.GetSummary().GetFailed() != 0 {
 					var why []string
 					for _, x := range r.Results {
 						if x.Code != "OK" {
@@ -186,17 +187,17 @@ func TestDeploymentTopology(t *testing.T) {
 					}
 					// Reported, not failed: a ClusterIP client has one
 					// connection, and while it reconnects its calls can fail.
-					t.Logf("%s %s: BALANCED over the ClusterIP failed %d of %d calls: %s", time.Now().Format("15:04:05.000"), w.base, r.Summary.Failed, r.Summary.Total, strings.Join(why, "; "))
+					t.Logf("%s %s: BALANCED over the ClusterIP failed %d of %d calls: %s", time.Now().Format("15:04:05.000"), w.base, r.GetSummary().GetFailed(), r.GetSummary().GetTotal(), strings.Join(why, "; "))
 					w.failed++
 				}
-				if len(r.Summary.ByPod) == 0 {
+				if len(r.GetSummary().GetByPod()) == 0 {
 					continue
 				}
-				if len(r.Summary.ByPod) != 1 {
+				if len(r.GetSummary().GetByPod()) != 1 {
 					w.mixed++
 					continue
 				}
-				for p := range r.Summary.ByPod {
+				for p := range r.GetSummary().GetByPod() {
 					if len(w.pinned) > 0 && w.pinned[len(w.pinned)-1] != p && w.changeAt == 0 {
 						w.changeAt = time.Since(start)
 					}
@@ -253,13 +254,13 @@ func TestDaemonSetTopology(t *testing.T) {
 	t.Parallel()
 	scenario(t, "1 daemonset: EACH = API pods", func(t *testing.T) string {
 		r := eachMatchesAPI(t, frontendBase(t, "daemonset"), dsNS, dsSel)
-		if len(r.Summary.ByNode) != numNodes {
-			t.Fatalf("one DaemonSet pod per node expected on %d nodes, by node: %v", numNodes, r.Summary.ByNode)
+		if len(r.GetSummary().GetByNode()) != numNodes {
+			t.Fatalf("one DaemonSet pod per node expected on %d nodes, by node: %v", numNodes, r.GetSummary().GetByNode())
 		}
 		np := nodePortOf(t, "daemonset")
 		eachMatchesAPI(t, np, dsNS, dsSel)
 		dsNodePort = np
-		return fmt.Sprintf("%d pods = API, one per node %v; via ClusterIP and %s", len(r.Results), keys(r.Summary.ByNode), np)
+		return fmt.Sprintf("%d pods = API, one per node %v; via ClusterIP and %s", len(r.Results), keys(r.GetSummary().GetByNode()), np)
 	})
 	scenario(t, "6 daemonset: hostPort on node IP", func(t *testing.T) string {
 		// Both nodes share the host's IP, so the hostPort answers for one of
@@ -268,21 +269,19 @@ func TestDaemonSetTopology(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var id struct {
-			Identity identity `json:"identity"`
-		}
+		var id knowingnodev1.GetIdentityResponse
 		addr := nodeIP + ":9090"
 		if err := grpcurlJSON(addr, "knowingnode.v1.IdentityService/GetIdentity", "{}", &id); err != nil {
 			t.Fatal(err)
 		}
-		i := slices.IndexFunc(want, func(p pod) bool { return p.Metadata.Name == id.Identity.PodName })
+		i := slices.IndexFunc(want, func(p pod) bool { return p.Metadata.Name == id.GetIdentity().GetPodName() })
 		if i < 0 {
-			t.Fatalf("hostPort %s answered as %q, not a DaemonSet pod %v", addr, id.Identity.PodName, names(want))
+			t.Fatalf("hostPort %s answered as %q, not a DaemonSet pod %v", addr, id.GetIdentity().GetPodName(), names(want))
 		}
-		if err := checkIdentity(&id.Identity, want[i]); err != nil {
+		if err := checkIdentity(id.GetIdentity(), want[i]); err != nil {
 			t.Fatal(err)
 		}
-		return fmt.Sprintf("%s (grpcurl) answered by %s on %s, nodeIp %s", addr, id.Identity.PodName, id.Identity.NodeName, id.Identity.NodeIP)
+		return fmt.Sprintf("%s (grpcurl) answered by %s on %s, nodeIp %s", addr, id.GetIdentity().GetPodName(), id.GetIdentity().GetNodeName(), id.GetIdentity().GetNodeIp())
 	})
 	scenario(t, "7 daemonset: browser via NodePort", func(t *testing.T) string {
 		if dsNodePort == "" {
@@ -292,14 +291,7 @@ func TestDaemonSetTopology(t *testing.T) {
 	})
 }
 
-func keys(m map[string]int) []string {
-	var k []string
-	for x := range m {
-		k = append(k, x)
-	}
-	slices.Sort(k)
-	return k
-}
+func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // ---- StatefulSet + headless -------------------------------------------------
 
@@ -312,7 +304,7 @@ func TestStatefulSetTopology(t *testing.T) {
 		np := nodePortOf(t, "statefulset")
 		eachMatchesAPI(t, np, namespace, stsSel)
 		stsNodePort = np
-		return fmt.Sprintf("%d pods = API (names, IPs, nodes %v), all Downward API; via ClusterIP and %s", len(r.Results), r.Summary.ByNode, np)
+		return fmt.Sprintf("%d pods = API (names, IPs, nodes %v), all Downward API; via ClusterIP and %s", len(r.Results), r.GetSummary().GetByNode(), np)
 	})
 	if base == "" {
 		return
@@ -329,27 +321,20 @@ func TestStatefulSetTopology(t *testing.T) {
 		var order []string
 		for i, x := range r.Results {
 			want := fmt.Sprintf("backend-sts-%d", i)
-			if x.DNSName != want+".backend-sts.knowingnode.svc.cluster.local" || x.Identity == nil || x.Identity.PodName != want {
-				t.Fatalf("result %d: dnsName %q answered by %+v, want %s in ordinal order", i, x.DNSName, x.Identity, want)
+			if x.DnsName != want+".backend-sts.knowingnode.svc.cluster.local" || x.Identity == nil || x.GetIdentity().GetPodName() != want {
+				t.Fatalf("result %d: dnsName %q answered by %+v, want %s in ordinal order", i, x.DnsName, x.Identity, want)
 			}
-			if !strings.HasPrefix(x.Address, x.Identity.PodIP+":") {
-				t.Fatalf("%s resolved to %s but the pod's IP is %s", x.DNSName, x.Address, x.Identity.PodIP)
+			if !strings.HasPrefix(x.Address, x.GetIdentity().GetPodIp()+":") {
+				t.Fatalf("%s resolved to %s but the pod's IP is %s", x.DnsName, x.Address, x.GetIdentity().GetPodIp())
 			}
-			order = append(order, x.Identity.PodName)
+			order = append(order, x.GetIdentity().GetPodName())
 		}
-		var targets struct {
-			Targets []struct {
-				Endpoints []struct {
-					DNSName string `json:"dnsName"`
-				} `json:"endpoints"`
-				DNSServer string `json:"dnsServer"`
-			} `json:"targets"`
-		}
-		if err := getJSON(base+"/v1/targets", &targets); err != nil {
+		var targets knowingnodev1.ListTargetsResponse
+		if err := apijson.Get(t.Context(), fresh, base+"/v1/targets", &targets); err != nil {
 			t.Fatal(err)
 		}
 		if len(targets.Targets) != 1 || len(targets.Targets[0].Endpoints) != len(r.Results) {
-			t.Fatalf("targets: %+v", targets)
+			t.Fatalf("targets: %v", &targets)
 		}
 		return fmt.Sprintf("resolved in the frontend pod and answered in order: %s", strings.Join(order, ", "))
 	})
@@ -364,17 +349,17 @@ func TestStatefulSetTopology(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Summary.Failed != 0 || r.Summary.OK != count {
-			t.Fatalf("BALANCED: %d ok, %d failed of %d", r.Summary.OK, r.Summary.Failed, count)
+		if r.GetSummary().GetFailed() != 0 || r.GetSummary().GetOk() != count {
+			t.Fatalf("BALANCED: %d ok, %d failed of %d", r.GetSummary().GetOk(), r.GetSummary().GetFailed(), count)
 		}
 		even := float64(count) / float64(len(want))
 		for _, p := range want {
-			n := r.Summary.ByPod[p.Metadata.Name]
+			n := r.GetSummary().GetByPod()[p.Metadata.Name]
 			if math.Abs(float64(n)-even) > 0.2*even {
 				t.Errorf("%s got %d of %d calls; even is %.0f±20%%", p.Metadata.Name, n, count, even)
 			}
 		}
-		return fmt.Sprintf("%d calls over %d pods: %v (even %.0f ±20%%)", count, len(want), r.Summary.ByPod, even)
+		return fmt.Sprintf("%d calls over %d pods: %v (even %.0f ±20%%)", count, len(want), r.GetSummary().GetByPod(), even)
 	})
 
 	scenario(t, "7 statefulset: browser via NodePort", func(t *testing.T) string {
@@ -435,11 +420,11 @@ func scaleAndFollow(t *testing.T, base string, n int) (lag time.Duration, checks
 			}
 		}
 		for _, x := range r.Results {
-			if x.Code == "OK" && !exist[x.Identity.PodName+"/"+x.Identity.PodIP] {
-				t.Errorf("scale to %d: fan-out answered by %s (%s), a pod the API no longer has", n, x.Identity.PodName, x.Identity.PodIP)
+			if x.Code == "OK" && !exist[x.GetIdentity().GetPodName()+"/"+x.GetIdentity().GetPodIp()] {
+				t.Errorf("scale to %d: fan-out answered by %s (%s), a pod the API no longer has", n, x.GetIdentity().GetPodName(), x.GetIdentity().GetPodIp())
 			}
 			if x.Code != "OK" {
-				t.Logf("scale to %d: %s (%s) %s %s (pod going away)", n, x.Address, x.DNSName, x.Code, x.Message)
+				t.Logf("scale to %d: %s (%s) %s %s (pod going away)", n, x.Address, x.DnsName, x.Code, x.Message)
 			}
 		}
 		// The API's moment: exactly n pods ready and not being deleted (a
@@ -451,7 +436,7 @@ func scaleAndFollow(t *testing.T, base string, n int) (lag time.Duration, checks
 			feAt = r.at
 			// The pods that left must be gone before the next scenario, so
 			// that it starts from n pods only.
-			gone := poll(waitLimit, 300*time.Millisecond, func() error {
+			gone := poll.Until(context.Background(), waitLimit, 300*time.Millisecond, "the pods that left to be gone", func(context.Context) error {
 				all, err := pods(namespace, stsSel)
 				if err == nil && len(all) != n {
 					err = fmt.Errorf("%d pods still exist", len(all))
@@ -504,18 +489,18 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 			r, err := fanout(fresh, base, "mode=EACH")
 			mu.Lock()
 			eachCalls++
-			if err != nil || r.Summary.OK == 0 {
+			if err != nil || r.GetSummary().GetOk() == 0 {
 				eachWhole++
 				t.Errorf("EACH fan-out failed as a whole: %v %+v", err, r.Summary)
 			}
-			eachBackendErr += r.Summary.Failed
+			eachBackendErr += int(r.GetSummary().GetFailed())
 			var ips []string
 			for _, x := range r.Results {
 				if x.Identity != nil {
-					ips = append(ips, x.Identity.PodIP)
+					ips = append(ips, x.GetIdentity().GetPodIp())
 				}
 				if x.Code != "OK" {
-					t.Logf("%s EACH: %s (%s): %s %s", r.at.Format("15:04:05.000"), x.Address, x.DNSName, x.Code, x.Message)
+					t.Logf("%s EACH: %s (%s): %s %s", r.at.Format("15:04:05.000"), x.Address, x.DnsName, x.Code, x.Message)
 					eachWhy[x.Code+" "+x.Message]++
 				}
 			}
@@ -534,9 +519,9 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 				balFailed += 50
 				t.Errorf("BALANCED fan-out failed as a whole: %v", err)
 			} else {
-				balFailed += r.Summary.Failed
-				balTotal += r.Summary.Total
-				if r.Summary.Failed > 0 {
+				balFailed += int(r.GetSummary().GetFailed())
+				balTotal += int(r.GetSummary().GetTotal())
+				if r.GetSummary().GetFailed() > 0 {
 					for _, x := range r.Results {
 						if x.Code != "OK" {
 							report := t.Errorf
@@ -561,7 +546,7 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 	_, rerr := kubectl("-n", namespace, "rollout", "status", workload, "--timeout=180s")
 	rolled := time.Since(start)
 	// Load goes on until the frontend sees only new pods.
-	perr := poll(30*time.Second, 300*time.Millisecond, func() error {
+	perr := poll.Until(context.Background(), 30*time.Second, 300*time.Millisecond, "the frontend to see only new pods", func(context.Context) error {
 		want, err := readyPods(namespace, sel)
 		if err != nil {
 			return err
@@ -571,7 +556,7 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 			return err
 		}
 		if vip {
-			if len(r.Results) != 1 || r.Results[0].Identity == nil || !slices.Contains(names(want), r.Results[0].Identity.PodName) {
+			if len(r.Results) != 1 || r.Results[0].Identity == nil || !slices.Contains(names(want), r.Results[0].GetIdentity().GetPodName()) {
 				return fmt.Errorf("the VIP answered %v; the new pods are %v", resultPods(r), names(want))
 			}
 			return nil
@@ -646,75 +631,42 @@ func tail(s string, n int) string {
 // podLog follows one pod's log with `kubectl logs -f` until the container ends.
 type podLog struct {
 	name string
-	mu   sync.Mutex
-	out  strings.Builder
-	done chan struct{}
-	cmd  *exec.Cmd
+	p    *proc.Process
 }
 
 func followLog(name string) *podLog {
-	l := &podLog{name: name, done: make(chan struct{})}
-	l.cmd = exec.Command(kubectlP, "--kubeconfig", kubecfg, "-n", namespace, "logs", "-f", name)
-	l.cmd.SysProcAttr = diesWithUs()
-	stdout, err := l.cmd.StdoutPipe()
-	if err != nil || l.cmd.Start() != nil {
-		close(l.done)
-		return l
+	p, err := proc.Launch("kubectl logs "+name, kubectlP, proc.Options{Inherit: true},
+		"--kubeconfig", kubecfg, "-n", namespace, "logs", "-f", name)
+	if err != nil {
+		return &podLog{name: name}
 	}
-	go func() {
-		defer close(l.done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			l.mu.Lock()
-			l.out.WriteString(sc.Text() + "\n")
-			l.mu.Unlock()
-		}
-		l.cmd.Wait()
-	}()
-	return l
+	return &podLog{name: name, p: p}
 }
 
+// wait returns the log once the container ended, or what there is after limit.
 func (l *podLog) wait(limit time.Duration) string {
-	select {
-	case <-l.done:
-	case <-time.After(limit):
-		if l.cmd.Process != nil {
-			l.cmd.Process.Kill()
-		}
-		<-l.done
+	if l.p == nil {
+		return ""
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out.String()
+	select {
+	case <-l.p.Exited:
+	case <-time.After(limit):
+		_ = l.p.Kill()
+	}
+	return l.p.Output()
 }
 
 // ---- gRPC and HTTP helpers --------------------------------------------------
 
 // grpcurlJSON calls method on addr with grpcurl (server reflection) and
 // decodes its JSON answer.
-func grpcurlJSON(addr, method, data string, v any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, grpcurlP, "-plaintext", "-d", data, addr, method)
-	cmd.SysProcAttr = diesWithUs()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("grpcurl %s %s: %v\n%s", addr, method, err, out)
-	}
-	if err := json.Unmarshal(out, v); err != nil {
-		return fmt.Errorf("grpcurl %s %s: %v\n%s", addr, method, err, out)
-	}
-	return nil
-}
-
-func getJSON(url string, v any) error {
-	resp, err := fresh.Get(url)
+func grpcurlJSON(addr, method, data string, v proto.Message) error {
+	out, err := proc.Run("", nil, 20*time.Second, grpcurlP, "-plaintext", "-d", data, addr, method)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
+	if err := apijson.Decode([]byte(out), v); err != nil {
+		return fmt.Errorf("grpcurl %s %s: %w", addr, method, err)
 	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return nil
 }

@@ -6,6 +6,9 @@
 package cluster
 
 import (
+	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
+
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -65,7 +68,7 @@ type Cluster struct {
 	Phases []Phase
 
 	cfg     Config
-	procs   []*proc
+	procs   []*proc.Process
 	etcdURL string
 }
 
@@ -160,7 +163,7 @@ func (c *Cluster) Stop(keep bool) error {
 func (c *Cluster) stopProcs() error {
 	var errs []error
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		if err := c.procs[i].stop(5 * time.Second); err != nil {
+		if err := c.procs[i].Terminate(5 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -180,8 +183,10 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (stdout, stderr s
 	return o.String(), e.String(), err
 }
 
-func (c *Cluster) run(name, bin string, args ...string) (*proc, error) {
-	p, err := start(c.Dir, name, filepath.Join(c.cfg.BinDir, bin), args...)
+// run starts one control-plane process, logging to its own file.
+func (c *Cluster) run(name, bin string, args ...string) (*proc.Process, error) {
+	p, err := proc.Launch(name, filepath.Join(c.cfg.BinDir, bin),
+		proc.Options{Dir: c.Dir, Inherit: true, LogFile: filepath.Join(c.Dir, "logs", name+".log")}, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -192,24 +197,27 @@ func (c *Cluster) run(name, bin string, args ...string) (*proc, error) {
 // poll calls fn until it succeeds, ctx ends, or a process of the cluster
 // dies (then its log tail is in the error).
 func (c *Cluster) poll(ctx context.Context, timeout time.Duration, fn func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last error
-	for {
-		if last = fn(ctx); last == nil {
+	var died error
+	err := poll.Until(ctx, timeout, poll.Every, "the cluster", func(ctx context.Context) error {
+		if err := fn(ctx); err == nil {
 			return nil
+		} else if died = c.died(); died != nil {
+			return nil
+		} else {
+			return err
 		}
-		for _, p := range c.procs {
-			if err := p.exited(); err != nil {
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %s: %w", timeout, last)
-		case <-time.After(100 * time.Millisecond):
+	})
+	return errors.Join(died, err)
+}
+
+// died reports the first process of the cluster that has exited.
+func (c *Cluster) died() error {
+	for _, p := range c.procs {
+		if err := p.Err(); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 func freePort() (int, error) {
