@@ -124,8 +124,19 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	for _, s := range steps {
 		t0 := time.Now()
-		if err := s.fn(ctx); err != nil {
-			return c, fmt.Errorf("%s: %w", s.name, err)
+		// The daemons take their ports as flags and cannot report one the
+		// kernel chose, so a port picked free may be taken before they bind
+		// it: such a step is tried again with new ports.
+		for attempt := 1; ; attempt++ {
+			err := s.fn(ctx)
+			if err == nil {
+				break
+			}
+			if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+				return c, fmt.Errorf("%s: %w", s.name, err)
+			}
+			cfg.Logf("cluster: %s: a port was taken before it bound it; again with new ports", s.name)
+			c.dropExited()
 		}
 		c.Phases = append(c.Phases, Phase{s.name, time.Since(t0)})
 		cfg.Logf("cluster: %s up in %s", s.name, time.Since(t0).Round(time.Millisecond))
@@ -208,6 +219,11 @@ func (c *Cluster) poll(ctx context.Context, timeout time.Duration, fn func(conte
 		}
 	})
 	return errors.Join(died, err)
+}
+
+// dropExited forgets the processes that have exited.
+func (c *Cluster) dropExited() {
+	c.procs = slices.DeleteFunc(c.procs, func(p *proc.Process) bool { return p.Err() != nil })
 }
 
 // died reports the first process of the cluster that has exited.
