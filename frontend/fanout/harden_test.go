@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -401,4 +404,25 @@ func seriesLabels(t *testing.T, g prometheus.Gatherer, name string) []map[string
 		}
 	}
 	return out
+}
+
+// Close closes the connections of vanished endpoints still in their grace,
+// and a refresh that races the teardown (Update after Close) dials nothing.
+func TestPoolCloseIsFinal(t *testing.T) {
+	bs := startBackends(t, 2)
+	p, err := NewPool("t", time.Hour, slog.New(slog.DiscardHandler), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Update([]discovery.Endpoint{{Addr: bs[0].addr}, {Addr: bs[1].addr}})
+	gone := p.Backends()[1].cc
+	p.Update([]discovery.Endpoint{{Addr: bs[0].addr}}) // bs[1] in its hour of grace
+	p.Close()
+	if st := gone.GetState(); st != connectivity.Shutdown {
+		t.Errorf("a vanished endpoint's connection is %v after Close, want Shutdown", st)
+	}
+	p.Update([]discovery.Endpoint{{Addr: bs[0].addr}, {Addr: bs[1].addr}})
+	if n := len(p.Backends()); n != 0 {
+		t.Errorf("Update after Close dialed %d backends, want none", n)
+	}
 }
