@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,6 +35,9 @@ type flags struct {
 	backendTimeout  time.Duration
 	fanoutTimeout   time.Duration
 	concurrency     int
+	maxFanOuts      int
+	maxBackendCalls int
+	allowCrossSite  bool
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -76,6 +80,11 @@ func parseFlags(args []string) *flags {
 	s.Duration(&f.backendTimeout, "backend-timeout", "BACKEND_TIMEOUT", 2*time.Second, "timeout of one call to one backend")
 	s.Duration(&f.fanoutTimeout, "fanout-timeout", "FANOUT_TIMEOUT", 5*time.Second, "default deadline of a whole fan-out")
 	s.Int(&f.concurrency, "fanout-concurrency", "FANOUT_CONCURRENCY", 64, "calls in flight at once within one fan-out")
+	// Sized for a 2-core pod: 256 calls in flight is what two cores turn
+	// around in a few ms on loopback; beyond it latency grows, not throughput.
+	s.Int(&f.maxFanOuts, "max-fanouts", "MAX_FANOUTS", 32, "fan-outs running at once in the process; more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
+	s.Int(&f.maxBackendCalls, "max-backend-calls", "MAX_BACKEND_CALLS", 256, "backend calls in flight over all fan-outs; a fan-out reserves min(fanout-concurrency, its calls) and is refused with RESOURCE_EXHAUSTED (HTTP 429) when they do not fit")
+	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let cross-site browser requests (Sec-Fetch-Site: cross-site, or a foreign Origin) call the fan-out REST API")
 	s.ParseOrExit(args, f.tier.Validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
@@ -83,6 +92,8 @@ func parseFlags(args []string) *flags {
 			config.Check(f.backendTimeout > 0 && f.backendTimeout <= fanout.MaxTimeout, "backend-timeout", "%v is outside (0s, %v]", f.backendTimeout, fanout.MaxTimeout),
 			config.Check(f.fanoutTimeout > 0 && f.fanoutTimeout <= fanout.MaxTimeout, "fanout-timeout", "%v is outside (0s, %v]", f.fanoutTimeout, fanout.MaxTimeout),
 			config.Check(f.concurrency >= 1 && f.concurrency <= 10000, "fanout-concurrency", "%d is outside 1..10000", f.concurrency),
+			config.Check(f.maxFanOuts >= 1 && f.maxFanOuts <= 100000, "max-fanouts", "%d is outside 1..100000", f.maxFanOuts),
+			config.Check(f.maxBackendCalls >= f.concurrency && f.maxBackendCalls <= 1000000, "max-backend-calls", "%d is outside fanout-concurrency (%d)..1000000", f.maxBackendCalls, f.concurrency),
 		)
 	})
 	return f
@@ -104,17 +115,24 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		return err
 	}
 	fo := fanout.Options{
-		BackendTimeout: f.backendTimeout,
-		DefaultTimeout: f.fanoutTimeout,
-		Concurrency:    f.concurrency,
-		Logger:         log,
-		Metrics:        metrics,
+		BackendTimeout:  f.backendTimeout,
+		DefaultTimeout:  f.fanoutTimeout,
+		Concurrency:     f.concurrency,
+		MaxFanOuts:      f.maxFanOuts,
+		MaxBackendCalls: f.maxBackendCalls,
+		Logger:          log,
+		Metrics:         metrics,
 	}
 	if tel.Tracing {
 		fo.Tracer = tel.Tracer("github.com/knowingnode/knowingnode/frontend/fanout")
 	}
+	// Teardown, once the servers have stopped (every stage bounded, and all
+	// of it within terminationGracePeriodSeconds after the drain and the
+	// shutdown timeout): fan-outs still running end, then discovery stops
+	// and is joined, so no refresh dials on a closed pool, then the pools.
+	defer t.Stop() // when returning before t.Run
 	fan := fanout.New(t.Identity, fo)
-	defer fan.Close()
+	t.AtStop("fan-outs", time.Second, fan.Close)
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 20)),
@@ -127,17 +145,30 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 			MinConnectTimeout: 2 * time.Second,
 		}),
 	}, tel.DialOptions()...)
-	var targets []*discovery.Target
-	// Discovery outlives requests but not the process: it stops when the
-	// serving context ends, after the servers drained.
+	var (
+		targets []*discovery.Target
+		pools   []*fanout.Pool
+		disc    sync.WaitGroup
+	)
+	// Discovery outlives requests but not the process: it stops after the
+	// servers and the fan-outs.
 	discCtx, stopDiscovery := context.WithCancel(context.Background())
-	defer stopDiscovery()
+	t.AtStop("discovery", 500*time.Millisecond, func(ctx context.Context) error {
+		stopDiscovery()
+		return waitGroup(ctx, &disc)
+	})
+	t.AtStop("pools", 500*time.Millisecond, func(context.Context) error {
+		for _, p := range pools {
+			p.Close()
+		}
+		return nil
+	})
 	for _, spec := range f.targets.specs {
 		pool, err := fanout.NewPool(spec.Name, f.backendTimeout+time.Second, log, dialOpts...)
 		if err != nil {
 			return err
 		}
-		defer pool.Close()
+		pools = append(pools, pool)
 		target := discovery.NewTarget(spec, discovery.NewResolver(discovery.NetLookuper(spec.Server)), discovery.TargetOptions{
 			Interval: f.refreshInterval,
 			Logger:   log,
@@ -150,7 +181,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		// A first answer before serving, so the first request sees backends;
 		// a failure is reported in replies and retried on schedule.
 		target.Refresh(ctx)
-		go target.Run(discCtx)
+		disc.Go(func() { target.Run(discCtx) })
 	}
 	if f.defaultTarget != "" {
 		if err := fan.SetDefault(f.defaultTarget); err != nil {
@@ -176,9 +207,22 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	h = retryAfter(sameSiteOnly(h, f.allowCrossSite, "/v1/fanout"))
 	if err := srv.ListenHTTP("http", f.httpAddr, h); err != nil {
 		return err
 	}
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
 	return t.Run(ctx)
+}
+
+// waitGroup waits for wg, or until ctx ends.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -317,6 +317,8 @@ func TestBadFlagsExit2(t *testing.T) {
 		{"--target", "a=ftp:///x"},
 		{"--target", "a=static:///127.0.0.1:1", "--refresh-interval", "1ns"},
 		{"--bogus"},
+		{"--target", "a=static:///127.0.0.1:1", "--max-fanouts", "0"},
+		{"--target", "a=static:///127.0.0.1:1", "--max-backend-calls", "10"}, // below fanout-concurrency
 		{"--target", "a=static:///127.0.0.1:1", "--default-target", "b"},
 	} {
 		cmd := exec.CommandContext(context.Background(), frontend, append(args, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")...)

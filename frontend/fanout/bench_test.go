@@ -45,7 +45,7 @@ func TestFanOutCostPerBackendIsFlat(t *testing.T) {
 		}
 		return testing.AllocsPerRun(20, func() {
 			if resp, err := s.FanOut(t.Context(), req); err != nil || resp.Summary.Ok != int32(n) {
-				t.Fatalf("fan-out over %d: %v", n, err)
+				t.Fatalf("fan-out over %d: %v %v", n, err, resp.GetResults())
 			}
 		}) / float64(n)
 	}

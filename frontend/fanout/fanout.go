@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -40,9 +42,13 @@ type Options struct {
 	BackendTimeout time.Duration // per backend call
 	DefaultTimeout time.Duration // of a whole fan-out, when the request sets none
 	Concurrency    int           // calls in flight at once per fan-out
-	Logger         *slog.Logger
-	Metrics        *Metrics     // nil: none
-	Tracer         trace.Tracer // nil: no span per backend call
+	// Admission control, process-wide; 0 means no limit. A fan-out over
+	// either is refused at once with RESOURCE_EXHAUSTED, never queued.
+	MaxFanOuts      int // fan-outs running at once
+	MaxBackendCalls int // backend calls in flight over all fan-outs
+	Logger          *slog.Logger
+	Metrics         *Metrics     // nil: none
+	Tracer          trace.Tracer // nil: no span per backend call
 }
 
 // Service serves FanOutService over the configured targets.
@@ -55,6 +61,17 @@ type Service struct {
 	names   []string // in configuration order; the first is the default
 	def     string
 	work    chan func() // idle callers waiting for a backend call to make
+
+	fanOuts *semaphore.Weighted // nil: no limit
+	calls   *semaphore.Weighted // nil: no limit
+
+	mu          sync.Mutex // guards closed and the Add of running
+	closed      bool
+	running     sync.WaitGroup     // fan-outs in progress
+	stop        context.Context    // cancelled by Close: ends running fan-outs
+	cancel      context.CancelFunc //
+	quit        chan struct{}      // closed by Close: idle callers return
+	callersDone sync.WaitGroup
 }
 
 // callers is how many goroutines wait to make backend calls. A call made on
@@ -78,21 +95,70 @@ func New(self *knowingnodev1.Identity, o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{self: self, opts: o, log: o.Logger, targets: map[string]*entry{}, work: make(chan func())}
+	s := &Service{self: self, opts: o, log: o.Logger, targets: map[string]*entry{},
+		work: make(chan func()), quit: make(chan struct{})}
+	s.stop, s.cancel = context.WithCancel(context.Background())
+	if o.MaxFanOuts > 0 {
+		s.fanOuts = semaphore.NewWeighted(int64(o.MaxFanOuts))
+	}
+	if o.MaxBackendCalls > 0 {
+		s.calls = semaphore.NewWeighted(int64(o.MaxBackendCalls))
+	}
 	for range callers {
-		go func() {
-			for f := range s.work {
-				f()
+		s.callersDone.Go(func() {
+			for {
+				select {
+				case f := <-s.work:
+					f()
+				case <-s.quit:
+					return
+				}
 			}
-		}()
+		})
 	}
 	return s
 }
 
-// Close stops the idle callers; FanOut must not be called after.
-func (s *Service) Close() { close(s.work) }
+// Close refuses new fan-outs, ends those still running (by the time the
+// servers have stopped, their callers are gone), and joins every goroutine
+// the Service started. It returns an error if ctx ends first.
+func (s *Service) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.running.Wait() // no Add after closed is set, so no race with Wait
+		close(s.quit)    // the work channel is never closed: goCall cannot panic
+		s.callersDone.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("fan-out service: fan-outs still running at close: %w", ctx.Err())
+	}
+}
 
-// goCall runs f on an idle caller, or on a new goroutine when none is idle.
+// enter registers a fan-out, unless the Service is closed.
+func (s *Service) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.running.Add(1)
+	return true
+}
+
+// goCall runs f on an idle caller, or on a new goroutine when none is idle
+// (or the callers have stopped).
 func (s *Service) goCall(wg *sync.WaitGroup, f func()) {
 	wg.Add(1)
 	g := func() {
@@ -113,6 +179,7 @@ func (s *Service) Add(t *discovery.Target, p *Pool) error {
 		return fmt.Errorf("target %q configured twice", name)
 	}
 	s.targets[name] = &entry{target: t, pool: p, cachedAt: -1}
+	p.onVanish(func(addrs []string) { s.opts.Metrics.forget(name, addrs) })
 	s.names = append(s.names, name)
 	if s.def == "" {
 		s.def = name
@@ -147,14 +214,52 @@ func (s *Service) FanOut(ctx context.Context, req *knowingnodev1.FanOutRequest) 
 	e, ok := s.targets[name]
 	if !ok {
 		// The label is fixed: names from requests must not mint series.
-		s.opts.Metrics.rejected("unknown", shortMode(req.GetMode()))
+		s.opts.Metrics.rejected("unknown", modeLabel(req.GetMode()), "error")
 		return nil, status.Errorf(codes.NotFound, "unknown target %q; configured targets: %s", name, strings.Join(s.names, ", "))
 	}
+	if !s.enter() {
+		s.opts.Metrics.refused(name, modeLabel(req.GetMode()), limitShuttingDown)
+		return nil, status.Error(codes.Unavailable, "frontend shutting down: no new fan-outs")
+	}
+	defer s.running.Done()
 	resp, err := s.fanOut(ctx, name, e, req)
-	if err != nil {
-		s.opts.Metrics.rejected(name, shortMode(req.GetMode()))
+	if err != nil && status.Code(err) != codes.ResourceExhausted {
+		s.opts.Metrics.rejected(name, modeLabel(req.GetMode()), "error")
 	}
 	return resp, err
+}
+
+// Names of the admission limits, in metrics and in errors.
+const (
+	limitFanOuts      = "fanouts"
+	limitBackendCalls = "backend_calls"
+	limitShuttingDown = "shutting_down"
+)
+
+// admit reserves one fan-out slot and width backend calls in flight, or
+// refuses at once. release undoes it.
+func (s *Service) admit(name string, mode knowingnodev1.FanOutMode, width int) (release func(), err error) {
+	if s.fanOuts != nil && !s.fanOuts.TryAcquire(1) {
+		s.opts.Metrics.refused(name, modeLabel(mode), limitFanOuts)
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"too many fan-outs: %d already running, the limit (max-fanouts); retry later", s.opts.MaxFanOuts)
+	}
+	if s.calls != nil && !s.calls.TryAcquire(int64(width)) {
+		if s.fanOuts != nil {
+			s.fanOuts.Release(1)
+		}
+		s.opts.Metrics.refused(name, modeLabel(mode), limitBackendCalls)
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"too many backend calls in flight: this fan-out needs %d more and the limit (max-backend-calls) is %d; retry later", width, s.opts.MaxBackendCalls)
+	}
+	return func() {
+		if s.calls != nil {
+			s.calls.Release(int64(width))
+		}
+		if s.fanOuts != nil {
+			s.fanOuts.Release(1)
+		}
+	}, nil
 }
 
 func (s *Service) fanOut(ctx context.Context, name string, e *entry, req *knowingnodev1.FanOutRequest) (*knowingnodev1.FanOutResponse, error) {
@@ -194,23 +299,45 @@ func (s *Service) fanOut(ctx context.Context, name string, e *entry, req *knowin
 		e.target.RefreshSoon()
 		return nil, status.Errorf(codes.Unavailable, "target %q (%s): %s", name, disc.Query, msg)
 	}
+	// The calls this fan-out keeps in flight at most.
+	width := max(s.opts.Concurrency, 1)
+	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH {
+		width = min(width, len(backends))
+	} else {
+		width = min(width, max(count, 1))
+	}
+	release, err := s.admit(name, mode, width)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	defer context.AfterFunc(s.stop, cancel)() // Close ends it
 	start := time.Now()
-	var results []*knowingnodev1.BackendResult
+	var (
+		results []*knowingnodev1.BackendResult
+		lats    []time.Duration
+	)
 	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH {
-		results = s.each(ctx, backends)
+		results = s.each(ctx, backends, width)
+		lats = make([]time.Duration, 0, len(results))
+		for _, r := range results {
+			if r.Code != CodeDraining {
+				lats = append(lats, r.Latency.AsDuration())
+			}
+		}
 	} else {
-		results = s.balanced(ctx, e.pool, backends, count)
+		results, lats = s.balanced(ctx, e.pool, backends, count, width)
 	}
-	sum := summarize(results, time.Since(start))
-	s.opts.Metrics.observe(name, shortMode(mode), len(backends), results, sum)
+	sum := summarize(results, lats, time.Since(start))
+	s.opts.Metrics.observe(name, modeLabel(mode), e.pool.Has, len(backends), results, sum)
 	if sum.ByCode[grpccode.Name(codes.Unavailable)] > 0 || sum.ByCode[grpccode.Name(codes.DeadlineExceeded)] > 0 {
 		e.target.RefreshSoon() // a backend may be gone: look again now
 	}
 	s.log.InfoContext(ctx, "fan-out", "target", name, "mode", shortMode(mode), "backends", len(backends),
-		"calls", sum.Total, "ok", sum.Ok, "failed", sum.Failed, "duration", sum.Duration.AsDuration())
+		"calls", sum.Total, "ok", sum.Ok, "failed", sum.Failed, "draining", sum.Draining, "duration", sum.Duration.AsDuration())
 	return &knowingnodev1.FanOutResponse{
 		Frontend:  s.self,
 		Target:    name,
@@ -221,10 +348,22 @@ func (s *Service) fanOut(ctx context.Context, name string, e *entry, req *knowin
 	}, nil
 }
 
-// each calls every backend once, at most Concurrency at a time.
-func (s *Service) each(ctx context.Context, backends []*backend) []*knowingnodev1.BackendResult {
+// CodeDraining is the code of a result whose backend announced, through
+// gRPC health checking, that it is shutting down (NOT_SERVING): the channel
+// did not call it, and that is no failure.
+const CodeDraining = "DRAINING"
+
+// isDraining tells a call refused because the backend's health is
+// NOT_SERVING, as grpc-go's client-side health checking words it
+// (google.golang.org/grpc/health/client.go), from any other UNAVAILABLE.
+func isDraining(st *status.Status) bool {
+	return st.Code() == codes.Unavailable && strings.Contains(st.Message(), "health check failed. status=NOT_SERVING")
+}
+
+// each calls every backend once, at most width at a time.
+func (s *Service) each(ctx context.Context, backends []*backend, width int) []*knowingnodev1.BackendResult {
 	results := make([]*knowingnodev1.BackendResult, len(backends))
-	sem := make(chan struct{}, max(s.opts.Concurrency, 1))
+	sem := make(chan struct{}, width)
 	var wg sync.WaitGroup
 	for i, b := range backends {
 		select {
@@ -258,6 +397,12 @@ func (s *Service) call(ctx context.Context, c knowingnodev1.IdentityServiceClien
 	lat := time.Since(start)
 	if err != nil {
 		st := status.Convert(err)
+		if isDraining(st) {
+			if span != nil {
+				span.SetAttributes(attribute.Bool("knowingnode.backend.draining", true))
+			}
+			return draining(ep, lat)
+		}
 		if span != nil {
 			span.SetStatus(otelcodes.Error, grpccode.Name(st.Code())+": "+st.Message())
 		}
@@ -278,6 +423,19 @@ func (s *Service) call(ctx context.Context, c knowingnodev1.IdentityServiceClien
 	}
 }
 
+const drainingMessage = "backend is draining (its health is NOT_SERVING): not called"
+
+func draining(ep discovery.Endpoint, lat time.Duration) *knowingnodev1.BackendResult {
+	return &knowingnodev1.BackendResult{
+		Address: ep.Addr,
+		DnsName: ep.DNSName,
+		Code:    CodeDraining,
+		Message: drainingMessage,
+		Latency: durationpb.New(lat),
+		Calls:   1,
+	}
+}
+
 func failed(ep discovery.Endpoint, st *status.Status, lat time.Duration) *knowingnodev1.BackendResult {
 	return &knowingnodev1.BackendResult{
 		Address: ep.Addr,
@@ -289,10 +447,11 @@ func failed(ep discovery.Endpoint, st *status.Status, lat time.Duration) *knowin
 	}
 }
 
-// balanced sends count calls through the round-robin channel and reports,
-// per backend address reached, one result whose Calls says how many landed
-// there (failures are grouped by code).
-func (s *Service) balanced(ctx context.Context, p *Pool, backends []*backend, count int) []*knowingnodev1.BackendResult {
+// balanced sends count calls through the round-robin channel, at most width
+// at a time, and reports, per backend address reached, one result whose
+// Calls says how many landed there (failures are grouped by code), and the
+// latency of every call made.
+func (s *Service) balanced(ctx context.Context, p *Pool, backends []*backend, count, width int) ([]*knowingnodev1.BackendResult, []time.Duration) {
 	names := make(map[string]string, len(backends))
 	for _, b := range backends {
 		names[b.ep.Addr] = b.ep.DNSName
@@ -302,9 +461,10 @@ func (s *Service) balanced(ctx context.Context, p *Pool, backends []*backend, co
 		mu     sync.Mutex
 		groups = map[key]*knowingnodev1.BackendResult{}
 		order  []key
+		lats   = make([]time.Duration, 0, count)
 		wg     sync.WaitGroup
 	)
-	sem := make(chan struct{}, max(s.opts.Concurrency, 1))
+	sem := make(chan struct{}, width)
 	lb := p.Balanced()
 	for range count {
 		select {
@@ -327,12 +487,20 @@ func (s *Service) balanced(ctx context.Context, p *Pool, backends []*backend, co
 				addr = pr.Addr.String()
 			}
 			st := status.Convert(err)
-			k := key{addr, grpccode.Name(st.Code())}
+			code, msg := grpccode.Name(st.Code()), st.Message()
+			if isDraining(st) {
+				// Every pod is draining: round robin had none to pick.
+				code, msg = CodeDraining, drainingMessage
+			}
+			k := key{addr, code}
 			mu.Lock()
 			defer mu.Unlock()
+			if code != CodeDraining {
+				lats = append(lats, lat)
+			}
 			g, ok := groups[k]
 			if !ok {
-				g = &knowingnodev1.BackendResult{Address: addr, DnsName: names[addr], Code: k.code, Message: st.Message(), Latency: durationpb.New(lat)}
+				g = &knowingnodev1.BackendResult{Address: addr, DnsName: names[addr], Code: k.code, Message: msg, Latency: durationpb.New(lat)}
 				if err == nil {
 					g.Identity = resp.GetIdentity()
 				}
@@ -359,7 +527,7 @@ func (s *Service) balanced(ctx context.Context, p *Pool, backends []*backend, co
 		out = append(out, groups[k])
 	}
 	slices.SortStableFunc(out, func(a, b *knowingnodev1.BackendResult) int { return strings.Compare(a.Address, b.Address) })
-	return out
+	return out, lats
 }
 
 func sumCalls[K comparable](m map[K]*knowingnodev1.BackendResult) int {
@@ -371,31 +539,33 @@ func sumCalls[K comparable](m map[K]*knowingnodev1.BackendResult) int {
 }
 
 // summarize counts results by outcome, node and pod, and takes latency
-// quantiles (nearest rank) over every call.
-func summarize(results []*knowingnodev1.BackendResult, took time.Duration) *knowingnodev1.FanOutSummary {
+// quantiles (nearest rank) over lats, the latency of every call made. The
+// quantiles are exact: a fan-out makes at most MaxCount calls, so sorting
+// them all costs less than a histogram's fixed buckets would lose.
+func summarize(results []*knowingnodev1.BackendResult, lats []time.Duration, took time.Duration) *knowingnodev1.FanOutSummary {
 	sum := &knowingnodev1.FanOutSummary{
 		ByNode:   map[string]int32{},
 		ByPod:    map[string]int32{},
 		ByCode:   map[string]int32{},
 		Duration: durationpb.New(took),
 	}
-	lats := make([]time.Duration, 0, len(results))
 	for _, r := range results {
 		n := max(r.Calls, 1)
 		sum.Total += n
 		sum.ByCode[r.Code] += n
-		if r.Identity != nil {
+		switch {
+		case r.Identity != nil:
 			sum.Ok += n
 			sum.ByNode[r.Identity.NodeName] += n
 			sum.ByPod[r.Identity.PodName] += n
-		} else {
+		case r.Code == CodeDraining:
+			sum.Draining += n
+		default:
 			sum.Failed += n
-		}
-		if r.Latency != nil {
-			lats = append(lats, r.Latency.AsDuration())
 		}
 	}
 	if len(lats) > 0 {
+		lats = slices.Clone(lats)
 		slices.Sort(lats)
 		q := func(p int) *durationpb.Duration {
 			i := (p*len(lats)+99)/100 - 1
@@ -411,6 +581,15 @@ func summarize(results []*knowingnodev1.BackendResult, took time.Duration) *know
 
 func shortMode(m knowingnodev1.FanOutMode) string {
 	return strings.TrimPrefix(m.String(), "FAN_OUT_MODE_")
+}
+
+// modeLabel is the mode as a metric label: an unknown number from a request
+// is "unknown", so requests cannot mint series.
+func modeLabel(m knowingnodev1.FanOutMode) string {
+	if _, ok := knowingnodev1.FanOutMode_name[int32(m)]; !ok {
+		return "unknown"
+	}
+	return shortMode(m)
 }
 
 // state returns the target's discovery state as a message, rebuilt only

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -26,8 +28,9 @@ import (
 
 // testBackend is a real gRPC server on loopback serving an identity.
 type testBackend struct {
-	addr string
-	srv  *grpc.Server
+	addr   string
+	srv    *grpc.Server
+	health *health.Server // SERVING until a test says otherwise, as in the backend binary
 }
 
 func startBackend(tb testing.TB, pod, node string, opts ...grpc.ServerOption) *testBackend {
@@ -40,9 +43,11 @@ func startBackend(tb testing.TB, pod, node string, opts ...grpc.ServerOption) *t
 	knowingnodev1.RegisterIdentityServiceServer(srv, identity.NewServer(&knowingnodev1.Identity{
 		PodName: pod, NodeName: node, PodIp: "127.0.0.1", Tier: knowingnodev1.Tier_TIER_BACKEND,
 	}))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(lis)
 	tb.Cleanup(srv.Stop)
-	return &testBackend{addr: lis.Addr().String(), srv: srv}
+	return &testBackend{addr: lis.Addr().String(), srv: srv, health: hs}
 }
 
 func startBackends(tb testing.TB, n int) []*testBackend {
@@ -85,6 +90,11 @@ func newServiceSpec(tb testing.TB, o Options, spec discovery.Spec) (*Service, *d
 	})
 	t.Refresh(context.Background())
 	s := New(&knowingnodev1.Identity{PodName: "frontend-0", Tier: knowingnodev1.Tier_TIER_FRONTEND}, o)
+	tb.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			tb.Error(err)
+		}
+	})
 	if err := s.Add(t, pool); err != nil {
 		tb.Fatal(err)
 	}

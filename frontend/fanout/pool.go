@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -31,22 +32,35 @@ type Pool struct {
 	log        *slog.Logger
 	closeGrace time.Duration
 
-	mu    sync.Mutex // serialises Update and Close
-	conns map[string]*backend
+	mu      sync.Mutex // serialises Update and Close
+	conns   map[string]*backend
+	closing map[*grpc.ClientConn]*time.Timer // vanished, closed after the grace
+	closed  bool
+	vanish  func(addrs []string) // told after addresses left discovery
 
-	current atomic.Pointer[[]*backend] // in discovery order; replaced, never mutated
+	current atomic.Pointer[snapshot] // replaced, never mutated
 
 	manual   *manual.Resolver
 	balanced *grpc.ClientConn
 	lb       knowingnodev1.IdentityServiceClient
 }
 
+type snapshot struct {
+	backends []*backend // in discovery order
+	addrs    map[string]bool
+}
+
 // balancedServiceConfig spreads calls round robin and retries a call that
 // met UNAVAILABLE (a pod going away mid-rollout, a connection closed by
 // MaxConnectionAge) on another pick: GetIdentity is idempotent, and BALANCED
 // is about where calls land, not about losing them to a reconnect.
+// Client-side health checking (grpc.health.v1 Watch of the server's overall
+// status) stops picking a pod the moment it turns NOT_SERVING, as backends do
+// for their drain delay; a server without the health service counts as
+// healthy.
 const balancedServiceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": ""},
   "methodConfig": [{
     "name": [{"service": "knowingnode.v1.IdentityService"}],
     "retryPolicy": {
@@ -57,6 +71,15 @@ const balancedServiceConfig = `{
       "retryableStatusCodes": ["UNAVAILABLE"]
     }
   }]
+}`
+
+// endpointServiceConfig is that of each endpoint's own connection (EACH):
+// health checked too, so that a draining pod's call fails at once with the
+// health status rather than being made. round_robin over the one address,
+// because grpc-go's pick_first does no health checking at the top level.
+const endpointServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": ""}
 }`
 
 // balancedScheme is private to each pool's channel (registered per channel
@@ -75,9 +98,10 @@ func NewPool(name string, closeGrace time.Duration, log *slog.Logger, dialOpts .
 		log:        log.With("target", name),
 		closeGrace: closeGrace,
 		conns:      map[string]*backend{},
+		closing:    map[*grpc.ClientConn]*time.Timer{},
 		manual:     manual.NewBuilderWithScheme(balancedScheme),
 	}
-	p.current.Store(&[]*backend{})
+	p.current.Store(&snapshot{})
 	// Discovery feeds the balanced channel through a manual resolver, so it
 	// sees exactly the endpoints the EACH fan-out sees, refreshed as often;
 	// grpc-go's dns resolver would neither read SRV nor refresh in time.
@@ -100,7 +124,17 @@ func NewPool(name string, closeGrace time.Duration, log *slog.Logger, dialOpts .
 }
 
 // Backends returns the current backends in discovery order; read-only.
-func (p *Pool) Backends() []*backend { return *p.current.Load() }
+func (p *Pool) Backends() []*backend { return p.current.Load().backends }
+
+// Has reports whether addr is among the current endpoints.
+func (p *Pool) Has(addr string) bool { return p.current.Load().addrs[addr] }
+
+// onVanish sets what Update tells about addresses that left discovery.
+func (p *Pool) onVanish(f func(addrs []string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.vanish = f
+}
 
 // Balanced is a client whose calls round-robin over the current endpoints.
 func (p *Pool) Balanced() knowingnodev1.IdentityServiceClient { return p.lb }
@@ -110,6 +144,9 @@ func (p *Pool) Balanced() knowingnodev1.IdentityServiceClient { return p.lb }
 func (p *Pool) Update(eps []discovery.Endpoint) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return // a refresh racing the teardown must not dial
+	}
 	next := make([]*backend, 0, len(eps))
 	keep := make(map[string]*backend, len(eps))
 	addrs := make([]resolver.Address, 0, len(eps))
@@ -121,7 +158,8 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 		if !ok {
 			// passthrough: the address is an IP we resolved ourselves;
 			// the channel must not resolve it again.
-			cc, err := grpc.NewClient("passthrough:///"+ep.Addr, p.dialOpts...)
+			opts := append([]grpc.DialOption{grpc.WithDefaultServiceConfig(endpointServiceConfig)}, p.dialOpts...)
+			cc, err := grpc.NewClient("passthrough:///"+ep.Addr, opts...)
 			if err != nil {
 				p.log.Error("dial failed; endpoint skipped", "addr", ep.Addr, "err", err)
 				continue
@@ -135,25 +173,49 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 		next = append(next, b)
 		addrs = append(addrs, resolver.Address{Addr: ep.Addr, ServerName: ep.DNSName})
 	}
+	var gone []string
 	for addr, b := range p.conns {
 		if _, ok := keep[addr]; !ok {
+			gone = append(gone, addr)
 			// A fan-out may have this connection in hand right now.
-			time.AfterFunc(p.closeGrace, func() { b.cc.Close() })
+			cc := b.cc
+			p.closing[cc] = time.AfterFunc(p.closeGrace, func() {
+				p.mu.Lock()
+				delete(p.closing, cc)
+				p.mu.Unlock()
+				cc.Close()
+			})
 		}
 	}
 	p.conns = keep
-	p.current.Store(&next)
+	live := make(map[string]bool, len(keep))
+	for a := range keep {
+		live[a] = true
+	}
+	p.current.Store(&snapshot{backends: next, addrs: live})
 	p.manual.UpdateState(resolver.State{Addresses: addrs})
+	if len(gone) > 0 && p.vanish != nil {
+		p.vanish(gone)
+	}
 }
 
-// Close closes every connection.
+// Close closes every connection, those of vanished endpoints still in their
+// grace too; Update does nothing after.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
 	for _, b := range p.conns {
 		b.cc.Close()
 	}
-	p.conns = map[string]*backend{}
-	p.current.Store(&[]*backend{})
+	for cc, t := range p.closing {
+		t.Stop()
+		cc.Close()
+	}
+	p.conns, p.closing = map[string]*backend{}, nil
+	p.current.Store(&snapshot{})
 	p.balanced.Close()
 }

@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"strings"
@@ -57,6 +58,7 @@ func TestFanOutIsOneTrace(t *testing.T) {
 		BackendTimeout: 2 * time.Second, DefaultTimeout: 5 * time.Second, Concurrency: 8,
 		Tracer: fe.Tracer("fanout"),
 	})
+	defer svc.Close(context.Background())
 	if err := svc.Add(target, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,21 @@ func TestFanOutIsOneTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	spans := exp.GetSpans()
+	// A server span ends after its reply is sent, so the caller may hold the
+	// reply before the span is exported: wait for the three backends' spans
+	// and the frontend's (what the test reads), not for luck.
+	spans := waitSpans(t, exp, func(spans tracetest.SpanStubs) bool {
+		var fe, be int
+		for _, s := range spans {
+			switch {
+			case s.SpanKind == trace.SpanKindServer && strings.HasSuffix(s.Name, "FanOutService/FanOut"):
+				fe++
+			case s.SpanKind == trace.SpanKindServer && strings.HasSuffix(s.Name, "IdentityService/GetIdentity"):
+				be++
+			}
+		}
+		return fe == 1 && be == 3
+	})
 	byID := map[trace.SpanID]tracetest.SpanStub{}
 	traces := map[trace.TraceID]bool{}
 	var root tracetest.SpanStub
@@ -127,6 +143,20 @@ func TestFanOutIsOneTrace(t *testing.T) {
 	}
 	if len(pods) != 3 {
 		t.Errorf("fanout.backend spans name pods %v, want the 3 backends", pods)
+	}
+}
+
+// waitSpans returns the exported spans once done says they are complete, or
+// what there is after 10s (the test then reports what is missing).
+func waitSpans(t *testing.T, exp *tracetest.InMemoryExporter, done func(tracetest.SpanStubs) bool) tracetest.SpanStubs {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		spans := exp.GetSpans()
+		if done(spans) || time.Now().After(deadline) {
+			return spans
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,7 +38,13 @@ type Options struct {
 	// TracerProvider replaces the one New would build from the environment;
 	// for tests (an in-memory exporter) and embedding.
 	TracerProvider trace.TracerProvider
+	// ShutdownTimeout bounds Shutdown's flush of spans (0: 2s), so that an
+	// unreachable collector cannot hold a stopping pod past its grace period.
+	ShutdownTimeout time.Duration
 }
+
+// DefaultShutdownTimeout is Options.ShutdownTimeout when unset.
+const DefaultShutdownTimeout = 2 * time.Second
 
 // Telemetry is a process's metrics registry and tracer provider.
 type Telemetry struct {
@@ -48,6 +55,7 @@ type Telemetry struct {
 	serverMetrics *grpcprom.ServerMetrics
 	clientMetrics *grpcprom.ClientMetrics
 	shutdown      func(context.Context) error
+	shutdownIn    time.Duration
 }
 
 // TracingEnabled reports whether the standard OpenTelemetry environment asks
@@ -72,6 +80,10 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 		serverMetrics: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
 		clientMetrics: grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram()),
 		shutdown:      func(context.Context) error { return nil },
+		shutdownIn:    o.ShutdownTimeout,
+	}
+	if t.shutdownIn <= 0 {
+		t.shutdownIn = DefaultShutdownTimeout
 	}
 	build := o.Identity.GetBuild()
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -97,7 +109,7 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tracing: span exporter from OTEL_* environment: %w", err)
 		}
-		res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL, resourceAttrs(o)...))
+		res, err := resource.Merge(resource.Default(), resource.NewSchemaless(resourceAttrs(o)...)) // schemaless: the SDK default carries its own semconv schema URL, which a different one here would conflict with
 		if err != nil {
 			return nil, fmt.Errorf("tracing: resource: %w", err)
 		}
@@ -190,5 +202,13 @@ func (t *Telemetry) AdminHandler(ready func() bool, withPprof bool) http.Handler
 	return mux
 }
 
-// Shutdown flushes spans.
-func (t *Telemetry) Shutdown(ctx context.Context) error { return t.shutdown(ctx) }
+// Shutdown flushes spans, giving up after the shutdown timeout or when ctx
+// ends, whichever comes first.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, t.shutdownIn)
+	defer cancel()
+	if err := t.shutdown(ctx); err != nil {
+		return fmt.Errorf("telemetry shutdown (limit %v): %w", t.shutdownIn, err)
+	}
+	return nil
+}

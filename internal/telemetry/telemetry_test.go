@@ -1,10 +1,14 @@
 package telemetry
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 )
@@ -57,5 +61,58 @@ func TestAdminHandler(t *testing.T) {
 	ready = false
 	if rec := get(plain, "/healthz"); rec.Code != 503 {
 		t.Errorf("/healthz while shutting down: %d, want 503", rec.Code)
+	}
+}
+
+// An OTLP collector that accepts connections and never answers must not
+// hold a stopping process: Shutdown gives up at its timeout.
+func TestShutdownIsBounded(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never read or answered
+		}
+	}()
+	t.Cleanup(func() {
+		lis.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+lis.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	tel, err := New(t.Context(), Options{
+		Service: "test", Identity: &knowingnodev1.Identity{}, Getenv: os.Getenv,
+		ShutdownTimeout: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tel.Tracing {
+		t.Fatal("tracing off with OTEL_EXPORTER_OTLP_ENDPOINT set")
+	}
+	_, span := tel.Tracer("test").Start(t.Context(), "span")
+	span.End()
+	start := time.Now()
+	err = tel.Shutdown(context.Background())
+	took := time.Since(start)
+	t.Logf("Shutdown against a silent collector: %v after %v", err, took)
+	// The exporter's own timeout is 10s, with retries for a minute.
+	if took > 5*time.Second {
+		t.Errorf("Shutdown took %v; want it bounded by its 500ms timeout", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "limit 500ms") {
+		t.Errorf("Shutdown: %v; want an error naming the limit", err)
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -49,6 +52,23 @@ type Tier struct {
 	// IdentityServer serves Identity; Run registers it on Server, and the
 	// frontend's gateway calls it in-process.
 	IdentityServer *identity.Server
+
+	stages   []stage
+	stopOnce sync.Once
+}
+
+// stage is one step of the teardown after the servers stopped.
+type stage struct {
+	name    string
+	timeout time.Duration
+	run     func(ctx context.Context) error
+}
+
+// AtStop adds a teardown stage. Stages run in the order added once the
+// servers have stopped, each given timeout (it must honour its ctx), then
+// telemetry is flushed.
+func (t *Tier) AtStop(name string, timeout time.Duration, run func(ctx context.Context) error) {
+	t.stages = append(t.stages, stage{name, timeout, run})
 }
 
 // New builds the logger, loads the identity, sets up telemetry, and binds
@@ -81,7 +101,7 @@ func New(ctx context.Context, cfg Config, t knowingnodev1.Tier, logw io.Writer, 
 // serves until ctx ends. Every other service and listener must be registered
 // before.
 func (t *Tier) Run(ctx context.Context) error {
-	defer t.Telemetry.Shutdown(context.WithoutCancel(ctx))
+	defer t.Stop()
 	t.Identity.ServingAddresses = t.Server.AdvertisedAddrs(t.Identity.PodIp)
 	knowingnodev1.RegisterIdentityServiceServer(t.Server.GRPC, t.IdentityServer)
 	if err := t.Server.CacheReply(t.IdentityServer.Response()); err != nil {
@@ -92,12 +112,71 @@ func (t *Tier) Run(ctx context.Context) error {
 	return t.Server.Run(ctx)
 }
 
+// Stop runs the teardown stages in order, each bounded by its timeout, and
+// flushes telemetry (bounded too). Run calls it; call it too (deferred) when
+// returning before Run. Only the first call does anything.
+func (t *Tier) Stop() {
+	t.stopOnce.Do(func() {
+		for _, st := range t.stages {
+			start := time.Now()
+			if err := runBounded(st.timeout, st.run); err != nil {
+				t.Log.Warn("shutdown: stage did not finish cleanly", "stage", st.name, "timeout", st.timeout, "err", err)
+				continue
+			}
+			t.Log.Debug("shutdown: stage done", "stage", st.name, "took", time.Since(start))
+		}
+		if err := t.Telemetry.Shutdown(context.Background()); err != nil {
+			t.Log.Warn("shutdown: telemetry", "err", err)
+		}
+	})
+}
+
+// runBounded runs f with a ctx of the given timeout and returns when f does
+// or, should f ignore its ctx, at the timeout.
+func runBounded(timeout time.Duration, f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- f(ctx) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("still running after %v", timeout)
+	}
+}
+
 // Main runs run until SIGTERM or SIGINT and exits: 0 after a clean
-// shutdown, 1 with one line on stderr otherwise.
+// shutdown, 1 with one line on stderr otherwise. A second signal during the
+// shutdown exits at once, with status 1: whoever sends it does not want to
+// wait for the drain.
 func Main(program string, run func(ctx context.Context) error) {
-	ctx, stop := serve.SignalContext()
+	// One registration for both signals, so none can fall between two.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigs:
+			fmt.Fprintf(os.Stderr, "%s: second signal (%v) during shutdown: exiting now\n", program, sig)
+			os.Exit(1)
+		case <-done:
+		}
+	}()
 	err := run(ctx)
-	stop()
+	close(done)
+	<-watched
+	signal.Stop(sigs)
+	cancel()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", program, err)
 		os.Exit(1)

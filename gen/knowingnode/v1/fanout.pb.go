@@ -306,11 +306,14 @@ type BackendResult struct {
 	DnsName string `protobuf:"bytes,2,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
 	// The backend's identity when the call succeeded.
 	Identity *Identity `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
-	// The gRPC status code name, "OK" on success.
+	// The gRPC status code name, "OK" on success; or "DRAINING" when the
+	// backend announced through gRPC health checking that it is shutting down
+	// (NOT_SERVING), so it was not called: that is neither success nor failure.
 	Code string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
 	// The gRPC status message on failure.
 	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
-	// The call's latency; in BALANCED mode, that of the first call of its group.
+	// The call's latency; in BALANCED mode, that of the first call of its group
+	// (the summary's quantiles are over every call).
 	Latency *durationpb.Duration `protobuf:"bytes,6,opt,name=latency,proto3" json:"latency,omitempty"`
 	// How many calls this result stands for: 1 in EACH mode; in BALANCED mode,
 	// the calls that landed on this address with this code.
@@ -399,10 +402,11 @@ func (x *BackendResult) GetCalls() int32 {
 }
 
 type FanOutSummary struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Total  int32                  `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
-	Ok     int32                  `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
-	Failed int32                  `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// total = ok + failed + draining.
+	Total  int32 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	Ok     int32 `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	Failed int32 `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
 	// Successful calls per node name.
 	ByNode map[string]int32 `protobuf:"bytes,4,rep,name=by_node,json=byNode,proto3" json:"by_node,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Successful calls per pod name.
@@ -414,7 +418,9 @@ type FanOutSummary struct {
 	LatencyP99 *durationpb.Duration `protobuf:"bytes,9,opt,name=latency_p99,json=latencyP99,proto3" json:"latency_p99,omitempty"`
 	LatencyMax *durationpb.Duration `protobuf:"bytes,10,opt,name=latency_max,json=latencyMax,proto3" json:"latency_max,omitempty"`
 	// Wall time of the whole fan-out.
-	Duration      *durationpb.Duration `protobuf:"bytes,11,opt,name=duration,proto3" json:"duration,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,11,opt,name=duration,proto3" json:"duration,omitempty"`
+	// Calls not made because the backend was draining (code "DRAINING").
+	Draining      int32 `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,6 +530,13 @@ func (x *FanOutSummary) GetDuration() *durationpb.Duration {
 		return x.Duration
 	}
 	return nil
+}
+
+func (x *FanOutSummary) GetDraining() int32 {
+	if x != nil {
+		return x.Draining
+	}
+	return 0
 }
 
 type ListTargetsRequest struct {
@@ -825,7 +838,7 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x123\n" +
 	"\alatency\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x14\n" +
-	"\x05calls\x18\a \x01(\x05R\x05calls\"\xed\x05\n" +
+	"\x05calls\x18\a \x01(\x05R\x05calls\"\x89\x06\n" +
 	"\rFanOutSummary\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x05R\x05total\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\x05R\x02ok\x12\x16\n" +
@@ -842,7 +855,8 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\vlatency_max\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"latencyMax\x125\n" +
-	"\bduration\x18\v \x01(\v2\x19.google.protobuf.DurationR\bduration\x1a9\n" +
+	"\bduration\x18\v \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1a\n" +
+	"\bdraining\x18\f \x01(\x05R\bdraining\x1a9\n" +
 	"\vByNodeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a8\n" +
