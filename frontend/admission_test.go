@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/knowingnode/knowingnode/internal/proctest"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
 // Over the REST API: a fan-out over the admission limit is 429 with
 // Retry-After, naming the limit; a cross-site browser request is 403.
 func TestRESTAdmission(t *testing.T) {
-	dir := proctest.Build(t, "../backend", ".")
+	dir := proc.Build(t, "../backend", ".")
 	slow := startProcess(t, dir, "backend", []string{"POD_NAME=slow"},
 		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "", "--fault-latency", "3s")
 	fe := startProcess(t, dir, "frontend", []string{"POD_NAME=frontend-0"},

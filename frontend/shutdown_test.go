@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/proctest"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
 func fanOutClient(t *testing.T, addr string) knowingnodev1.FanOutServiceClient {
@@ -32,7 +32,7 @@ func fanOutClient(t *testing.T, addr string) knowingnodev1.FanOutServiceClient {
 // The panic itself ("send on closed channel") is TestCloseWhileFanOutsRun's:
 // here the cut usually ends the fan-out before the old teardown reached it.
 func TestShutdownDuringFanOutIsClean(t *testing.T) {
-	dir := proctest.Build(t, "../backend", ".")
+	dir := proc.Build(t, "../backend", ".")
 	slow := startProcess(t, dir, "backend", []string{"POD_NAME=slow"},
 		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "", "--fault-latency", "100ms")
 	fe := startProcess(t, dir, "frontend", []string{"POD_NAME=frontend-0", "SHUTDOWN_TIMEOUT=300ms"},
@@ -57,7 +57,7 @@ func TestShutdownDuringFanOutIsClean(t *testing.T) {
 
 // A second SIGTERM during the drain exits at once instead of waiting for it.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	dir := proctest.Build(t, ".")
+	dir := proc.Build(t, ".")
 	fe := startProcess(t, dir, "frontend", []string{"POD_NAME=frontend-0", "DRAIN_DELAY=60s"},
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--downward-dir", "",
 		"--target", "none=static:///127.0.0.1:1")
@@ -73,7 +73,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	start := time.Now()
 	fe.Cmd.Process.Signal(syscall.SIGTERM)
-	if code := fe.Wait(t); code != 1 { // proctest.Wait gives up after 30s, half the drain
+	if code := fe.Wait(t); code != 1 { // proc.Wait gives up after 30s, half the drain
 		t.Errorf("exit code %d after a second SIGTERM, want 1", code)
 	}
 	t.Logf("exited %v after the second SIGTERM (drain delay 60s)", time.Since(start))
@@ -83,9 +83,9 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 // frontend's EACH reports it as draining, never as failed, and BALANCED stops
 // calling it.
 func TestBackendDrainSeenByFrontend(t *testing.T) {
-	dir := proctest.Build(t, "../backend", ".")
+	dir := proc.Build(t, "../backend", ".")
 	var addrs []string
-	var backends []*proctest.Process
+	var backends []*proc.Process
 	for _, pod := range []string{"backend-0", "backend-1", "backend-2"} {
 		b := startProcess(t, dir, "backend", []string{"POD_NAME=" + pod, "DRAIN_DELAY=4s"},
 			"--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "")
