@@ -83,6 +83,9 @@ type Options struct {
 	Machine     Machine
 	StartTime   time.Time
 	Logger      *slog.Logger
+	// Annotations decides which annotations are revealed; nil withholds
+	// those DefaultDeny matches.
+	Annotations *AnnotationFilter
 }
 
 // Load builds the identity. It never fails: a missing or malformed source
@@ -96,6 +99,9 @@ func Load(o Options) *knowingnodev1.Identity {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Annotations == nil {
+		o.Annotations = &AnnotationFilter{Deny: DefaultDeny}
 	}
 	id := &knowingnodev1.Identity{
 		Tier:      o.Tier,
@@ -158,7 +164,13 @@ func Load(o Options) *knowingnodev1.Identity {
 	}
 
 	id.Labels = readVolumeFile(o, FileLabels, FieldLabels, id.Sources)
-	id.Annotations = readVolumeFile(o, FileAnnotations, FieldAnnotations, id.Sources)
+	annotations := readVolumeFile(o, FileAnnotations, FieldAnnotations, id.Sources)
+	var withheld []string
+	id.Annotations, withheld = o.Annotations.Apply(annotations)
+	if len(withheld) > 0 {
+		// Keys only: the values are what is withheld.
+		o.Logger.Info("annotations withheld from the identity; --annotations-allow reveals them", "keys", withheld)
+	}
 	return id
 }
 
