@@ -136,6 +136,11 @@ func (r *Resolver) resolveSRV(ctx context.Context, name string) ([]Endpoint, err
 	}
 	var eps []Endpoint
 	for _, rec := range recs {
+		if rec.Port == 0 {
+			// No service there (RFC 2782 gives port 0 no meaning), and not
+			// dialable: a broken zone, reported, the last good set kept.
+			return nil, fmt.Errorf("SRV %s: the record for %s has port 0", name, rec.Target)
+		}
 		// Go's resolver drops the additional section, so each target is
 		// looked up; a trailing dot keeps the search path out of it.
 		host := dotted(rec.Target)
