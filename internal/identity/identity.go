@@ -110,7 +110,7 @@ func Load(o Options) *knowingnodev1.Identity {
 		Sources:   map[string]knowingnodev1.Source{},
 	}
 	env := func(field, name string, dst *string) {
-		*dst = strings.TrimSpace(o.Getenv(name))
+		*dst = valid(strings.TrimSpace(o.Getenv(name)))
 		id.Sources[field] = sourceOf(*dst != "")
 	}
 	env(FieldPodName, EnvPodName, &id.PodName)
@@ -145,6 +145,7 @@ func Load(o Options) *knowingnodev1.Identity {
 	if err != nil {
 		o.Logger.Warn("hostname unavailable", "err", err)
 	}
+	host = valid(host)
 	id.Hostname = host
 
 	// Fallbacks, marked as such so a user sees the manifest lacks the wiring.
@@ -184,10 +185,14 @@ func sourceOf(found bool) knowingnodev1.Source {
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		out = append(out, f)
+		out = append(out, valid(f))
 	}
 	return out
 }
+
+// valid replaces bytes that are not UTF-8, which proto refuses to encode:
+// one such value would make the whole identity unservable.
+func valid(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 func quantity(o Options, env, field string, sources map[string]knowingnodev1.Source) int64 {
 	v := strings.TrimSpace(o.Getenv(env))
@@ -270,7 +275,7 @@ func ParseKeyValues(b []byte) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: value of %q is not a quoted string: %v", n, k, err)
 		}
-		m[k] = uv
+		m[valid(k)] = valid(uv)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
