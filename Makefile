@@ -80,6 +80,19 @@ run: build
 load:
 	docs/load/run.sh
 
+## fuzz: each fuzz target for FUZZTIME (10s) on one worker, after its
+## committed seed corpus (testdata/fuzz) passed; targets listed explicitly
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./frontend/discovery:FuzzParseTarget ./frontend/discovery:FuzzResolveClusterDNS \
+                ./frontend/gateway:FuzzGatewayRequest ./internal/identity:FuzzLoad \
+                ./internal/identity:FuzzParseKeyValues
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -parallel 1 "$${t%%:*}"; \
+	done
+
 ## bench: benchmarks
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...

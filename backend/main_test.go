@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,6 +40,51 @@ func TestBackend(t *testing.T) {
 	t.Run("SIGTERMDuringCall", func(t *testing.T) { testSIGTERMDuringCall(t, bin) })
 	t.Run("InjectedErrorsCounted", func(t *testing.T) { testInjectedErrorsCounted(t, bin) })
 	t.Run("BadFlags", func(t *testing.T) { testBadFlags(t, bin) })
+	t.Run("Privacy", func(t *testing.T) { testPrivacy(t, bin) })
+}
+
+// testPrivacy: secret-looking annotations and kubectl's copy of the manifest
+// stay out of the identity unless allowed, and reflection can be turned off.
+func testPrivacy(t *testing.T, bin string) {
+	dir := t.TempDir()
+	annotations := "kubectl.kubernetes.io/last-applied-configuration=\"{\\\"password\\\":\\\"hunter2\\\"}\"\n" +
+		"example.com/db-password=\"hunter2\"\nteam=\"search\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "annotations"), []byte(annotations), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args       []string
+		env        []string
+		revealed   []string
+		reflection bool
+	}{
+		{nil, nil, []string{"team"}, true},
+		{[]string{"--no-reflection"}, nil, []string{"team"}, false},
+		{nil, []string{"NO_REFLECTION=true", "ANNOTATIONS_ALLOW=*"},
+			[]string{"example.com/db-password", "kubectl.kubernetes.io/last-applied-configuration", "team"}, false},
+	} {
+		p := runBackend(t, bin, append([]string{"POD_NAME=backend-0"}, c.env...), append([]string{
+			"--grpc-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", dir, "--drain-delay", "0s"}, c.args...)...)
+		resp, err := knowingnodev1.NewIdentityServiceClient(p.conn).GetIdentity(t.Context(), &knowingnodev1.GetIdentityRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Sorted(maps.Keys(resp.GetIdentity().GetAnnotations()))
+		if !slices.Equal(got, c.revealed) {
+			t.Errorf("%v %v: annotations %q, want %q", c.args, c.env, got, c.revealed)
+		}
+		stream, err := reflectionpb.NewServerReflectionClient(p.conn).ServerReflectionInfo(t.Context())
+		if err == nil {
+			err = stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+		}
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if served := status.Code(err) != codes.Unimplemented; served != c.reflection || (served && err != nil) {
+			t.Errorf("%v %v: reflection: %v, want served=%v", c.args, c.env, err, c.reflection)
+		}
+		p.Stop(t)
+	}
 }
 
 // backendProc is a running backend and a client connection to it.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +53,14 @@ func (t *targetsFlag) String() string {
 	return strings.Join(s, " ")
 }
 
+func (t *targetsFlag) names() string {
+	var s []string
+	for _, sp := range t.specs {
+		s = append(s, sp.Name)
+	}
+	return strings.Join(s, ", ")
+}
+
 func (t *targetsFlag) Set(v string) error {
 	for item := range strings.FieldsSeq(v) {
 		sp, err := discovery.ParseTarget(item)
@@ -88,6 +97,8 @@ func parseFlags(args []string) *flags {
 	s.ParseOrExit(args, f.tier.Validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
+			config.Check(f.defaultTarget == "" || slices.ContainsFunc(f.targets.specs, func(s discovery.Spec) bool { return s.Name == f.defaultTarget }),
+				"default-target", "%q is not a configured target (configured: %s)", f.defaultTarget, f.targets.names()),
 			config.Check(f.refreshInterval >= 100*time.Millisecond && f.refreshInterval <= time.Hour, "refresh-interval", "%v is outside 100ms..1h", f.refreshInterval),
 			config.Check(f.backendTimeout > 0 && f.backendTimeout <= fanout.MaxTimeout, "backend-timeout", "%v is outside (0s, %v]", f.backendTimeout, fanout.MaxTimeout),
 			config.Check(f.fanoutTimeout > 0 && f.fanoutTimeout <= fanout.MaxTimeout, "fanout-timeout", "%v is outside (0s, %v]", f.fanoutTimeout, fanout.MaxTimeout),

@@ -12,11 +12,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,8 +44,8 @@ func main() {
 		dnsAddr  = flag.String("dns-addr", "127.0.0.1:1053", "address of the cluster-like DNS server")
 	)
 	flag.Parse()
-	if *backends < 1 || *backends > 50 {
-		fmt.Fprintf(os.Stderr, "local: invalid value %d for flag -backends: want 1..50\n", *backends)
+	if err := validate(*backends, map[string]string{"http-addr": *httpAddr, "grpc-addr": *grpcAddr, "dns-addr": *dnsAddr}); err != nil {
+		fmt.Fprintf(os.Stderr, "local: %v\n", err)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -51,6 +54,34 @@ func main() {
 		fmt.Fprintf(os.Stderr, "local: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// validate checks the flags before anything starts, so a bad value exits 2
+// naming its flag.
+func validate(backends int, addrs map[string]string) error {
+	if backends < 1 || backends > 50 {
+		return fmt.Errorf("invalid value %d for flag -backends: want 1..50", backends)
+	}
+	for _, name := range slices.Sorted(maps.Keys(addrs)) {
+		host, port, err := net.SplitHostPort(addrs[name])
+		if err == nil && (host == "" || port == "") {
+			err = errors.New("want host:port, both given")
+		}
+		if err != nil {
+			return fmt.Errorf("invalid value %q for flag -%s: %v", addrs[name], name, err)
+		}
+	}
+	return nil
+}
+
+// digCommand is a dig command line asking the DNS server at addr for name's
+// SRV records.
+func digCommand(addr, name string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "dig SRV " + name // validate checked addr; not reached
+	}
+	return fmt.Sprintf("dig @%s -p %s +short SRV %s", host, port, name)
 }
 
 func run(ctx context.Context, bin string, n int, httpAddr, grpcAddr, dnsAddr string) error {
@@ -135,11 +166,11 @@ Try:
     %s %s knowingnode.v1.FanOutService/FanOut
     %s -d '{"target":"statefulset"}' %s knowingnode.v1.FanOutService/FanOut
     %s 127.0.0.11:9090 knowingnode.v1.IdentityService/GetIdentity
-    dig @%s -p %s +short SRV _grpc._tcp.%s
+    %s
 
 Ctrl-C stops everything.
 `, n, dnsAddr, httpAddr, httpAddr, httpAddr, httpAddr, grpcurl, grpcAddr, grpcurl, grpcAddr, grpcurl,
-		strings.Split(dnsAddr, ":")[0], strings.Split(dnsAddr, ":")[1], fqdn)
+		digCommand(dns.Addr(), "_grpc._tcp."+fqdn))
 
 	// Run until Ctrl-C or a child dies on its own.
 	select {

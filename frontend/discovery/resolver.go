@@ -29,17 +29,45 @@ type Lookuper interface {
 // NetLookuper returns a resolver asking server (host:port) over UDP, and TCP
 // for truncated answers; empty server means the system's resolver, with its
 // search path, so short names work inside a pod.
-func NetLookuper(server string) *net.Resolver {
+func NetLookuper(server string) Lookuper {
 	if server == "" {
 		return net.DefaultResolver
 	}
-	return &net.Resolver{
+	return &serverLookuper{server: server, r: &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, server)
 		},
+	}}
+}
+
+// serverLookuper asks one DNS server. Go's resolver names the server of
+// /etc/resolv.conf in its errors, whatever Dial connected to; these errors
+// name the server really asked.
+type serverLookuper struct {
+	server string
+	r      *net.Resolver
+}
+
+func (l *serverLookuper) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	ips, err := l.r.LookupIPAddr(ctx, host)
+	return ips, l.named(err)
+}
+
+func (l *serverLookuper) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	cname, recs, err := l.r.LookupSRV(ctx, service, proto, name)
+	return cname, recs, l.named(err)
+}
+
+func (l *serverLookuper) named(err error) error {
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) {
+		return err
 	}
+	named := *dnsErr // a copy: the resolver may share its errors
+	named.Server = l.server
+	return &named
 }
 
 // ErrNoRecords marks an authoritative "no such name" answer: the set of
@@ -108,6 +136,11 @@ func (r *Resolver) resolveSRV(ctx context.Context, name string) ([]Endpoint, err
 	}
 	var eps []Endpoint
 	for _, rec := range recs {
+		if rec.Port == 0 {
+			// No service there (RFC 2782 gives port 0 no meaning), and not
+			// dialable: a broken zone, reported, the last good set kept.
+			return nil, fmt.Errorf("SRV %s: the record for %s has port 0", name, rec.Target)
+		}
 		// Go's resolver drops the additional section, so each target is
 		// looked up; a trailing dot keeps the search path out of it.
 		host := dotted(rec.Target)
@@ -149,10 +182,12 @@ func (r *Resolver) resolveStatefulSet(ctx context.Context, spec Spec) ([]Endpoin
 		ordinals = slices.Compact(ordinals)
 	}
 	var eps []Endpoint
+	var noRecords error
 	for _, i := range ordinals {
 		host := dotted(spec.StatefulSet + "-" + strconv.Itoa(i) + "." + spec.Host)
 		got, err := r.lookupIPs(ctx, host, spec.Port)
 		if errors.Is(err, ErrNoRecords) {
+			noRecords = err
 			continue // that ordinal is not ready (or not there): not an endpoint now
 		}
 		if err != nil {
@@ -161,7 +196,11 @@ func (r *Resolver) resolveStatefulSet(ctx context.Context, spec Spec) ([]Endpoin
 		eps = append(eps, got...)
 	}
 	if len(eps) == 0 {
-		return nil, fmt.Errorf("StatefulSet %s: none of the per-pod names %s resolved: %w", spec.StatefulSet, spec.Query(), ErrNoRecords)
+		if noRecords == nil {
+			noRecords = ErrNoRecords
+		}
+		// The last answer says which server said so.
+		return nil, fmt.Errorf("StatefulSet %s: none of the per-pod names %s resolved: %w", spec.StatefulSet, spec.Query(), noRecords)
 	}
 	return eps, nil
 }

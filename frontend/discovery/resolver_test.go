@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -236,5 +237,38 @@ func TestTargetRunRefreshesPeriodicallyAndEarly(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("RefreshSoon did not refresh")
+	}
+}
+
+// Go's resolver names the server of /etc/resolv.conf in its errors even when
+// the query went elsewhere; a target's error must name the server asked.
+func TestResolveErrorsNameTheServerAsked(t *testing.T) {
+	server := startDNS(t)
+	for _, c := range []struct {
+		name    string
+		rcode   int
+		target  string
+		wantMsg string
+	}{
+		{"SERVFAIL on SRV", dns.RcodeServerFailure, "t=srv://SERVER/_grpc._tcp.web.ns.svc.cluster.local", "server misbehaving"},
+		{"REFUSED on A", dns.RcodeRefused, "t=dns://SERVER/web.ns.svc.cluster.local:9090", ""},
+		{"NXDOMAIN on A", 0, "t=dns://SERVER/nope.ns.svc.cluster.local:9090", "no such host"},
+		{"NXDOMAIN per pod", 0, "t=statefulset://SERVER/web.web.ns.svc.cluster.local:9090?replicas=1", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			server.SetFailure(c.rcode)
+			_, err := resolve(t, server, c.target)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "on "+server.Addr()) || !strings.Contains(msg, c.wantMsg) {
+				t.Errorf("%q does not name the server asked, %s", msg, server.Addr())
+			}
+			var dnsErr *net.DNSError
+			if errors.As(err, &dnsErr) && dnsErr.Server != server.Addr() {
+				t.Errorf("DNSError.Server %q, want %q", dnsErr.Server, server.Addr())
+			}
+		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -59,21 +59,28 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	routes, err := routesFromOpenAPI(openapi.JSON)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", instrument("api", limitQuery(modeAlias(gw))))
-	// The walkthrough's /hostz: a fan-out over the default target.
-	mux.Handle("GET /hostz", instrument("hostz", limitQuery(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/v1/", instrument("api", &api{routes: routes, next: gw}))
+	// The walkthrough's /hostz: a fan-out over the default target. It takes
+	// no parameters, and is held to the same conventions as /v1/.
+	hostz := []route{{path: "/hostz", methods: []string{http.MethodGet}, allow: allowHeader([]string{http.MethodGet})}}
+	mux.Handle("/hostz", instrument("hostz", &api{routes: hostz, next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/v1/fanout"
 		r2.URL.RawQuery = ""
 		gw.ServeHTTP(w, r2)
-	}))))
+	})}))
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
 		w.Write(openapi.JSON)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -124,38 +131,11 @@ func newInstrumenter(reg prometheus.Registerer) (func(string, http.Handler) http
 	}, nil
 }
 
-// modeAlias lets users write mode=EACH or mode=balanced for the enum's full
-// name FAN_OUT_MODE_EACH, which is what the gateway parses.
-func modeAlias(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.RawQuery, "mode=") {
-			q := r.URL.Query()
-			m := strings.ToUpper(q.Get("mode"))
-			switch strings.TrimPrefix(m, "FAN_OUT_MODE_") {
-			case "", "EACH", "BALANCED", "UNSPECIFIED":
-			default:
-				writeError(w, http.StatusBadRequest, 3, fmt.Sprintf("mode %q is not a fan-out mode: want EACH or BALANCED", q.Get("mode")))
-				return
-			}
-			if m != "" && !strings.HasPrefix(m, "FAN_OUT_MODE_") {
-				q.Set("mode", "FAN_OUT_MODE_"+m)
-				r.URL.RawQuery = q.Encode()
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func limitQuery(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.URL.RawQuery) > maxQuery {
-			writeError(w, http.StatusRequestURITooLong, 3, fmt.Sprintf("query string of %d bytes exceeds the limit of %d", len(r.URL.RawQuery), maxQuery))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		next.ServeHTTP(w, r)
-	})
-}
+// gRPC codes in error bodies written before a request reaches the gateway.
+const (
+	codeInvalidArgument = int(codes.InvalidArgument)
+	codeUnimplemented   = int(codes.Unimplemented)
+)
 
 // writeError answers in the gateway's error shape, for errors found before a
 // request reaches it.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"unicode/utf8"
 )
 
 //go:embed static
@@ -45,9 +46,19 @@ func Handler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		// The file server answers 500 for a name the embedded file system
+		// refuses (fs.ErrInvalid); such a path is the client's error.
+		if !utf8.ValidString(r.URL.Path) {
+			http.Error(w, "path is not valid UTF-8", http.StatusBadRequest)
+			return
+		}
 		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 		if name == "" {
 			name = "index.html"
+		}
+		if !fs.ValidPath(name) {
+			http.NotFound(w, r)
+			return
 		}
 		if tag, ok := etags[name]; ok {
 			// Embedded files have no modification time, so without an ETag a

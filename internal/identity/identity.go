@@ -83,6 +83,9 @@ type Options struct {
 	Machine     Machine
 	StartTime   time.Time
 	Logger      *slog.Logger
+	// Annotations decides which annotations are revealed; nil withholds
+	// those DefaultDeny matches.
+	Annotations *AnnotationFilter
 }
 
 // Load builds the identity. It never fails: a missing or malformed source
@@ -97,6 +100,9 @@ func Load(o Options) *knowingnodev1.Identity {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Annotations == nil {
+		o.Annotations = &AnnotationFilter{Deny: DefaultDeny}
+	}
 	id := &knowingnodev1.Identity{
 		Tier:      o.Tier,
 		StartTime: timestamppb.New(o.StartTime),
@@ -104,7 +110,7 @@ func Load(o Options) *knowingnodev1.Identity {
 		Sources:   map[string]knowingnodev1.Source{},
 	}
 	env := func(field, name string, dst *string) {
-		*dst = strings.TrimSpace(o.Getenv(name))
+		*dst = valid(strings.TrimSpace(o.Getenv(name)))
 		id.Sources[field] = sourceOf(*dst != "")
 	}
 	env(FieldPodName, EnvPodName, &id.PodName)
@@ -139,6 +145,7 @@ func Load(o Options) *knowingnodev1.Identity {
 	if err != nil {
 		o.Logger.Warn("hostname unavailable", "err", err)
 	}
+	host = valid(host)
 	id.Hostname = host
 
 	// Fallbacks, marked as such so a user sees the manifest lacks the wiring.
@@ -158,7 +165,13 @@ func Load(o Options) *knowingnodev1.Identity {
 	}
 
 	id.Labels = readVolumeFile(o, FileLabels, FieldLabels, id.Sources)
-	id.Annotations = readVolumeFile(o, FileAnnotations, FieldAnnotations, id.Sources)
+	annotations := readVolumeFile(o, FileAnnotations, FieldAnnotations, id.Sources)
+	var withheld []string
+	id.Annotations, withheld = o.Annotations.Apply(annotations)
+	if len(withheld) > 0 {
+		// Keys only: the values are what is withheld.
+		o.Logger.Info("annotations withheld from the identity; --annotations-allow reveals them", "keys", withheld)
+	}
 	return id
 }
 
@@ -172,10 +185,14 @@ func sourceOf(found bool) knowingnodev1.Source {
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		out = append(out, f)
+		out = append(out, valid(f))
 	}
 	return out
 }
+
+// valid replaces bytes that are not UTF-8, which proto refuses to encode:
+// one such value would make the whole identity unservable.
+func valid(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 func quantity(o Options, env, field string, sources map[string]knowingnodev1.Source) int64 {
 	v := strings.TrimSpace(o.Getenv(env))
@@ -258,7 +275,7 @@ func ParseKeyValues(b []byte) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: value of %q is not a quoted string: %v", n, k, err)
 		}
-		m[k] = uv
+		m[valid(k)] = valid(uv)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err

@@ -427,6 +427,8 @@ func TestLoadVolume(t *testing.T) {
 				DownwardDir: dir,
 				Machine:     fakeMachine{host: "h"},
 				Logger:      logs.logger(),
+				// Parsing only: TestAnnotationsWithheld tests the filter.
+				Annotations: &AnnotationFilter{Allow: []string{"*"}},
 			})
 			got := map[string]map[string]string{FieldLabels: id.Labels, FieldAnnotations: id.Annotations}
 			for _, f := range []string{FieldLabels, FieldAnnotations} {

@@ -22,6 +22,7 @@ type Config struct {
 	MaxConcurrentStreams  int
 	LogFormat             string
 	LogLevel              string
+	NoReflection          bool
 }
 
 // Limits of the values Register accepts.
@@ -49,6 +50,8 @@ func (c *Config) Register(s *config.Set) {
 		"concurrent calls per client connection")
 	s.String(&c.LogFormat, "log-format", "LOG_FORMAT", "auto", "log format: auto (text on a terminal, else json), json or text")
 	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	s.Bool(&c.NoReflection, "no-reflection", "NO_REFLECTION", false,
+		"do not serve gRPC server reflection, which lists every service and message type (grpcurl then needs the .proto files)")
 }
 
 // Validate checks ranges that flag parsing cannot, and the log settings, so

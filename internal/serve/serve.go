@@ -127,7 +127,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		stopWatchers: stopWatchers,
 	}
 	healthpb.RegisterHealthServer(s.GRPC, watchEnder{Server: s.Health, stopping: stopping})
-	reflection.Register(s.GRPC)
+	if !cfg.NoReflection {
+		reflection.Register(s.GRPC)
+	}
 	return s, nil
 }
 

@@ -29,6 +29,7 @@ type Config struct {
 	AdminAddr   string
 	Pprof       bool
 	DownwardDir string
+	Annotations identity.AnnotationFilter
 }
 
 // Register defines the shared flags; adminAddr is the tier's default admin
@@ -38,10 +39,11 @@ func (c *Config) Register(s *config.Set, adminAddr string) {
 	s.String(&c.AdminAddr, "admin-addr", "ADMIN_ADDR", adminAddr, "admin HTTP listen address (/metrics, /healthz, pprof); empty disables")
 	s.Bool(&c.Pprof, "pprof", "PPROF", false, "serve net/http/pprof under /debug/pprof/ on the admin port")
 	s.String(&c.DownwardDir, "downward-dir", "DOWNWARD_DIR", "/etc/downward", "directory of the Downward API volume (files labels, annotations); empty skips it")
+	c.Annotations.Register(s)
 }
 
 // Validate checks the shared values.
-func (c *Config) Validate() error { return c.Serve.Validate() }
+func (c *Config) Validate() error { return errors.Join(c.Serve.Validate(), c.Annotations.Validate()) }
 
 // Tier is a started binary: what it knows of itself and what it serves with.
 type Tier struct {
@@ -79,7 +81,7 @@ func New(ctx context.Context, cfg Config, t knowingnodev1.Tier, logw io.Writer, 
 	if err != nil {
 		return nil, err
 	}
-	id := identity.Load(identity.Options{Tier: t, DownwardDir: cfg.DownwardDir, StartTime: start, Logger: log})
+	id := identity.Load(identity.Options{Tier: t, DownwardDir: cfg.DownwardDir, StartTime: start, Logger: log, Annotations: &cfg.Annotations})
 	tel, err := telemetry.New(ctx, telemetry.Options{Service: serviceName(t), Identity: id, Getenv: os.Getenv})
 	if err != nil {
 		return nil, err
