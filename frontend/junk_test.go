@@ -22,8 +22,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/clusterdns"
-	"github.com/knowingnode/knowingnode/internal/proctest"
+	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
 // loggedProcess is a binary whose every log line is kept, so a test can
@@ -123,7 +123,7 @@ func rawRequest(t *testing.T, addr, req string) int {
 // HTTP/9.9), nothing may panic,
 // and the frontend must serve normally afterwards.
 func TestJunkRequests(t *testing.T) {
-	dir := proctest.Build(t, "../backend", ".")
+	dir := proc.Build(t, "../backend", ".")
 	var addrs []string
 	for i := range 2 {
 		b := startProcess(t, dir, "backend", []string{fmt.Sprintf("POD_NAME=backend-%d", i), "NODE_NAME=node-a"},

@@ -199,11 +199,11 @@ func writeDownwardVolume(dir, pod string) error {
 // supervisor runs the children, prefixes their logs, and stops them.
 type supervisor struct {
 	outMu  sync.Mutex
-	procs  []*proc
+	procs  []*child
 	exited chan string
 }
 
-type proc struct {
+type child struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -221,7 +221,7 @@ func (s *supervisor) start(cmd *exec.Cmd, name string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w (run `make build` first?)", name, err)
 	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
+	p := &child{cmd: cmd, done: make(chan struct{})}
 	s.procs = append(s.procs, p)
 	go func() {
 		sc := bufio.NewScanner(out)

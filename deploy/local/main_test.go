@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/knowingnode/knowingnode/internal/proctest"
+	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
 // Bad flags exit 2 with one line naming the flag, before anything starts;
 // a DNS address without a port once made the start-up banner panic.
 func TestBadFlagsExit2(t *testing.T) {
-	bin := filepath.Join(proctest.Build(t, "."), "local")
+	bin := filepath.Join(proc.Build(t, "."), "local")
 	for _, c := range []struct {
 		args []string
 		flag string
