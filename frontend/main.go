@@ -19,6 +19,7 @@ import (
 	"github.com/knowingnode/knowingnode/frontend/discovery"
 	"github.com/knowingnode/knowingnode/frontend/fanout"
 	"github.com/knowingnode/knowingnode/frontend/gateway"
+	"github.com/knowingnode/knowingnode/frontend/load"
 	"github.com/knowingnode/knowingnode/frontend/web"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
@@ -34,6 +35,7 @@ type flags struct {
 	backendTimeout  time.Duration
 	fanoutTimeout   time.Duration
 	concurrency     int
+	load            load.Options
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -76,7 +78,8 @@ func parseFlags(args []string) *flags {
 	s.Duration(&f.backendTimeout, "backend-timeout", "BACKEND_TIMEOUT", 2*time.Second, "timeout of one call to one backend")
 	s.Duration(&f.fanoutTimeout, "fanout-timeout", "FANOUT_TIMEOUT", 5*time.Second, "default deadline of a whole fan-out")
 	s.Int(&f.concurrency, "fanout-concurrency", "FANOUT_CONCURRENCY", 64, "calls in flight at once within one fan-out")
-	s.ParseOrExit(args, f.tier.Validate, func() error {
+	f.load.Register(s)
+	s.ParseOrExit(args, f.tier.Validate, f.load.Validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
 			config.Check(f.refreshInterval >= 100*time.Millisecond && f.refreshInterval <= time.Hour, "refresh-interval", "%v is outside 100ms..1h", f.refreshInterval),
@@ -115,6 +118,8 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	}
 	fan := fanout.New(t.Identity, fo)
 	defer fan.Close()
+	f.load.Logger, f.load.CallTimeout = log, f.backendTimeout
+	loads := load.New(f.load)
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 20)),
@@ -143,6 +148,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 			Logger:   log,
 			OnUpdate: pool.Update,
 		})
+		loads.Add(spec.Name, pool)
 		if err := fan.Add(target, pool); err != nil {
 			return err
 		}
@@ -156,6 +162,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		if err := fan.SetDefault(f.defaultTarget); err != nil {
 			return err
 		}
+		loads.SetDefault(f.defaultTarget)
 	}
 	if err := tel.Registry.Register(discovery.NewCollector(targets...)); err != nil {
 		return fmt.Errorf("register discovery metrics: %w", err)
@@ -164,6 +171,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	gw := gateway.Options{
 		Identity:   t.IdentityServer,
 		FanOut:     fan,
+		Load:       loads.Client(),
 		Ready:      srv.Ready,
 		Page:       web.Handler(),
 		Metrics:    tel.MetricsHandler(),
@@ -180,5 +188,6 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		return err
 	}
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
+	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, loads)
 	return t.Run(ctx)
 }
