@@ -194,8 +194,9 @@ func toProto(s *engine.Stats) *knowingnodev1.LoadStats {
 			P50: durationpb.New(s.Latency.P50), P90: durationpb.New(s.Latency.P90),
 			P99: durationpb.New(s.Latency.P99), Max: durationpb.New(s.Latency.Max),
 		},
-		ByPod:  s.ByPod,
-		ByNode: s.ByNode,
-		ByZone: s.ByZone,
+		ByPod:   s.ByPod,
+		ByNode:  s.ByNode,
+		ByZone:  s.ByZone,
+		PodNode: s.PodNode,
 	}
 }

@@ -58,6 +58,8 @@ type Stats struct {
 	ByPod  map[string]int64 `json:"byPod"`
 	ByNode map[string]int64 `json:"byNode"`
 	ByZone map[string]int64 `json:"byZone,omitempty"`
+	// The node of each pod in ByPod, where known.
+	PodNode map[string]string `json:"podNode,omitempty"`
 	// For a tier that fans out: the backend calls inside the calls, by the
 	// backend pod, node and zone that answered, and by code.
 	BackendByPod  map[string]int64 `json:"backendByPod,omitempty"`
@@ -78,7 +80,7 @@ type acc struct {
 func newAcc(start time.Time) *acc {
 	return &acc{
 		s: Stats{Start: start, ByCode: map[string]int64{}, ByPod: map[string]int64{}, ByNode: map[string]int64{},
-			ByZone: map[string]int64{}, BackendByPod: map[string]int64{}, BackendByNode: map[string]int64{},
+			PodNode: map[string]string{}, ByZone: map[string]int64{}, BackendByPod: map[string]int64{}, BackendByNode: map[string]int64{},
 			BackendByZone: map[string]int64{}, BackendByCode: map[string]int64{}},
 		hist: hdrhistogram.New(histMin, histMax, histSigFigs),
 	}
@@ -104,6 +106,9 @@ func (a *acc) done(lat time.Duration, r Result, code codes.Code) {
 	}
 	a.s.OK++
 	count(a.s.ByPod, r.Pod, 1)
+	if _, ok := a.s.ByPod[r.Pod]; ok && r.Node != "" {
+		a.s.PodNode[r.Pod] = r.Node
+	}
 	count(a.s.ByNode, r.Node, 1)
 	count(a.s.ByZone, r.Zone, 1)
 	for _, h := range r.Backends {

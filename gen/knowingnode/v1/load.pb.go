@@ -275,9 +275,11 @@ type LoadStats struct {
 	RequestedRate float64      `protobuf:"fixed64,11,opt,name=requested_rate,json=requestedRate,proto3" json:"requested_rate,omitempty"`
 	Latency       *LoadLatency `protobuf:"bytes,12,opt,name=latency,proto3" json:"latency,omitempty"`
 	// Successful calls by the backend pod, node and zone that answered.
-	ByPod         map[string]int64 `protobuf:"bytes,13,rep,name=by_pod,json=byPod,proto3" json:"by_pod,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	ByNode        map[string]int64 `protobuf:"bytes,14,rep,name=by_node,json=byNode,proto3" json:"by_node,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	ByZone        map[string]int64 `protobuf:"bytes,15,rep,name=by_zone,json=byZone,proto3" json:"by_zone,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	ByPod  map[string]int64 `protobuf:"bytes,13,rep,name=by_pod,json=byPod,proto3" json:"by_pod,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	ByNode map[string]int64 `protobuf:"bytes,14,rep,name=by_node,json=byNode,proto3" json:"by_node,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	ByZone map[string]int64 `protobuf:"bytes,15,rep,name=by_zone,json=byZone,proto3" json:"by_zone,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The node of each pod in by_pod, where known.
+	PodNode       map[string]string `protobuf:"bytes,16,rep,name=pod_node,json=podNode,proto3" json:"pod_node,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -417,6 +419,13 @@ func (x *LoadStats) GetByZone() map[string]int64 {
 	return nil
 }
 
+func (x *LoadStats) GetPodNode() map[string]string {
+	if x != nil {
+		return x.PodNode
+	}
+	return nil
+}
+
 var File_knowingnode_v1_load_proto protoreflect.FileDescriptor
 
 const file_knowingnode_v1_load_proto_rawDesc = "" +
@@ -436,7 +445,7 @@ const file_knowingnode_v1_load_proto_rawDesc = "" +
 	"\x03p50\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03p50\x12+\n" +
 	"\x03p90\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03p90\x12+\n" +
 	"\x03p99\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03p99\x12+\n" +
-	"\x03max\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03max\"\xe9\x06\n" +
+	"\x03max\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03max\"\xe8\a\n" +
 	"\tLoadStats\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x123\n" +
 	"\aelapsed\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x121\n" +
@@ -453,7 +462,8 @@ const file_knowingnode_v1_load_proto_rawDesc = "" +
 	"\alatency\x18\f \x01(\v2\x1b.knowingnode.v1.LoadLatencyR\alatency\x12;\n" +
 	"\x06by_pod\x18\r \x03(\v2$.knowingnode.v1.LoadStats.ByPodEntryR\x05byPod\x12>\n" +
 	"\aby_node\x18\x0e \x03(\v2%.knowingnode.v1.LoadStats.ByNodeEntryR\x06byNode\x12>\n" +
-	"\aby_zone\x18\x0f \x03(\v2%.knowingnode.v1.LoadStats.ByZoneEntryR\x06byZone\x1a9\n" +
+	"\aby_zone\x18\x0f \x03(\v2%.knowingnode.v1.LoadStats.ByZoneEntryR\x06byZone\x12A\n" +
+	"\bpod_node\x18\x10 \x03(\v2&.knowingnode.v1.LoadStats.PodNodeEntryR\apodNode\x1a9\n" +
 	"\vByCodeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a8\n" +
@@ -466,7 +476,10 @@ const file_knowingnode_v1_load_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a9\n" +
 	"\vByZoneEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012O\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a:\n" +
+	"\fPodNodeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012O\n" +
 	"\vLoadService\x12@\n" +
 	"\x03Run\x12\x1a.knowingnode.v1.RunRequest\x1a\x1b.knowingnode.v1.RunResponse0\x01BEZCgithub.com/knowingnode/knowingnode/gen/knowingnode/v1;knowingnodev1b\x06proto3"
 
@@ -482,7 +495,7 @@ func file_knowingnode_v1_load_proto_rawDescGZIP() []byte {
 	return file_knowingnode_v1_load_proto_rawDescData
 }
 
-var file_knowingnode_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_knowingnode_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_knowingnode_v1_load_proto_goTypes = []any{
 	(*RunRequest)(nil),            // 0: knowingnode.v1.RunRequest
 	(*RunResponse)(nil),           // 1: knowingnode.v1.RunResponse
@@ -492,34 +505,36 @@ var file_knowingnode_v1_load_proto_goTypes = []any{
 	nil,                           // 5: knowingnode.v1.LoadStats.ByPodEntry
 	nil,                           // 6: knowingnode.v1.LoadStats.ByNodeEntry
 	nil,                           // 7: knowingnode.v1.LoadStats.ByZoneEntry
-	(FanOutMode)(0),               // 8: knowingnode.v1.FanOutMode
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	nil,                           // 8: knowingnode.v1.LoadStats.PodNodeEntry
+	(FanOutMode)(0),               // 9: knowingnode.v1.FanOutMode
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_knowingnode_v1_load_proto_depIdxs = []int32{
-	8,  // 0: knowingnode.v1.RunRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	9,  // 1: knowingnode.v1.RunRequest.duration:type_name -> google.protobuf.Duration
+	9,  // 0: knowingnode.v1.RunRequest.mode:type_name -> knowingnode.v1.FanOutMode
+	10, // 1: knowingnode.v1.RunRequest.duration:type_name -> google.protobuf.Duration
 	3,  // 2: knowingnode.v1.RunResponse.window:type_name -> knowingnode.v1.LoadStats
 	3,  // 3: knowingnode.v1.RunResponse.summary:type_name -> knowingnode.v1.LoadStats
-	9,  // 4: knowingnode.v1.LoadLatency.p50:type_name -> google.protobuf.Duration
-	9,  // 5: knowingnode.v1.LoadLatency.p90:type_name -> google.protobuf.Duration
-	9,  // 6: knowingnode.v1.LoadLatency.p99:type_name -> google.protobuf.Duration
-	9,  // 7: knowingnode.v1.LoadLatency.max:type_name -> google.protobuf.Duration
-	10, // 8: knowingnode.v1.LoadStats.start:type_name -> google.protobuf.Timestamp
-	9,  // 9: knowingnode.v1.LoadStats.elapsed:type_name -> google.protobuf.Duration
-	9,  // 10: knowingnode.v1.LoadStats.length:type_name -> google.protobuf.Duration
+	10, // 4: knowingnode.v1.LoadLatency.p50:type_name -> google.protobuf.Duration
+	10, // 5: knowingnode.v1.LoadLatency.p90:type_name -> google.protobuf.Duration
+	10, // 6: knowingnode.v1.LoadLatency.p99:type_name -> google.protobuf.Duration
+	10, // 7: knowingnode.v1.LoadLatency.max:type_name -> google.protobuf.Duration
+	11, // 8: knowingnode.v1.LoadStats.start:type_name -> google.protobuf.Timestamp
+	10, // 9: knowingnode.v1.LoadStats.elapsed:type_name -> google.protobuf.Duration
+	10, // 10: knowingnode.v1.LoadStats.length:type_name -> google.protobuf.Duration
 	4,  // 11: knowingnode.v1.LoadStats.by_code:type_name -> knowingnode.v1.LoadStats.ByCodeEntry
 	2,  // 12: knowingnode.v1.LoadStats.latency:type_name -> knowingnode.v1.LoadLatency
 	5,  // 13: knowingnode.v1.LoadStats.by_pod:type_name -> knowingnode.v1.LoadStats.ByPodEntry
 	6,  // 14: knowingnode.v1.LoadStats.by_node:type_name -> knowingnode.v1.LoadStats.ByNodeEntry
 	7,  // 15: knowingnode.v1.LoadStats.by_zone:type_name -> knowingnode.v1.LoadStats.ByZoneEntry
-	0,  // 16: knowingnode.v1.LoadService.Run:input_type -> knowingnode.v1.RunRequest
-	1,  // 17: knowingnode.v1.LoadService.Run:output_type -> knowingnode.v1.RunResponse
-	17, // [17:18] is the sub-list for method output_type
-	16, // [16:17] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	8,  // 16: knowingnode.v1.LoadStats.pod_node:type_name -> knowingnode.v1.LoadStats.PodNodeEntry
+	0,  // 17: knowingnode.v1.LoadService.Run:input_type -> knowingnode.v1.RunRequest
+	1,  // 18: knowingnode.v1.LoadService.Run:output_type -> knowingnode.v1.RunResponse
+	18, // [18:19] is the sub-list for method output_type
+	17, // [17:18] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_knowingnode_v1_load_proto_init() }
@@ -538,7 +553,7 @@ func file_knowingnode_v1_load_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knowingnode_v1_load_proto_rawDesc), len(file_knowingnode_v1_load_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
