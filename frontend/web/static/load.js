@@ -46,7 +46,9 @@
     const pad = 4;
     const x = (i) => pad + (n <= 1 ? 0 : (i * (w - 2 * pad)) / (n - 1));
     const y = (v) => h - pad - (ymax > 0 ? (v * (h - 2 * pad)) / ymax : 0);
-    el.append(svg("text", { x: pad + 2, y: 14, "font-size": 11, fill: "#555" })).textContent = String(Math.round(ymax * 10) / 10);
+    const label = svg("text", { x: pad + 2, y: 14, "font-size": 11, fill: "#555" });
+    label.textContent = String(Math.round(ymax * 10) / 10);
+    el.append(label);
     return { x, y };
   }
 
