@@ -21,6 +21,7 @@ import (
 	"github.com/knowingnode/knowingnode/frontend/discovery"
 	"github.com/knowingnode/knowingnode/frontend/fanout"
 	"github.com/knowingnode/knowingnode/frontend/gateway"
+	"github.com/knowingnode/knowingnode/frontend/load"
 	"github.com/knowingnode/knowingnode/frontend/web"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
@@ -39,6 +40,7 @@ type flags struct {
 	maxFanOuts      int
 	maxBackendCalls int
 	allowCrossSite  bool
+	load            load.Options
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -94,7 +96,8 @@ func parseFlags(args []string) *flags {
 	s.Int(&f.maxFanOuts, "max-fanouts", "MAX_FANOUTS", 32, "fan-outs running at once in the process; more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
 	s.Int(&f.maxBackendCalls, "max-backend-calls", "MAX_BACKEND_CALLS", 256, "backend calls in flight over all fan-outs; a fan-out reserves min(fanout-concurrency, its calls) and is refused with RESOURCE_EXHAUSTED (HTTP 429) when they do not fit")
 	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let cross-site browser requests (Sec-Fetch-Site: cross-site, or a foreign Origin) call the fan-out REST API")
-	s.ParseOrExit(args, f.tier.Validate, func() error {
+	f.load.Register(s)
+	s.ParseOrExit(args, f.tier.Validate, f.load.Validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
 			config.Check(f.defaultTarget == "" || slices.ContainsFunc(f.targets.specs, func(s discovery.Spec) bool { return s.Name == f.defaultTarget }),
@@ -144,6 +147,8 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	defer t.Stop() // when returning before t.Run
 	fan := fanout.New(t.Identity, fo)
 	t.AtStop("fan-outs", time.Second, fan.Close)
+	f.load.Logger, f.load.CallTimeout = log, f.backendTimeout
+	loads := load.New(f.load)
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1 << 20)),
@@ -185,6 +190,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 			Logger:   log,
 			OnUpdate: pool.Update,
 		})
+		loads.Add(spec.Name, pool)
 		if err := fan.Add(target, pool); err != nil {
 			return err
 		}
@@ -198,6 +204,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		if err := fan.SetDefault(f.defaultTarget); err != nil {
 			return err
 		}
+		loads.SetDefault(f.defaultTarget)
 	}
 	if err := tel.Registry.Register(discovery.NewCollector(targets...)); err != nil {
 		return fmt.Errorf("register discovery metrics: %w", err)
@@ -206,6 +213,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	gw := gateway.Options{
 		Identity:   t.IdentityServer,
 		FanOut:     fan,
+		Load:       loads.Client(),
 		Ready:      srv.Ready,
 		Page:       web.Handler(),
 		Metrics:    tel.MetricsHandler(),
@@ -223,6 +231,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		return err
 	}
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
+	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, loads)
 	return t.Run(ctx)
 }
 

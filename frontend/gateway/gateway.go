@@ -27,9 +27,10 @@ import (
 type Options struct {
 	Identity knowingnodev1.IdentityServiceServer
 	FanOut   knowingnodev1.FanOutServiceServer
-	Ready    func() bool  // readiness of the process, for /readyz
-	Page     http.Handler // the browser page at /; nil for none
-	Metrics  http.Handler // served at /metrics; nil for none
+	Load     knowingnodev1.LoadServiceClient // POST /v1/load, streamed; nil for none
+	Ready    func() bool                     // readiness of the process, for /readyz
+	Page     http.Handler                    // the browser page at /; nil for none
+	Metrics  http.Handler                    // served at /metrics; nil for none
 
 	// Registerer receives the HTTP request metrics; nil for none.
 	Registerer prometheus.Registerer
@@ -53,6 +54,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	if err := knowingnodev1.RegisterFanOutServiceHandlerServer(ctx, gw, o.FanOut); err != nil {
 		return nil, fmt.Errorf("register fan-out gateway: %w", err)
+	}
+	if o.Load != nil {
+		if err := knowingnodev1.RegisterLoadServiceHandlerClient(ctx, gw, o.Load); err != nil {
+			return nil, fmt.Errorf("register load gateway: %w", err)
+		}
 	}
 
 	instrument, err := newInstrumenter(o.Registerer)

@@ -1,0 +1,202 @@
+// Package load is the frontend's LoadService: it runs the load engine against
+// the backends of a target configured at start-up and streams the windows,
+// then the summary, to the caller. Loads are admission-controlled: a bounded
+// rate and duration, and a bounded number at once.
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/knowingnode/knowingnode/frontend/fanout"
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/config"
+	"github.com/knowingnode/knowingnode/loadtest/calls"
+	"github.com/knowingnode/knowingnode/loadtest/engine"
+)
+
+// Options are the admission limits and the shape of every load.
+type Options struct {
+	MaxRate       float64       // calls/s a load may ask for
+	MaxDuration   time.Duration // how long a load may run
+	MaxConcurrent int           // loads running at once on this frontend
+	Concurrency   int           // calls in flight within one load
+	CallTimeout   time.Duration // timeout of one backend call
+	Logger        *slog.Logger
+}
+
+// Register adds the admission flags to s, with their defaults.
+func (o *Options) Register(s *config.Set) {
+	s.Float(&o.MaxRate, "load-max-rate", "LOAD_MAX_RATE", 500, "highest rate (calls/s) a LoadService/Run may ask for")
+	// A gRPC stream lives at most until --max-connection-age plus its grace
+	// closes the connection; keep loads well inside the HTTP write timeout too.
+	s.Duration(&o.MaxDuration, "load-max-duration", "LOAD_MAX_DURATION", time.Minute, "longest duration a LoadService/Run may ask for")
+	s.Int(&o.MaxConcurrent, "load-max-concurrent", "LOAD_MAX_CONCURRENT", 2, "loads running at once on this frontend; more are refused with RESOURCE_EXHAUSTED")
+	s.Int(&o.Concurrency, "load-concurrency", "LOAD_CONCURRENCY", 64, "backend calls in flight at once within one load")
+}
+
+// Validate checks the flags' ranges.
+func (o Options) Validate() error {
+	return errors.Join(
+		config.Check(o.MaxRate > 0 && o.MaxRate <= engine.MaxRate, "load-max-rate", "%g is outside (0, %g]", o.MaxRate, float64(engine.MaxRate)),
+		config.Check(o.MaxDuration > 0 && o.MaxDuration <= time.Hour, "load-max-duration", "%v is outside (0s, 1h]", o.MaxDuration),
+		config.Check(o.MaxConcurrent >= 0 && o.MaxConcurrent <= 100, "load-max-concurrent", "%d is outside 0..100", o.MaxConcurrent),
+		config.Check(o.Concurrency >= 1 && o.Concurrency <= engine.MaxConcurrency, "load-concurrency", "%d is outside 1..%d", o.Concurrency, engine.MaxConcurrency),
+	)
+}
+
+// Service serves knowingnode.v1.LoadService.
+type Service struct {
+	knowingnodev1.UnimplementedLoadServiceServer
+	opts    Options
+	log     *slog.Logger
+	pools   map[string]*fanout.Pool
+	names   []string
+	def     string
+	running atomic.Int64
+}
+
+// New returns a Service with no targets.
+func New(o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 2 * time.Second
+	}
+	return &Service{opts: o, log: o.Logger, pools: map[string]*fanout.Pool{}}
+}
+
+// Add makes the pool of a configured target loadable by its name; the first
+// added is the default. Call before serving.
+func (s *Service) Add(name string, p *fanout.Pool) {
+	s.pools[name] = p
+	s.names = append(s.names, name)
+	if s.def == "" {
+		s.def = name
+	}
+}
+
+// SetDefault chooses the target used when a request names none.
+func (s *Service) SetDefault(name string) {
+	if _, ok := s.pools[name]; ok {
+		s.def = name
+	}
+}
+
+// Run loads the backends of req's target and streams windows, then the summary.
+func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreamingServer[knowingnodev1.RunResponse]) error {
+	name := req.GetTarget()
+	if name == "" {
+		name = s.def
+	}
+	pool, ok := s.pools[name]
+	if !ok {
+		return status.Errorf(codes.NotFound, "unknown target %q; configured targets: %s", name, strings.Join(s.names, ", "))
+	}
+	mode := req.GetMode()
+	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_UNSPECIFIED {
+		mode = knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH
+	}
+	if _, known := knowingnodev1.FanOutMode_name[int32(mode)]; !known {
+		return status.Errorf(codes.InvalidArgument, "mode %d is not a fan-out mode: want EACH or BALANCED", mode)
+	}
+	if r := req.GetRate(); !(r > 0 && r <= s.opts.MaxRate) {
+		return status.Errorf(codes.InvalidArgument, "rate %g is outside (0, %g]: the limit is this frontend's --load-max-rate", r, s.opts.MaxRate)
+	}
+	d := req.GetDuration().AsDuration()
+	if req.GetDuration() == nil || d <= 0 || d > s.opts.MaxDuration {
+		return status.Errorf(codes.InvalidArgument, "duration %v is outside (0s, %v]: the limit is this frontend's --load-max-duration", d, s.opts.MaxDuration)
+	}
+	// Admission: a slot, or a refusal naming the limit.
+	if n := s.running.Add(1); n > int64(s.opts.MaxConcurrent) {
+		s.running.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "%d loads are already running on this frontend, the limit of --load-max-concurrent=%d; try again when one ends", n-1, s.opts.MaxConcurrent)
+	}
+	defer s.running.Add(-1)
+
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	call := identity(pool.Pick)
+	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED {
+		lb := pool.Balanced()
+		call = identity(func(uint64) knowingnodev1.IdentityServiceClient { return lb })
+	}
+	log := s.log.With("target", name, "mode", mode.String(), "rate", req.GetRate(), "duration", d)
+	log.Info("load started")
+	var sendErr error
+	sum, err := engine.Run(ctx, engine.Config{Rate: req.GetRate(), Concurrency: s.opts.Concurrency, Duration: d, Timeout: s.opts.CallTimeout},
+		call, func(w *engine.Stats) {
+			if sendErr != nil {
+				return
+			}
+			if sendErr = stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Window{Window: toProto(w)}}); sendErr != nil {
+				cancel() // the caller is gone: stop loading
+			}
+		})
+	if sendErr != nil || err != nil {
+		log.Info("load stopped early", "error", errors.Join(sendErr, err))
+		if stream.Context().Err() != nil {
+			return status.FromContextError(stream.Context().Err()).Err()
+		}
+		if sendErr != nil {
+			return sendErr
+		}
+		return status.Errorf(codes.Internal, "load: %v", err)
+	}
+	log.Info("load ended", "sent", sum.Sent, "ok", sum.OK, "failed", sum.Failed, "rate", fmt.Sprintf("%.1f", sum.Rate))
+	return stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Summary{Summary: toProto(sum)}})
+}
+
+// identity calls GetIdentity on the client pick returns for the n-th call.
+func identity(pick func(n uint64) knowingnodev1.IdentityServiceClient) engine.Caller {
+	var next atomic.Uint64
+	req := &knowingnodev1.GetIdentityRequest{}
+	return func(ctx context.Context) (engine.Result, error) {
+		c := pick(next.Add(1))
+		if c == nil {
+			return engine.Result{}, status.Error(codes.Unavailable, "the target has no endpoints")
+		}
+		resp, err := c.GetIdentity(ctx, req)
+		if err != nil {
+			return engine.Result{}, err
+		}
+		id := resp.GetIdentity()
+		return engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetLabels()[calls.ZoneLabel]}, nil
+	}
+}
+
+func toProto(s *engine.Stats) *knowingnodev1.LoadStats {
+	return &knowingnodev1.LoadStats{
+		Start:         timestamppb.New(s.Start),
+		Elapsed:       durationpb.New(s.Elapsed),
+		Length:        durationpb.New(s.Length),
+		Sent:          s.Sent,
+		Late:          s.Late,
+		Dropped:       s.Dropped,
+		Ok:            s.OK,
+		Failed:        s.Failed,
+		ByCode:        s.ByCode,
+		Rate:          s.Rate,
+		RequestedRate: s.RequestedRate,
+		Latency: &knowingnodev1.LoadLatency{
+			P50: durationpb.New(s.Latency.P50), P90: durationpb.New(s.Latency.P90),
+			P99: durationpb.New(s.Latency.P99), Max: durationpb.New(s.Latency.Max),
+		},
+		ByPod:   s.ByPod,
+		ByNode:  s.ByNode,
+		ByZone:  s.ByZone,
+		PodNode: s.PodNode,
+	}
+}

@@ -1,0 +1,176 @@
+// Package calls holds the calls the load engine can make against each tier:
+// a backend's GetIdentity, a frontend's FanOut, and the frontend's REST
+// routes. Each turns the reply into the pods that answered.
+package calls
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/grpccode"
+	"github.com/knowingnode/knowingnode/loadtest/engine"
+)
+
+// ZoneLabel is the pod label the zone is read from (copied from the node by
+// Kubernetes' PodTopologyLabels admission).
+const ZoneLabel = "topology.kubernetes.io/zone"
+
+// maxBody bounds a REST reply read by the load tool.
+const maxBody = 4 << 20
+
+func zone(id *knowingnodev1.Identity) string { return id.GetLabels()[ZoneLabel] }
+
+// Identity calls GetIdentity, rotating over the given connections.
+func Identity(conns ...grpc.ClientConnInterface) engine.Caller {
+	clients := make([]knowingnodev1.IdentityServiceClient, len(conns))
+	for i, c := range conns {
+		clients[i] = knowingnodev1.NewIdentityServiceClient(c)
+	}
+	var next atomic.Uint64
+	req := &knowingnodev1.GetIdentityRequest{}
+	return func(ctx context.Context) (engine.Result, error) {
+		c := clients[next.Add(1)%uint64(len(clients))]
+		resp, err := c.GetIdentity(ctx, req)
+		if err != nil {
+			return engine.Result{}, err
+		}
+		id := resp.GetIdentity()
+		return engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: zone(id)}, nil
+	}
+}
+
+// FanOut calls a frontend's FanOut with req, rotating over the connections;
+// the result names the frontend and the backends it reached.
+func FanOut(req *knowingnodev1.FanOutRequest, conns ...grpc.ClientConnInterface) engine.Caller {
+	clients := make([]knowingnodev1.FanOutServiceClient, len(conns))
+	for i, c := range conns {
+		clients[i] = knowingnodev1.NewFanOutServiceClient(c)
+	}
+	var next atomic.Uint64
+	return func(ctx context.Context) (engine.Result, error) {
+		c := clients[next.Add(1)%uint64(len(clients))]
+		resp, err := c.FanOut(ctx, req)
+		if err != nil {
+			return engine.Result{}, err
+		}
+		return FanOutResult(resp), nil
+	}
+}
+
+// FanOutResult turns a fan-out reply into the frontend and backends that answered.
+func FanOutResult(resp *knowingnodev1.FanOutResponse) engine.Result {
+	fe := resp.GetFrontend()
+	r := engine.Result{Pod: fe.GetPodName(), Node: fe.GetNodeName(), Zone: zone(fe)}
+	for _, b := range resp.GetResults() {
+		code, _ := grpccode.Parse(b.GetCode())
+		id := b.GetIdentity()
+		r.Backends = append(r.Backends, engine.Hit{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: zone(id), Code: code, Calls: int(b.GetCalls())})
+	}
+	return r
+}
+
+// restIdentity is the JSON shape shared by GET /v1/identity ("identity") and
+// GET /v1/fanout ("frontend" and "results").
+type restIdentity struct {
+	PodName  string            `json:"podName"`
+	NodeName string            `json:"nodeName"`
+	Labels   map[string]string `json:"labels"`
+}
+
+type restReply struct {
+	Identity *restIdentity `json:"identity"`
+	Frontend *restIdentity `json:"frontend"`
+	Results  []struct {
+		Code     string        `json:"code"`
+		Calls    int           `json:"calls"`
+		Identity *restIdentity `json:"identity"`
+	} `json:"results"`
+	// An error reply of the gateway.
+	Code    *int   `json:"code"`
+	Message string `json:"message"`
+}
+
+// REST GETs url (a frontend's /v1/fanout or /v1/identity, or a backend's
+// equivalent) with client. A failed call's code is the gateway's JSON code,
+// else one mapped from the HTTP status.
+func REST(client *http.Client, url string) engine.Caller {
+	return func(ctx context.Context) (engine.Result, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return engine.Result{}, status.Error(codes.InvalidArgument, err.Error())
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return engine.Result{}, transportErr(ctx, err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		if err != nil {
+			return engine.Result{}, transportErr(ctx, err)
+		}
+		var reply restReply
+		jerr := json.Unmarshal(body, &reply)
+		if resp.StatusCode != http.StatusOK {
+			code := httpCode(resp.StatusCode)
+			if jerr == nil && reply.Code != nil {
+				code = codes.Code(*reply.Code)
+			}
+			return engine.Result{}, status.Errorf(code, "HTTP %d: %s", resp.StatusCode, reply.Message)
+		}
+		if jerr != nil {
+			return engine.Result{}, status.Errorf(codes.Internal, "decode reply: %v", jerr)
+		}
+		var r engine.Result
+		who := reply.Frontend
+		if who == nil {
+			who = reply.Identity
+		}
+		if who != nil {
+			r = engine.Result{Pod: who.PodName, Node: who.NodeName, Zone: who.Labels[ZoneLabel]}
+		}
+		for _, b := range reply.Results {
+			code, _ := grpccode.Parse(b.Code)
+			h := engine.Hit{Code: code, Calls: b.Calls}
+			if b.Identity != nil {
+				h.Pod, h.Node, h.Zone = b.Identity.PodName, b.Identity.NodeName, b.Identity.Labels[ZoneLabel]
+			}
+			r.Backends = append(r.Backends, h)
+		}
+		return r, nil
+	}
+}
+
+// transportErr is DEADLINE_EXCEEDED or CANCELLED when ctx has ended, else
+// UNAVAILABLE, as a gRPC client would report it.
+func transportErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
+
+// httpCode maps an HTTP status to the gRPC code a gateway would have sent.
+func httpCode(s int) codes.Code {
+	switch s {
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusNotFound:
+		return codes.NotFound
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	case http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	default:
+		return codes.Unknown
+	}
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+
+	"github.com/knowingnode/knowingnode/loadtest/calls"
+	"github.com/knowingnode/knowingnode/loadtest/engine"
+)
+
+// staticScheme names a fixed list of addresses, as the frontend's targets do.
+const staticScheme = "static:///"
+
+// newCaller builds the call o asks for and a function that releases it.
+func newCaller(o *options) (engine.Caller, func(), error) {
+	if o.call == "rest" {
+		base := o.target
+		if !strings.Contains(base, "://") {
+			base = "http://" + base
+		}
+		u, err := url.Parse(strings.TrimSuffix(base, "/") + o.path)
+		if err != nil || u.Host == "" {
+			return nil, nil, fmt.Errorf("target %q with path %q is not a URL: %v", o.target, o.path, err)
+		}
+		tr := &http.Transport{MaxIdleConnsPerHost: o.engine.Concurrency, MaxConnsPerHost: o.connections * o.engine.Concurrency, IdleConnTimeout: 90 * time.Second}
+		return calls.REST(&http.Client{Transport: tr}, u.String()), tr.CloseIdleConnections, nil
+	}
+	var conns []grpc.ClientConnInterface
+	var closers []func() error
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for range o.connections {
+		cc, err := dial(o.target, o.balancing)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		conns = append(conns, cc)
+		closers = append(closers, cc.Close)
+	}
+	if o.call == "fanout" {
+		return calls.FanOut(o.fanout, conns...), closeAll, nil
+	}
+	return calls.Identity(conns...), closeAll, nil
+}
+
+// dial makes one client over target with the given balancing policy. A
+// static:/// target resolves to its listed addresses.
+func dial(target, balancing string) (*grpc.ClientConn, error) {
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, balancing)),
+	}
+	if list, ok := strings.CutPrefix(target, staticScheme); ok {
+		var st resolver.State
+		for a := range strings.SplitSeq(list, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				st.Addresses = append(st.Addresses, resolver.Address{Addr: a})
+			}
+		}
+		if len(st.Addresses) == 0 {
+			return nil, errors.New("target static:/// lists no address")
+		}
+		r := manual.NewBuilderWithScheme("static")
+		r.InitialState(st)
+		opts = append(opts, grpc.WithResolvers(r))
+		target = "static:///list"
+	}
+	cc, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", target, err)
+	}
+	return cc, nil
+}

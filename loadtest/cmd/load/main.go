@@ -1,0 +1,63 @@
+// Command load drives one tier of knowingnode at a chosen rate (or
+// concurrency) for a chosen time and shows, window by window, the achieved
+// rate, latency, errors and which pods took the calls.
+//
+//	load --target 127.0.0.11:9090 --call identity --rate 200 --duration 30s
+//	load --target static:///127.0.0.11:9090,127.0.0.12:9090 --balancing round_robin --call identity
+//	load --target 127.0.0.1:9090 --call fanout --rate 50 --json run.jsonl --plot run.png
+//	load --target http://127.0.0.1:8080 --call rest --rate 50
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/knowingnode/knowingnode/loadtest/engine"
+)
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "load: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "load: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run loads the target as o says, printing a line per window to out.
+func run(ctx context.Context, o *options, out io.Writer) error {
+	call, closeCall, err := newCaller(o)
+	if err != nil {
+		return err
+	}
+	defer closeCall()
+	rep, err := newReporter(o, out)
+	if err != nil {
+		return err
+	}
+	sum, runErr := engine.Run(ctx, o.engine, call, rep.window)
+	if sum == nil {
+		return errors.Join(runErr, rep.close(nil))
+	}
+	if err := rep.close(sum); err != nil {
+		return err
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+// Package engine drives calls at a fixed rate (open loop) or a fixed
+// concurrency (closed loop) and reports, per time window and for the whole
+// run, how many calls were sent, how they ended, how long they took and which
+// pods, nodes and zones answered them.
+//
+// In open loop every call has an intended send time set by the pacer. Its
+// latency is measured from that time, not from when a free worker actually
+// sent it, so a stalled server shows up as latency instead of silently
+// slowing the load down (no coordinated omission). Calls that could not be
+// sent on time are counted: Late ones waited for a free worker, Dropped ones
+// were never sent because the backlog was full as well.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Limits of a run's configuration.
+const (
+	MaxRate        = 1e6
+	MaxConcurrency = 10000
+	MaxDuration    = 24 * time.Hour
+	DefaultWindow  = time.Second
+	DefaultTimeout = 10 * time.Second
+	// pacerSlack is how late the pacer may wake without losing calls.
+	pacerSlack = 100 * time.Millisecond
+)
+
+// Hit is one pod that answered part of a call: a frontend's fan-out reports
+// the backends it reached.
+type Hit struct {
+	Pod, Node, Zone string
+	Code            codes.Code
+	Calls           int // how many calls this hit stands for; 0 means 1
+}
+
+// Result is what one call learned about who answered it.
+type Result struct {
+	// The pod that answered the call itself (for a frontend: the frontend).
+	Pod, Node, Zone string
+	// Backends reached by the call, for a tier that fans out; empty otherwise.
+	Backends []Hit
+}
+
+// Caller makes one call. A non-nil error is the call's failure; its gRPC code
+// (status.Code) is what the windows count.
+type Caller func(ctx context.Context) (Result, error)
+
+// Config describes a run.
+type Config struct {
+	// Rate is calls per second in open loop; 0 selects closed loop, where
+	// Concurrency workers call back to back.
+	Rate float64
+	// Concurrency bounds the calls in flight (open loop) or is the number of
+	// workers (closed loop).
+	Concurrency int
+	// Duration of the measured run; with Count, whichever comes first ends
+	// it. At least one is required.
+	Duration time.Duration
+	Count    int64
+	// Warmup runs before the measured run; its calls are not reported.
+	Warmup time.Duration
+	// Window is the length of a reported window; 0 means DefaultWindow.
+	Window time.Duration
+	// Timeout bounds each call; 0 means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Validate checks c's ranges and names the field out of range.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Rate >= 0 && c.Rate <= MaxRate, "rate %g is outside 0..%g calls/s", c.Rate, float64(MaxRate))
+	check(c.Concurrency >= 1 && c.Concurrency <= MaxConcurrency, "concurrency %d is outside 1..%d", c.Concurrency, MaxConcurrency)
+	check(c.Duration >= 0 && c.Duration <= MaxDuration, "duration %v is outside 0s..%v", c.Duration, MaxDuration)
+	check(c.Count >= 0, "count %d is negative", c.Count)
+	check(c.Duration > 0 || c.Count > 0, "a duration or a count is required")
+	check(c.Warmup >= 0 && c.Warmup <= MaxDuration, "warmup %v is outside 0s..%v", c.Warmup, MaxDuration)
+	check(c.Window == 0 || c.Window >= 10*time.Millisecond && c.Window <= time.Hour, "window %v is outside 10ms..1h", c.Window)
+	check(c.Timeout >= 0 && c.Timeout <= time.Hour, "timeout %v is outside 0s..1h", c.Timeout)
+	return errors.Join(errs...)
+}
+
+// job is one call to make, with the time it should have been sent.
+type job struct {
+	intended time.Time
+	late     bool
+}
+
+// Run makes calls as c says until the duration or count is reached or ctx
+// ends, and returns the summary of the measured run. onWindow, when not nil,
+// receives each window as it closes, from one goroutine, in order; it should
+// return quickly. Every goroutine Run starts has ended when it returns.
+func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*Stats, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	start := time.Now()
+	measureFrom := start.Add(c.Warmup)
+	rec := newRecorder(measureFrom)
+	var end time.Time
+	if c.Duration > 0 {
+		end = measureFrom.Add(c.Duration)
+	}
+	// The measured calls left to send, when a count is set.
+	budget := newBudget(c.Count)
+
+	var workers sync.WaitGroup
+	do := func(j job) {
+		measured := !j.intended.Before(measureFrom)
+		if measured && !budget.take() {
+			return
+		}
+		if measured {
+			rec.sent(j.late)
+		}
+		cctx, ccancel := context.WithTimeout(ctx, c.Timeout)
+		res, err := call(cctx)
+		ccancel()
+		done := time.Now()
+		if err != nil && stopping(ctx) {
+			// The run was stopped under this call: its failure says
+			// nothing about the target.
+			return
+		}
+		if measured {
+			rec.done(done.Sub(j.intended), res, status.Code(err))
+		}
+	}
+
+	// Windows close on a ticker aligned with the measured start.
+	windowsDone := make(chan struct{})
+	stopWindows := make(chan struct{})
+	go func() {
+		defer close(windowsDone)
+		select {
+		case <-time.After(time.Until(measureFrom)):
+		case <-stopWindows:
+			return
+		}
+		t := time.NewTicker(c.Window)
+		defer t.Stop()
+		for {
+			select {
+			case now := <-t.C:
+				w := rec.closeWindow(now)
+				if onWindow != nil {
+					onWindow(w)
+				}
+			case <-stopWindows:
+				return
+			}
+		}
+	}()
+
+	if c.Rate > 0 {
+		openLoop(ctx, c, end, budget, rec, &workers, do)
+	} else {
+		closedLoop(ctx, c, end, budget, &workers, do)
+	}
+	workers.Wait()
+	close(stopWindows)
+	<-windowsDone
+	now := time.Now()
+	if now.After(measureFrom) {
+		if w := rec.closeWindow(now); w.Sent > 0 || w.Completed() > 0 {
+			if onWindow != nil {
+				onWindow(w)
+			}
+		}
+	}
+	runEnd := now
+	if !end.IsZero() && end.Before(now) {
+		// The rate is over the time calls were being sent, not the tail
+		// spent waiting for the last ones.
+		runEnd = end
+	}
+	return rec.summary(runEnd, c.Rate), ctx.Err()
+}
+
+// openLoop paces intended send times with a token bucket and hands each to an
+// idle worker; when none is idle the call waits in a bounded backlog (late),
+// and when that is full too it is dropped. Both are counted.
+func openLoop(ctx context.Context, c Config, end time.Time, b *budget, rec *recorder, workers *sync.WaitGroup, do func(job)) {
+	idle := make(chan job)                   // unbuffered: a send succeeds only into an idle worker
+	backlog := make(chan job, c.Concurrency) // bounded: at most one queued call per worker
+	for range c.Concurrency {
+		workers.Go(func() {
+			for {
+				// Late calls first: they are already behind.
+				select {
+				case j, ok := <-backlog:
+					if !ok {
+						return
+					}
+					do(j)
+					continue
+				default:
+				}
+				select {
+				case j := <-idle:
+					do(j)
+				case j, ok := <-backlog:
+					if !ok {
+						return
+					}
+					do(j)
+				}
+			}
+		})
+	}
+	defer close(backlog)
+
+	// The bucket holds up to pacerSlack of calls, so that this goroutine
+	// waking late (a loaded machine) loses no calls: the ones due meanwhile
+	// go out at once, each stamped with the time its token became
+	// available. It starts empty: no burst at the start.
+	burst := max(1, int(c.Rate*pacerSlack.Seconds()))
+	lim := rate.NewLimiter(rate.Limit(c.Rate), burst)
+	first := time.Now()
+	lim.AllowN(first, burst)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	var scheduled int64
+	for {
+		now := time.Now()
+		r := lim.ReserveN(now, 1)
+		// The oldest token is the one taken: it became available as many
+		// intervals ago as tokens are left behind it.
+		intended := now.Add(r.DelayFrom(now)).Add(-time.Duration(max(0, lim.TokensAt(now)) / c.Rate * float64(time.Second)))
+		if !end.IsZero() && !intended.Before(end) || b.exhausted() {
+			r.CancelAt(now)
+			return
+		}
+		if d := r.DelayFrom(now); d > 0 {
+			t.Reset(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		scheduled++
+		// Calls the bucket could not hold because this goroutine was held
+		// up longer than pacerSlack: due by now minus issued.
+		if missed := int64(intended.Sub(first).Seconds()*c.Rate) - scheduled; missed > 0 {
+			scheduled += missed
+			if !intended.Before(rec.measureFrom) {
+				rec.dropped(missed)
+			}
+		}
+		j := job{intended: intended}
+		select {
+		case idle <- j:
+			continue
+		default:
+		}
+		j.late = true
+		select {
+		case backlog <- j:
+		default:
+			if !intended.Before(rec.measureFrom) {
+				rec.dropped(1)
+			}
+		}
+	}
+}
+
+// closedLoop runs Concurrency workers that call back to back.
+func closedLoop(ctx context.Context, c Config, end time.Time, b *budget, workers *sync.WaitGroup, do func(job)) {
+	for range c.Concurrency {
+		workers.Go(func() {
+			for !stopping(ctx) && !b.exhausted() {
+				now := time.Now()
+				if !end.IsZero() && !now.Before(end) {
+					return
+				}
+				do(job{intended: now})
+			}
+		})
+	}
+}
+
+// budget is the number of measured calls left; nil-like when unlimited.
+type budget struct {
+	mu        sync.Mutex
+	limited   bool
+	remaining int64
+}
+
+func newBudget(n int64) *budget { return &budget{limited: n > 0, remaining: n} }
+
+func (b *budget) take() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.limited {
+		return true
+	}
+	if b.remaining == 0 {
+		return false
+	}
+	b.remaining--
+	return true
+}
+
+func (b *budget) exhausted() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.limited && b.remaining == 0
+}
+
+// stopping reports whether the run's context has ended or is past its
+// deadline: gRPC fails a call past the deadline before the context's timer
+// has fired, and such a failure is the stop's, not the target's.
+func stopping(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
