@@ -41,7 +41,7 @@ build:
 
 ## test: every test: generated code, lint, unit and integration, browser, e2e.
 ## Installs the pinned Debian packages the tests need first (make deps).
-test: deps check-generate lint unit e2e
+test: deps check-generate lint unit fuzz e2e
 
 ## deps: the pinned Debian packages in tools/debian-packages.txt, installed with
 ## apt when missing (Chromium for the browser tests; containerd, runc, CNI
