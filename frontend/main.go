@@ -34,6 +34,7 @@ type flags struct {
 	backendTimeout  time.Duration
 	fanoutTimeout   time.Duration
 	concurrency     int
+	kubeconfig      string
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -70,12 +71,13 @@ func parseFlags(args []string) *flags {
 	// The admin port is off by default: /metrics is on the HTTP port too.
 	f.tier.Register(s, "")
 	s.String(&f.httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address: REST gateway, browser page, probes, /metrics")
-	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N] or static:///host:port,...")
+	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N], static:///host:port,... or kubernetes:///service.namespace:port")
 	s.String(&f.defaultTarget, "default-target", "DEFAULT_TARGET", "", "target used when a request names none (default: the first)")
 	s.Duration(&f.refreshInterval, "refresh-interval", "REFRESH_INTERVAL", 5*time.Second, "how often discovery re-resolves each target")
 	s.Duration(&f.backendTimeout, "backend-timeout", "BACKEND_TIMEOUT", 2*time.Second, "timeout of one call to one backend")
 	s.Duration(&f.fanoutTimeout, "fanout-timeout", "FANOUT_TIMEOUT", 5*time.Second, "default deadline of a whole fan-out")
 	s.Int(&f.concurrency, "fanout-concurrency", "FANOUT_CONCURRENCY", 64, "calls in flight at once within one fan-out")
+	s.String(&f.kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig for kubernetes:/// targets when running outside a cluster (default: the pod's service account)")
 	s.ParseOrExit(args, f.tier.Validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
@@ -132,13 +134,19 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	// serving context ends, after the servers drained.
 	discCtx, stopDiscovery := context.WithCancel(context.Background())
 	defer stopDiscovery()
+	sources := &discovery.Sources{Kubeconfig: f.kubeconfig, Logger: log}
+	defer sources.Close()
 	for _, spec := range f.targets.specs {
+		src, err := sources.For(spec)
+		if err != nil {
+			return err
+		}
 		pool, err := fanout.NewPool(spec.Name, f.backendTimeout+time.Second, log, dialOpts...)
 		if err != nil {
 			return err
 		}
 		defer pool.Close()
-		target := discovery.NewTarget(spec, discovery.NewResolver(discovery.NetLookuper(spec.Server)), discovery.TargetOptions{
+		target := discovery.NewTarget(spec, src, discovery.TargetOptions{
 			Interval: f.refreshInterval,
 			Logger:   log,
 			OnUpdate: pool.Update,
