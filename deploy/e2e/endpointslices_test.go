@@ -1,0 +1,347 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/proctest"
+)
+
+// sliceBackend is one real backend process and how the test's
+// EndpointSlices describe it.
+type sliceBackend struct {
+	pod, ip, node, zone string
+	addr                string // host:port it bound (port chosen by the kernel)
+}
+
+// wantEndpoint is what ListTargets must show for one address.
+type wantEndpoint struct {
+	ready, serving, terminating bool
+	node, zone, ref             string
+	slices                      string
+}
+
+// TestEndpointSlices points the real frontend binary, running outside the
+// cluster with --kubeconfig, at a kubernetes:/// target: a Service without a
+// selector whose hand-made EndpointSlices (several of them, overlapping,
+// IPv4 and IPv6, with not-ready and terminating endpoints, in two zones)
+// list real backend processes on loopback addresses. It checks that
+// ListTargets shows every endpoint with its conditions, that fan-out
+// reaches exactly the ready ones, that slice updates and deletes are
+// followed, and that while kube-apiserver is stopped the frontend keeps the
+// last set and reports the error, then resumes.
+func TestEndpointSlices(t *testing.T) {
+	line := report(t, "endpointslices")
+	ctx := t.Context()
+	const ns, svcName = "e2e-slices", "sliced"
+	if _, err := cl.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cl.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: svcName, Namespace: ns},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
+			{Name: "grpc", Port: 9090, TargetPort: intstr.FromString("grpc")},
+		}},
+	}
+	if _, err := cl.Client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	bin := buildBinaries(t)
+	bs := []*sliceBackend{
+		{pod: "be-0", ip: "127.0.15.1", node: "node-0", zone: "zone-a"},
+		{pod: "be-1", ip: "127.0.15.2", node: "node-1", zone: "zone-b"},
+		{pod: "be-2", ip: "127.0.15.3", node: "node-2", zone: "zone-a"},
+		{pod: "be-3", ip: "127.0.15.4", node: "node-1", zone: "zone-b"},
+		{pod: "be-6", ip: "::1", node: "node-0", zone: "zone-a"},
+	}
+	for _, b := range bs {
+		p := proctest.Start(t, filepath.Join(bin, "backend"),
+			[]string{"POD_NAME=" + b.pod, "POD_NAMESPACE=" + ns, "NODE_NAME=" + b.node, "POD_IP=" + b.ip, "DRAIN_DELAY=0s"},
+			"--grpc-addr", strings.Replace(b.ip+":0", "::1:0", "[::1]:0", 1), "--admin-addr", "", "--downward-dir", "")
+		b.addr = p.Addrs["grpc"]
+		if b.addr == "" {
+			t.Fatalf("backend %s logged no grpc address: %v", b.pod, p.Addrs)
+		}
+		t.Cleanup(func() { p.Stop(t) })
+	}
+	be0, be1, be2, be3, be6 := bs[0], bs[1], bs[2], bs[3], bs[4]
+
+	// Each backend's port was chosen by the kernel, so each slice carries
+	// the port of the backends it lists (ports are per slice): that also
+	// makes the frontend look the named port up slice by slice.
+	slicesAPI := cl.Client.DiscoveryV1().EndpointSlices(ns)
+	mk := func(name string, at discoveryv1.AddressType, port string, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{
+				discoveryv1.LabelServiceName: svcName,
+				discoveryv1.LabelManagedBy:   "knowingnode-e2e",
+			}},
+			AddressType: at,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptrTo("grpc"), Port: ptrTo(portOf(t, port)), Protocol: ptrTo(corev1.ProtocolTCP)}},
+			Endpoints:   eps,
+		}
+	}
+	initial := []*discoveryv1.EndpointSlice{
+		mk("sliced-a", discoveryv1.AddressTypeIPv4, be0.addr, sliceEP(be0, true, true, false)),
+		mk("sliced-b", discoveryv1.AddressTypeIPv4, be1.addr, withHints(sliceEP(be1, true, true, false), "zone-b")),
+		// be-0 again, as a slice being drained would still list it: the
+		// merged endpoint keeps the ready copy and names both slices.
+		mk("sliced-c", discoveryv1.AddressTypeIPv4, be0.addr, sliceEP(be0, false, false, true)),
+		mk("sliced-d", discoveryv1.AddressTypeIPv4, be2.addr, sliceEP(be2, false, false, false)),
+		mk("sliced-e", discoveryv1.AddressTypeIPv4, be3.addr, sliceEP(be3, false, true, true)),
+		mk("sliced-v6", discoveryv1.AddressTypeIPv6, be6.addr, sliceEP(be6, true, true, false)),
+	}
+	for _, s := range initial {
+		if _, err := slicesAPI.Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create EndpointSlice %s: %v", s.Name, err)
+		}
+	}
+
+	fe := proctest.Start(t, filepath.Join(bin, "frontend"),
+		[]string{"POD_NAME=frontend-0", "POD_NAMESPACE=" + ns, "DRAIN_DELAY=0s"},
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "", "--downward-dir", "",
+		"--kubeconfig", cl.Kubeconfig, "--refresh-interval", "1s", "--backend-timeout", "2s",
+		"--target", "sliced=kubernetes:///"+svcName+"."+ns+":grpc")
+	t.Cleanup(func() { fe.Stop(t) })
+	conn, err := grpc.NewClient(fe.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	api := knowingnodev1.NewFanOutServiceClient(conn)
+
+	want := map[string]wantEndpoint{
+		be0.addr: {ready: true, serving: true, node: "node-0", zone: "zone-a", ref: "Pod/be-0", slices: "sliced-a,sliced-c"},
+		be1.addr: {ready: true, serving: true, node: "node-1", zone: "zone-b", ref: "Pod/be-1", slices: "sliced-b"},
+		be2.addr: {node: "node-2", zone: "zone-a", ref: "Pod/be-2", slices: "sliced-d"},
+		be3.addr: {serving: true, terminating: true, node: "node-1", zone: "zone-b", ref: "Pod/be-3", slices: "sliced-e"},
+		be6.addr: {ready: true, serving: true, node: "node-0", zone: "zone-a", ref: "Pod/be-6", slices: "sliced-v6"},
+	}
+	waitListed(t, api, want, 30*time.Second)
+	st := targetState(t, api)
+	if st.GetMode() != knowingnodev1.DiscoveryMode_DISCOVERY_MODE_KUBERNETES || st.GetLastError() != "" {
+		t.Errorf("target state: mode %v, last error %q", st.GetMode(), st.GetLastError())
+	}
+	for _, e := range st.GetEndpoints() {
+		if e.GetAddress() == be1.addr && !slices.Equal(e.GetSlice().GetHintZones(), []string{"zone-b"}) {
+			t.Errorf("%s: hint zones %v, want [zone-b]", e.GetAddress(), e.GetSlice().GetHintZones())
+		}
+	}
+	checkFanOut(t, api, map[string]string{be0.addr: "be-0", be1.addr: "be-1", be6.addr: "be-6"})
+
+	// An update: be-2 turns ready. A delete: sliced-b goes, and with it
+	// be-1. Then sliced-a goes: be-0 is left only in sliced-c, as not ready.
+	upd := initial[3].DeepCopy()
+	upd.Endpoints = []discoveryv1.Endpoint{sliceEP(be2, true, true, false)}
+	if _, err := slicesAPI.Update(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want[be2.addr] = wantEndpoint{ready: true, serving: true, node: "node-2", zone: "zone-a", ref: "Pod/be-2", slices: "sliced-d"}
+	updLag := waitListed(t, api, want, 10*time.Second)
+	checkFanOut(t, api, map[string]string{be0.addr: "be-0", be1.addr: "be-1", be2.addr: "be-2", be6.addr: "be-6"})
+
+	if err := slicesAPI.Delete(ctx, "sliced-b", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, be1.addr)
+	delLag := waitListed(t, api, want, 10*time.Second)
+	if err := slicesAPI.Delete(ctx, "sliced-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want[be0.addr] = wantEndpoint{terminating: true, node: "node-0", zone: "zone-a", ref: "Pod/be-0", slices: "sliced-c"}
+	waitListed(t, api, want, 10*time.Second)
+	checkFanOut(t, api, map[string]string{be2.addr: "be-2", be6.addr: "be-6"})
+
+	// The API server goes away for 20 s: the set stays, the error shows,
+	// fan-out goes on; after it is back the error clears and the watch
+	// follows changes again.
+	const outage = 20 * time.Second
+	if err := cl.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			if err := cl.StartAPIServer(context.Background()); err != nil {
+				t.Errorf("restart kube-apiserver: %v", err)
+			}
+		}
+	})
+	var errShown time.Duration
+	var lastErr string
+	for time.Since(stopped) < outage {
+		st := targetState(t, api)
+		if st.GetLastError() != "" && errShown == 0 {
+			errShown, lastErr = time.Since(stopped), st.GetLastError()
+		}
+		if diff := diffListed(st, want); diff != "" {
+			t.Fatalf("%s into the outage the endpoints changed: %s", time.Since(stopped).Round(time.Millisecond), diff)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if errShown == 0 {
+		t.Fatalf("no discovery error shown during a %s API server outage", outage)
+	}
+	t.Logf("during the outage: %q", lastErr)
+	checkFanOut(t, api, map[string]string{be2.addr: "be-2", be6.addr: "be-6"})
+	if err := cl.StartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	back := time.Now()
+	var recovered time.Duration
+	for {
+		if targetState(t, api).GetLastError() == "" {
+			recovered = time.Since(back)
+			break
+		}
+		if time.Since(back) > 90*time.Second {
+			t.Fatalf("discovery error still shown 90s after the API server came back: %q", targetState(t, api).GetLastError())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cur, err := slicesAPI.Get(ctx, "sliced-e", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Endpoints = []discoveryv1.Endpoint{sliceEP(be3, true, true, false)}
+	if _, err := slicesAPI.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want[be3.addr] = wantEndpoint{ready: true, serving: true, node: "node-1", zone: "zone-b", ref: "Pod/be-3", slices: "sliced-e"}
+	afterLag := waitListed(t, api, want, 10*time.Second)
+	checkFanOut(t, api, map[string]string{be2.addr: "be-2", be3.addr: "be-3", be6.addr: "be-6"})
+
+	*line = fmt.Sprintf("5 endpoints over 6 slices (IPv4+IPv6, one address in 2 slices) listed with conditions; fan-out reached exactly the ready ones; "+
+		"update seen in %s, delete in %s; API server stopped %s: set kept, error shown after %s, cleared %s after restart, next update seen in %s",
+		updLag.Round(time.Millisecond), delLag.Round(time.Millisecond), outage, errShown.Round(time.Millisecond),
+		recovered.Round(100*time.Millisecond), afterLag.Round(time.Millisecond))
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func portOf(t *testing.T, addr string) int32 {
+	t.Helper()
+	i := strings.LastIndex(addr, ":")
+	var p int32
+	if _, err := fmt.Sscan(addr[i+1:], &p); err != nil || i < 0 {
+		t.Fatalf("no port in %q", addr)
+	}
+	return p
+}
+
+func sliceEP(b *sliceBackend, ready, serving, terminating bool) discoveryv1.Endpoint {
+	return discoveryv1.Endpoint{
+		Addresses:  []string{b.ip},
+		Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &serving, Terminating: &terminating},
+		NodeName:   ptrTo(b.node),
+		Zone:       ptrTo(b.zone),
+		TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "e2e-slices", Name: b.pod},
+	}
+}
+
+func withHints(e discoveryv1.Endpoint, zones ...string) discoveryv1.Endpoint {
+	e.Hints = &discoveryv1.EndpointHints{}
+	for _, z := range zones {
+		e.Hints.ForZones = append(e.Hints.ForZones, discoveryv1.ForZone{Name: z})
+	}
+	return e
+}
+
+func targetState(t *testing.T, api knowingnodev1.FanOutServiceClient) *knowingnodev1.TargetState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	resp, err := api.ListTargets(ctx, &knowingnodev1.ListTargetsRequest{})
+	if err != nil {
+		t.Fatalf("ListTargets: %v", err)
+	}
+	if len(resp.GetTargets()) != 1 {
+		t.Fatalf("ListTargets: %d targets, want 1", len(resp.GetTargets()))
+	}
+	return resp.GetTargets()[0]
+}
+
+// diffListed says how st's endpoints differ from want; empty when equal.
+func diffListed(st *knowingnodev1.TargetState, want map[string]wantEndpoint) string {
+	got := map[string]wantEndpoint{}
+	for _, e := range st.GetEndpoints() {
+		s := e.GetSlice()
+		got[e.GetAddress()] = wantEndpoint{
+			ready: s.GetReady(), serving: s.GetServing(), terminating: s.GetTerminating(),
+			node: s.GetNodeName(), zone: s.GetZone(), ref: s.GetTargetRef(), slices: strings.Join(s.GetSlices(), ","),
+		}
+	}
+	if maps.Equal(got, want) {
+		return ""
+	}
+	return fmt.Sprintf("got %+v, want %+v (last error %q)", got, want, st.GetLastError())
+}
+
+// waitListed waits until ListTargets shows exactly want and returns how long
+// that took.
+func waitListed(t *testing.T, api knowingnodev1.FanOutServiceClient, want map[string]wantEndpoint, bound time.Duration) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	for {
+		diff := diffListed(targetState(t, api), want)
+		if diff == "" {
+			return time.Since(t0)
+		}
+		if time.Since(t0) > bound {
+			t.Fatalf("after %s ListTargets: %s", bound, diff)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkFanOut fans out once (EACH) and once (BALANCED, 30 calls): every call
+// must reach one of want (address → pod) and every one of want must answer.
+func checkFanOut(t *testing.T, api knowingnodev1.FanOutServiceClient, want map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := api.FanOut(ctx, &knowingnodev1.FanOutRequest{Target: "sliced", Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH})
+	if err != nil {
+		t.Fatalf("FanOut EACH: %v", err)
+	}
+	got := map[string]string{}
+	for _, r := range resp.GetResults() {
+		if r.GetCode() != "OK" {
+			t.Errorf("FanOut EACH: %s: %s %s", r.GetAddress(), r.GetCode(), r.GetMessage())
+		}
+		got[r.GetAddress()] = r.GetIdentity().GetPodName()
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("FanOut EACH reached %v, want exactly the ready endpoints %v", got, want)
+	}
+	resp, err = api.FanOut(ctx, &knowingnodev1.FanOutRequest{Target: "sliced", Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED, Count: 30})
+	if err != nil {
+		t.Fatalf("FanOut BALANCED: %v", err)
+	}
+	for _, r := range resp.GetResults() {
+		if pod, ok := want[r.GetAddress()]; !ok || r.GetCode() != "OK" || r.GetIdentity().GetPodName() != pod {
+			t.Errorf("FanOut BALANCED: %d calls to %s (%s %s, pod %q), want only the ready endpoints %v",
+				r.GetCalls(), r.GetAddress(), r.GetCode(), r.GetMessage(), r.GetIdentity().GetPodName(), want)
+		}
+	}
+}
