@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,8 +15,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/proctest"
@@ -344,4 +348,119 @@ func checkFanOut(t *testing.T, api knowingnodev1.FanOutServiceClient, want map[s
 				r.GetCalls(), r.GetAddress(), r.GetCode(), r.GetMessage(), r.GetIdentity().GetPodName(), want)
 		}
 	}
+}
+
+// TestEndpointSlicesRBAC applies the endpointslices component (with the
+// base namespace, restricted Pod Security enforced) and proves least
+// privilege: its frontend's pods are admitted and mount a token, and its
+// ServiceAccount may get, list and watch EndpointSlices in its namespace and
+// nothing else, asked of the API server both through `kubectl auth can-i
+// --as` and with a real token of that account.
+func TestEndpointSlicesRBAC(t *testing.T) {
+	line := report(t, "endpointslices rbac")
+	ctx := t.Context()
+	const ns, sa = "knowingnode", "frontend-endpointslices"
+	abs := func(p string) string {
+		a, err := filepath.Abs(filepath.Join(deployDir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	dir := t.TempDir()
+	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n",
+		abs("base"), abs("components/endpointslices"))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, err := cl.Kubectl(ctx, "apply", "--server-side", "--field-manager=knowingnode-e2e", "--force-conflicts", "-k", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.TrimSpace(stderr); s != "" {
+		t.Errorf("apply warned (restricted Pod Security must hold): %s", s)
+	}
+	t.Cleanup(func() {
+		_, _, _ = cl.Kubectl(context.Background(), "delete", "-n", ns, "--ignore-not-found", "--wait=false",
+			"deployment/"+sa, "service/"+sa, "hpa/"+sa, "pdb/"+sa, "serviceaccount/"+sa,
+			"role/endpointslices-reader", "rolebinding/"+sa)
+	})
+	if _, _, err := cl.Kubectl(ctx, "rollout", "status", "-n", ns, "deployment/"+sa, "--timeout=120s"); err != nil {
+		t.Fatalf("the frontend's pods were not admitted and ready under restricted Pod Security: %v", err)
+	}
+	pods, err := cl.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "controlling=endpointslices"})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("frontend-endpointslices pods: %v (%d)", err, len(pods.Items))
+	}
+	for _, p := range pods.Items {
+		token := slices.ContainsFunc(p.Spec.Volumes, func(v corev1.Volume) bool {
+			return v.Projected != nil && slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil })
+		})
+		if p.Spec.ServiceAccountName != sa || !token {
+			t.Errorf("pod %s: service account %q, token volume %v; want %s with a token", p.Name, p.Spec.ServiceAccountName, token, sa)
+		}
+	}
+
+	as := "--as=system:serviceaccount:" + ns + ":" + sa
+	cases := []struct {
+		args  []string
+		allow bool
+	}{
+		{[]string{"get", "endpointslices.discovery.k8s.io", "-n", ns}, true},
+		{[]string{"list", "endpointslices.discovery.k8s.io", "-n", ns}, true},
+		{[]string{"watch", "endpointslices.discovery.k8s.io", "-n", ns}, true},
+		{[]string{"create", "endpointslices.discovery.k8s.io", "-n", ns}, false},
+		{[]string{"update", "endpointslices.discovery.k8s.io", "-n", ns}, false},
+		{[]string{"patch", "endpointslices.discovery.k8s.io", "-n", ns}, false},
+		{[]string{"delete", "endpointslices.discovery.k8s.io", "-n", ns}, false},
+		{[]string{"deletecollection", "endpointslices.discovery.k8s.io", "-n", ns}, false},
+		{[]string{"list", "endpointslices.discovery.k8s.io", "-n", "default"}, false},
+		{[]string{"list", "endpointslices.discovery.k8s.io", "--all-namespaces"}, false},
+		{[]string{"list", "endpoints", "-n", ns}, false},
+		{[]string{"get", "services", "-n", ns}, false},
+		{[]string{"list", "pods", "-n", ns}, false},
+		{[]string{"create", "pods/exec", "-n", ns}, false},
+		{[]string{"get", "secrets", "-n", ns}, false},
+		{[]string{"list", "configmaps", "-n", ns}, false},
+		{[]string{"create", "serviceaccounts/token", "-n", ns}, false},
+		{[]string{"list", "nodes"}, false},
+		{[]string{"*", "*", "-n", ns}, false},
+	}
+	denied := 0
+	for _, c := range cases {
+		out, _, err := cl.Kubectl(ctx, append(append([]string{"auth", "can-i"}, c.args...), as)...)
+		got := strings.TrimSpace(out) == "yes" && err == nil
+		if ans := strings.TrimSpace(out); ans != "yes" && ans != "no" {
+			t.Errorf("can-i %v: %q, %v", c.args, out, err)
+			continue
+		}
+		if got != c.allow {
+			t.Errorf("can-i %s %v: %v, want %v", as, c.args, got, c.allow)
+		}
+		if !got {
+			denied++
+		}
+	}
+
+	// The same with a real token of the account.
+	tok, _, err := cl.Kubectl(ctx, "create", "token", sa, "-n", ns, "--duration=10m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.AnonymousClientConfig(cl.REST)
+	cfg.BearerToken = strings.TrimSpace(tok)
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list EndpointSlices in %s with the account's token: %v", ns, err)
+	}
+	if _, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list pods with the account's token: %v, want Forbidden", err)
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list EndpointSlices in default with the account's token: %v, want Forbidden", err)
+	}
+	*line = fmt.Sprintf("frontend-endpointslices admitted under restricted PSS with a token; its SA may get/list/watch endpointslices in %s, denied %d of %d other verb/resource/namespace checks; a real token agrees", ns, denied, len(cases)-3)
 }
