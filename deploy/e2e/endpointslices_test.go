@@ -360,14 +360,18 @@ func TestEndpointSlicesRBAC(t *testing.T) {
 	line := report(t, "endpointslices rbac")
 	ctx := t.Context()
 	const ns, sa = "knowingnode", "frontend-endpointslices"
+	dir := t.TempDir()
+	// kustomize takes no absolute paths: reach deploy/ relative to dir.
 	abs := func(p string) string {
 		a, err := filepath.Abs(filepath.Join(deployDir, p))
+		if err == nil {
+			a, err = filepath.Rel(dir, a)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		return a
 	}
-	dir := t.TempDir()
 	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n",
 		abs("base"), abs("components/endpointslices"))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
