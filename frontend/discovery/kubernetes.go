@@ -3,6 +3,7 @@ package discovery
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -313,9 +314,10 @@ func NewKubernetesWatcher(client kubernetes.Interface, spec Spec, log *slog.Logg
 }
 
 // observe records the outcome of a list or watch. An expired resource
-// version is routine (the reflector relists), not an outage.
+// version is routine (the reflector relists), not an outage; a canceled
+// one is Close.
 func (w *KubernetesWatcher) observe(err error) {
-	if err != nil && (apierrors.IsResourceExpired(err) || apierrors.IsGone(err)) {
+	if err != nil && (apierrors.IsResourceExpired(err) || apierrors.IsGone(err) || errors.Is(err, context.Canceled)) {
 		return
 	}
 	w.mu.Lock()
