@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,7 +45,8 @@ type wantEndpoint struct {
 // cluster with --kubeconfig, at a kubernetes:/// target: a Service without a
 // selector whose hand-made EndpointSlices (several of them, overlapping,
 // IPv4 and IPv6, with not-ready and terminating endpoints, in two zones)
-// list real backend processes on loopback addresses. It checks that
+// list real backend processes on addresses of this host's loopback
+// interface. It checks that
 // ListTargets shows every endpoint with its conditions, that fan-out
 // reaches exactly the ready ones, that slice updates and deletes are
 // followed, and that while kube-apiserver is stopped the frontend keeps the
@@ -70,16 +73,17 @@ func TestEndpointSlices(t *testing.T) {
 
 	bin := buildBinaries(t)
 	bs := []*sliceBackend{
-		{pod: "be-0", ip: "127.0.15.1", node: "node-0", zone: "zone-a"},
-		{pod: "be-1", ip: "127.0.15.2", node: "node-1", zone: "zone-b"},
-		{pod: "be-2", ip: "127.0.15.3", node: "node-2", zone: "zone-a"},
-		{pod: "be-3", ip: "127.0.15.4", node: "node-1", zone: "zone-b"},
-		{pod: "be-6", ip: "::1", node: "node-0", zone: "zone-a"},
+		{pod: "be-0", ip: "198.18.15.1", node: "node-0", zone: "zone-a"},
+		{pod: "be-1", ip: "198.18.15.2", node: "node-1", zone: "zone-b"},
+		{pod: "be-2", ip: "198.18.15.3", node: "node-2", zone: "zone-a"},
+		{pod: "be-3", ip: "198.18.15.4", node: "node-1", zone: "zone-b"},
+		{pod: "be-6", ip: "fd00:15::6", node: "node-0", zone: "zone-a"},
 	}
 	for _, b := range bs {
+		addLocalAddr(t, b.ip)
 		p := proctest.Start(t, filepath.Join(bin, "backend"),
 			[]string{"POD_NAME=" + b.pod, "POD_NAMESPACE=" + ns, "NODE_NAME=" + b.node, "POD_IP=" + b.ip, "DRAIN_DELAY=0s"},
-			"--grpc-addr", strings.Replace(b.ip+":0", "::1:0", "[::1]:0", 1), "--admin-addr", "", "--downward-dir", "")
+			"--grpc-addr", net.JoinHostPort(b.ip, "0"), "--admin-addr", "", "--downward-dir", "")
 		b.addr = p.Addrs["grpc"]
 		if b.addr == "" {
 			t.Fatalf("backend %s logged no grpc address: %v", b.pod, p.Addrs)
@@ -242,6 +246,30 @@ func TestEndpointSlices(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// addLocalAddr puts ip on the loopback interface for the test: the API
+// server refuses loopback addresses (127/8, ::1) in EndpointSlices, so the
+// backends listen on addresses of a range that is never routed (198.18/15,
+// RFC 2544; fd00::/8, unique local), which still carry traffic only inside
+// this host. Needs CAP_NET_ADMIN, as the real-node suite does.
+func addLocalAddr(t *testing.T, ip string) {
+	t.Helper()
+	prefix, extra := "/32", []string{}
+	if strings.Contains(ip, ":") {
+		prefix, extra = "/128", []string{"nodad"}
+	}
+	args := append([]string{"addr", "add", ip + prefix, "dev", "lo"}, extra...)
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "File exists") {
+		t.Fatalf("ip %s: %v: %s (EndpointSlices refuse loopback addresses, so the test adds its own to lo; it needs CAP_NET_ADMIN)",
+			strings.Join(args, " "), err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "addr", "del", ip+prefix, "dev", "lo").CombinedOutput(); err != nil {
+			t.Errorf("ip addr del %s dev lo: %v: %s", ip+prefix, err, out)
+		}
+	})
+}
 
 func portOf(t *testing.T, addr string) int32 {
 	t.Helper()
