@@ -451,10 +451,10 @@ func TestEndpointSlicesRBAC(t *testing.T) {
 		{[]string{"list", "endpoints", "-n", ns}, false},
 		{[]string{"get", "services", "-n", ns}, false},
 		{[]string{"list", "pods", "-n", ns}, false},
-		{[]string{"create", "pods/exec", "-n", ns}, false},
+		{[]string{"create", "pods", "--subresource=exec", "-n", ns}, false},
 		{[]string{"get", "secrets", "-n", ns}, false},
 		{[]string{"list", "configmaps", "-n", ns}, false},
-		{[]string{"create", "serviceaccounts/token", "-n", ns}, false},
+		{[]string{"create", "serviceaccounts", "--subresource=token", "-n", ns}, false},
 		{[]string{"list", "nodes"}, false},
 		{[]string{"*", "*", "-n", ns}, false},
 	}
