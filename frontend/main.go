@@ -41,6 +41,7 @@ type flags struct {
 	maxBackendCalls int
 	allowCrossSite  bool
 	load            load.Options
+	kubeconfig      string
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -85,7 +86,7 @@ func parseFlags(args []string) *flags {
 	// The admin port is off by default: /metrics is on the HTTP port too.
 	f.tier.Register(s, "")
 	s.String(&f.httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address: REST gateway, browser page, probes, /metrics")
-	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N] or static:///host:port,...")
+	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N], static:///host:port,... or kubernetes:///service.namespace:port")
 	s.String(&f.defaultTarget, "default-target", "DEFAULT_TARGET", "", "target used when a request names none (default: the first)")
 	s.Duration(&f.refreshInterval, "refresh-interval", "REFRESH_INTERVAL", 5*time.Second, "how often discovery re-resolves each target")
 	s.Duration(&f.backendTimeout, "backend-timeout", "BACKEND_TIMEOUT", 2*time.Second, "timeout of one call to one backend")
@@ -97,6 +98,7 @@ func parseFlags(args []string) *flags {
 	s.Int(&f.maxBackendCalls, "max-backend-calls", "MAX_BACKEND_CALLS", 256, "backend calls in flight over all fan-outs; a fan-out reserves min(fanout-concurrency, its calls) and is refused with RESOURCE_EXHAUSTED (HTTP 429) when they do not fit")
 	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let cross-site browser requests (Sec-Fetch-Site: cross-site, or a foreign Origin) call the fan-out REST API")
 	f.load.Register(s)
+	s.String(&f.kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig for kubernetes:/// targets when running outside a cluster (default: the pod's service account)")
 	s.ParseOrExit(args, f.tier.Validate, f.load.Validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
@@ -169,9 +171,12 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	// Discovery outlives requests but not the process: it stops after the
 	// servers and the fan-outs.
 	discCtx, stopDiscovery := context.WithCancel(context.Background())
+	sources := &discovery.Sources{Kubeconfig: f.kubeconfig, Logger: log}
 	t.AtStop("discovery", 500*time.Millisecond, func(ctx context.Context) error {
 		stopDiscovery()
-		return waitGroup(ctx, &disc)
+		err := waitGroup(ctx, &disc)
+		sources.Close()
+		return err
 	})
 	t.AtStop("pools", 500*time.Millisecond, func(context.Context) error {
 		for _, p := range pools {
@@ -180,12 +185,16 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		return nil
 	})
 	for _, spec := range f.targets.specs {
+		src, err := sources.For(spec)
+		if err != nil {
+			return err
+		}
 		pool, err := fanout.NewPool(spec.Name, f.backendTimeout+time.Second, log, dialOpts...)
 		if err != nil {
 			return err
 		}
 		pools = append(pools, pool)
-		target := discovery.NewTarget(spec, discovery.NewResolver(discovery.NetLookuper(spec.Server)), discovery.TargetOptions{
+		target := discovery.NewTarget(spec, src, discovery.TargetOptions{
 			Interval: f.refreshInterval,
 			Logger:   log,
 			OnUpdate: pool.Update,

@@ -1,6 +1,7 @@
 // Package discovery finds a target's backends through DNS, the way a pod in
 // the cluster would: the A/AAAA records of a Service, the SRV records of a
-// headless Service's named port, or a StatefulSet's per-pod names.
+// headless Service's named port, or a StatefulSet's per-pod names; or from
+// the API server, by watching a Service's EndpointSlices (kubernetes.go).
 package discovery
 
 import (
@@ -18,7 +19,14 @@ import (
 type Endpoint struct {
 	Addr    string // host:port, as dialed
 	DNSName string // empty for static addresses
+	// Slice is what the EndpointSlices say of it; zero unless the target
+	// is a kubernetes:/// one.
+	Slice SliceInfo
 }
+
+// Callable reports whether fan-out should call the endpoint: DNS lists only
+// ready endpoints, EndpointSlices list every one with its conditions.
+func (e Endpoint) Callable() bool { return !e.Slice.Known || e.Slice.Ready }
 
 // Lookuper is the part of *net.Resolver discovery uses.
 type Lookuper interface {

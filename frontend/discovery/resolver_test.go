@@ -59,14 +59,14 @@ func TestResolveAgainstClusterDNS(t *testing.T) {
 		clusterdns.Service{Namespace: "ns", Name: "empty", ClusterIP: "None", Ports: grpcPort},
 	)
 	headless := []Endpoint{
-		{"10.244.0.10:9090", "web.ns.svc.cluster.local"},
-		{"10.244.0.11:9090", "web.ns.svc.cluster.local"},
-		{"10.244.0.12:9090", "web.ns.svc.cluster.local"},
+		{Addr: "10.244.0.10:9090", DNSName: "web.ns.svc.cluster.local"},
+		{Addr: "10.244.0.11:9090", DNSName: "web.ns.svc.cluster.local"},
+		{Addr: "10.244.0.12:9090", DNSName: "web.ns.svc.cluster.local"},
 	}
 	perPod := []Endpoint{
-		{"10.244.0.10:9090", "web-0.web.ns.svc.cluster.local"},
-		{"10.244.0.11:9090", "web-1.web.ns.svc.cluster.local"},
-		{"10.244.0.12:9090", "web-2.web.ns.svc.cluster.local"},
+		{Addr: "10.244.0.10:9090", DNSName: "web-0.web.ns.svc.cluster.local"},
+		{Addr: "10.244.0.11:9090", DNSName: "web-1.web.ns.svc.cluster.local"},
+		{Addr: "10.244.0.12:9090", DNSName: "web-2.web.ns.svc.cluster.local"},
 	}
 	cases := []struct {
 		name, target string
@@ -74,12 +74,12 @@ func TestResolveAgainstClusterDNS(t *testing.T) {
 		noRecords    bool
 	}{
 		{"ClusterIP A is the VIP", "t=dns://SERVER/vip.ns.svc.cluster.local:9090",
-			[]Endpoint{{"10.96.0.20:9090", "vip.ns.svc.cluster.local"}}, false},
+			[]Endpoint{{Addr: "10.96.0.20:9090", DNSName: "vip.ns.svc.cluster.local"}}, false},
 		{"headless A is every ready pod", "t=dns://SERVER/web.ns.svc.cluster.local:9090", headless, false},
 		{"SRV of a headless named port", "t=srv://SERVER/_grpc._tcp.web.ns.svc.cluster.local", perPod, false},
 		{"SRV names pods without hostname by dashed IP", "t=srv://SERVER/_grpc._tcp.ds.ns.svc.cluster.local", []Endpoint{
-			{"10.244.1.7:9090", "10-244-1-7.ds.ns.svc.cluster.local"},
-			{"10.244.2.9:9090", "10-244-2-9.ds.ns.svc.cluster.local"},
+			{Addr: "10.244.1.7:9090", DNSName: "10-244-1-7.ds.ns.svc.cluster.local"},
+			{Addr: "10.244.2.9:9090", DNSName: "10-244-2-9.ds.ns.svc.cluster.local"},
 		}, false},
 		{"StatefulSet ordinals from SRV", "t=statefulset://SERVER/web.web.ns.svc.cluster.local:9090", perPod, false},
 		{"StatefulSet ordinals from replicas", "t=statefulset://SERVER/web.web.ns.svc.cluster.local:9090?replicas=2", perPod[:2], false},

@@ -18,6 +18,7 @@ const (
 	SRV         QType = "srv"         // SRV of a headless Service's named port
 	StatefulSet QType = "statefulset" // <sts>-<ordinal>.<service> per-pod names
 	Static      QType = "static"      // a fixed address list
+	Kubernetes  QType = "kubernetes"  // a Service's EndpointSlices, from the API server
 )
 
 // Limits of a spec.
@@ -43,6 +44,10 @@ type Spec struct {
 	PortName    string // StatefulSet without Replicas: the named port whose SRV lists the pods
 
 	Addrs []string // Static
+
+	// Kubernetes: the Service is Host, in Namespace; Port is a port name
+	// or number.
+	Namespace string
 }
 
 var targetName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -53,6 +58,7 @@ var targetName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 //	srv://[server]/_<port>._tcp.<service>.<namespace>.svc.<zone>
 //	statefulset://[server]/<sts>.<service>.<namespace>.svc.<zone>:<port>[?replicas=N][&port-name=grpc]
 //	static:///<host:port>[,<host:port>...]
+//	kubernetes:///<service>.<namespace>:<port name or number>
 func ParseTarget(s string) (Spec, error) {
 	name, raw, ok := strings.Cut(s, "=")
 	if !ok {
@@ -86,6 +92,9 @@ func ParseSpec(raw string) (Spec, error) {
 	if u.Host != "" {
 		if sp.QType == Static {
 			return sp, fmt.Errorf("spec %q: static targets take no DNS server (write static:///addr,addr)", sp.Raw)
+		}
+		if sp.QType == Kubernetes {
+			return sp, fmt.Errorf("spec %q: kubernetes targets take no server: the API server comes from --kubeconfig or the in-cluster config (write kubernetes:///service.namespace:port)", sp.Raw)
 		}
 		if sp.Server, err = hostPort(u.Host, "53"); err != nil {
 			return sp, fmt.Errorf("spec %q: DNS server: %w", sp.Raw, err)
@@ -139,8 +148,12 @@ func ParseSpec(raw string) (Spec, error) {
 		if len(sp.Addrs) > MaxStatic {
 			return sp, fmt.Errorf("spec %q: %d addresses, at most %d", sp.Raw, len(sp.Addrs), MaxStatic)
 		}
+	case Kubernetes:
+		if err := parseKubernetes(&sp, path); err != nil {
+			return sp, fmt.Errorf("spec %q: %w", sp.Raw, err)
+		}
 	default:
-		return sp, fmt.Errorf("spec %q: unknown scheme %q: want dns, srv, statefulset or static", sp.Raw, u.Scheme)
+		return sp, fmt.Errorf("spec %q: unknown scheme %q: want dns, srv, statefulset, static or kubernetes", sp.Raw, u.Scheme)
 	}
 	for k := range q {
 		if !allowed[k] {
@@ -160,6 +173,8 @@ func (s Spec) Query() string {
 		return fmt.Sprintf("_%s._tcp.%s -> %s-<i>.%s", s.PortName, s.Host, s.StatefulSet, s.Host)
 	case Static:
 		return strings.Join(s.Addrs, ",")
+	case Kubernetes:
+		return kubernetesQuery(s)
 	}
 	return s.Host
 }

@@ -20,12 +20,24 @@ type State struct {
 	RefreshErrors int64
 }
 
+// Source finds a spec's endpoints: a *Resolver asks DNS each time; a
+// *KubernetesWatcher answers from the EndpointSlices it watches.
+type Source interface {
+	Resolve(ctx context.Context, spec Spec) ([]Endpoint, error)
+}
+
+// changeNotifier is a Source that says when its answer may have changed,
+// so the Target refreshes at once instead of at the next tick.
+type changeNotifier interface {
+	Changes() <-chan struct{}
+}
+
 // Target keeps a spec's endpoints fresh: it re-resolves every interval, and
 // sooner when asked (after failed calls). A failed lookup keeps the last good
 // endpoints; an authoritative "no such name" empties them.
 type Target struct {
 	spec     Spec
-	res      *Resolver
+	res      Source
 	interval time.Duration
 	minGap   time.Duration // between early refreshes, so failures cannot hammer DNS
 	timeout  time.Duration // of one refresh
@@ -42,13 +54,14 @@ type TargetOptions struct {
 	Interval time.Duration // periodic re-resolution; required
 	Timeout  time.Duration // of one refresh; default min(Interval, 5s)
 	Logger   *slog.Logger
-	// OnUpdate is called, from the refreshing goroutine, with the endpoints
-	// after every refresh that changed them.
+	// OnUpdate is called, from the refreshing goroutine, with the callable
+	// endpoints (see Endpoint.Callable) after every refresh that changed
+	// the set.
 	OnUpdate func([]Endpoint)
 }
 
 // NewTarget returns a Target for spec, resolving through res.
-func NewTarget(spec Spec, res *Resolver, o TargetOptions) *Target {
+func NewTarget(spec Spec, res Source, o TargetOptions) *Target {
 	if o.Timeout <= 0 {
 		o.Timeout = min(o.Interval, 5*time.Second)
 	}
@@ -91,11 +104,16 @@ func (t *Target) Run(ctx context.Context) {
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
 	last := time.Now()
+	var changes <-chan struct{} // nil, never ready, for DNS
+	if n, ok := t.res.(changeNotifier); ok {
+		changes = n.Changes()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-changes:
 		case <-t.kick:
 			if wait := t.minGap - time.Since(last); wait > 0 {
 				select {
@@ -147,8 +165,17 @@ func (t *Target) Refresh(ctx context.Context) error {
 	if changed {
 		t.log.Info("discovered endpoints changed", "query", t.spec.Query(), "endpoints", len(cur))
 		if t.onUpdate != nil {
-			t.onUpdate(cur)
+			t.onUpdate(callable(cur))
 		}
 	}
 	return err
+}
+
+// callable returns the endpoints fan-out should call, eps itself when that
+// is all of them.
+func callable(eps []Endpoint) []Endpoint {
+	if !slices.ContainsFunc(eps, func(e Endpoint) bool { return !e.Callable() }) {
+		return eps
+	}
+	return slices.DeleteFunc(slices.Clone(eps), func(e Endpoint) bool { return !e.Callable() })
 }

@@ -611,7 +611,7 @@ func (e *entry) state() *knowingnodev1.TargetState {
 		RefreshErrors: st.RefreshErrors,
 	}
 	for _, ep := range st.Endpoints {
-		ts.Endpoints = append(ts.Endpoints, &knowingnodev1.Endpoint{Address: ep.Addr, DnsName: ep.DNSName})
+		ts.Endpoints = append(ts.Endpoints, endpointMessage(ep))
 	}
 	if !st.LastRefresh.IsZero() {
 		ts.LastRefresh = timestamppb.New(st.LastRefresh)
@@ -636,6 +636,8 @@ func modeOf(q discovery.QType) knowingnodev1.DiscoveryMode {
 		return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_STATEFULSET
 	case discovery.Static:
 		return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_STATIC
+	case discovery.Kubernetes:
+		return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_KUBERNETES
 	}
 	return knowingnodev1.DiscoveryMode_DISCOVERY_MODE_UNSPECIFIED
 }

@@ -91,6 +91,8 @@ const (
 	DiscoveryMode_DISCOVERY_MODE_STATEFULSET DiscoveryMode = 3
 	// A fixed list of addresses.
 	DiscoveryMode_DISCOVERY_MODE_STATIC DiscoveryMode = 4
+	// A Service's EndpointSlices, watched through the API server.
+	DiscoveryMode_DISCOVERY_MODE_KUBERNETES DiscoveryMode = 5
 )
 
 // Enum value maps for DiscoveryMode.
@@ -101,6 +103,7 @@ var (
 		2: "DISCOVERY_MODE_SRV",
 		3: "DISCOVERY_MODE_STATEFULSET",
 		4: "DISCOVERY_MODE_STATIC",
+		5: "DISCOVERY_MODE_KUBERNETES",
 	}
 	DiscoveryMode_value = map[string]int32{
 		"DISCOVERY_MODE_UNSPECIFIED": 0,
@@ -108,6 +111,7 @@ var (
 		"DISCOVERY_MODE_SRV":         2,
 		"DISCOVERY_MODE_STATEFULSET": 3,
 		"DISCOVERY_MODE_STATIC":      4,
+		"DISCOVERY_MODE_KUBERNETES":  5,
 	}
 )
 
@@ -765,7 +769,10 @@ type Endpoint struct {
 	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// The DNS name the address came from (the SRV target, the per-pod name, or
 	// the Service name).
-	DnsName       string `protobuf:"bytes,2,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
+	DnsName string `protobuf:"bytes,2,opt,name=dns_name,json=dnsName,proto3" json:"dns_name,omitempty"`
+	// What the Service's EndpointSlices say of it; only for kubernetes targets,
+	// which list every endpoint, ready or not (fan-out calls the ready ones).
+	Slice         *EndpointSliceInfo `protobuf:"bytes,3,opt,name=slice,proto3" json:"slice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -812,6 +819,136 @@ func (x *Endpoint) GetDnsName() string {
 		return x.DnsName
 	}
 	return ""
+}
+
+func (x *Endpoint) GetSlice() *EndpointSliceInfo {
+	if x != nil {
+		return x.Slice
+	}
+	return nil
+}
+
+// EndpointSliceInfo is one endpoint as the EndpointSlices of its Service hold it.
+type EndpointSliceInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint's conditions; an unset condition reads as the API defines
+	// (ready and serving: true, terminating: false).
+	Ready       bool   `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
+	Serving     bool   `protobuf:"varint,2,opt,name=serving,proto3" json:"serving,omitempty"`
+	Terminating bool   `protobuf:"varint,3,opt,name=terminating,proto3" json:"terminating,omitempty"`
+	NodeName    string `protobuf:"bytes,4,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	Zone        string `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
+	Hostname    string `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// The object behind the endpoint, "<Kind>/<name>", e.g. "Pod/backend-0".
+	TargetRef string `protobuf:"bytes,7,opt,name=target_ref,json=targetRef,proto3" json:"target_ref,omitempty"`
+	// Topology hints: the zones and nodes that should use this endpoint.
+	HintZones []string `protobuf:"bytes,8,rep,name=hint_zones,json=hintZones,proto3" json:"hint_zones,omitempty"`
+	HintNodes []string `protobuf:"bytes,9,rep,name=hint_nodes,json=hintNodes,proto3" json:"hint_nodes,omitempty"`
+	// The EndpointSlices that list this address: more than one while the
+	// controller moves an endpoint from one slice to another.
+	Slices        []string `protobuf:"bytes,10,rep,name=slices,proto3" json:"slices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointSliceInfo) Reset() {
+	*x = EndpointSliceInfo{}
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointSliceInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointSliceInfo) ProtoMessage() {}
+
+func (x *EndpointSliceInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointSliceInfo.ProtoReflect.Descriptor instead.
+func (*EndpointSliceInfo) Descriptor() ([]byte, []int) {
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EndpointSliceInfo) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *EndpointSliceInfo) GetServing() bool {
+	if x != nil {
+		return x.Serving
+	}
+	return false
+}
+
+func (x *EndpointSliceInfo) GetTerminating() bool {
+	if x != nil {
+		return x.Terminating
+	}
+	return false
+}
+
+func (x *EndpointSliceInfo) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *EndpointSliceInfo) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+func (x *EndpointSliceInfo) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *EndpointSliceInfo) GetTargetRef() string {
+	if x != nil {
+		return x.TargetRef
+	}
+	return ""
+}
+
+func (x *EndpointSliceInfo) GetHintZones() []string {
+	if x != nil {
+		return x.HintZones
+	}
+	return nil
+}
+
+func (x *EndpointSliceInfo) GetHintNodes() []string {
+	if x != nil {
+		return x.HintNodes
+	}
+	return nil
+}
+
+func (x *EndpointSliceInfo) GetSlices() []string {
+	if x != nil {
+		return x.Slices
+	}
+	return nil
 }
 
 var File_knowingnode_v1_fanout_proto protoreflect.FileDescriptor
@@ -885,21 +1022,38 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"last_error\x18\t \x01(\tR\tlastError\x12\x1c\n" +
 	"\trefreshes\x18\n" +
 	" \x01(\x03R\trefreshes\x12%\n" +
-	"\x0erefresh_errors\x18\v \x01(\x03R\rrefreshErrors\"?\n" +
+	"\x0erefresh_errors\x18\v \x01(\x03R\rrefreshErrors\"x\n" +
 	"\bEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x19\n" +
-	"\bdns_name\x18\x02 \x01(\tR\adnsName*\\\n" +
+	"\bdns_name\x18\x02 \x01(\tR\adnsName\x127\n" +
+	"\x05slice\x18\x03 \x01(\v2!.knowingnode.v1.EndpointSliceInfoR\x05slice\"\xa7\x02\n" +
+	"\x11EndpointSliceInfo\x12\x14\n" +
+	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x18\n" +
+	"\aserving\x18\x02 \x01(\bR\aserving\x12 \n" +
+	"\vterminating\x18\x03 \x01(\bR\vterminating\x12\x1b\n" +
+	"\tnode_name\x18\x04 \x01(\tR\bnodeName\x12\x12\n" +
+	"\x04zone\x18\x05 \x01(\tR\x04zone\x12\x1a\n" +
+	"\bhostname\x18\x06 \x01(\tR\bhostname\x12\x1d\n" +
+	"\n" +
+	"target_ref\x18\a \x01(\tR\ttargetRef\x12\x1d\n" +
+	"\n" +
+	"hint_zones\x18\b \x03(\tR\thintZones\x12\x1d\n" +
+	"\n" +
+	"hint_nodes\x18\t \x03(\tR\thintNodes\x12\x16\n" +
+	"\x06slices\x18\n" +
+	" \x03(\tR\x06slices*\\\n" +
 	"\n" +
 	"FanOutMode\x12\x1c\n" +
 	"\x18FAN_OUT_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11FAN_OUT_MODE_EACH\x10\x01\x12\x19\n" +
-	"\x15FAN_OUT_MODE_BALANCED\x10\x02*\x9a\x01\n" +
+	"\x15FAN_OUT_MODE_BALANCED\x10\x02*\xb9\x01\n" +
 	"\rDiscoveryMode\x12\x1e\n" +
 	"\x1aDISCOVERY_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DISCOVERY_MODE_DNS\x10\x01\x12\x16\n" +
 	"\x12DISCOVERY_MODE_SRV\x10\x02\x12\x1e\n" +
 	"\x1aDISCOVERY_MODE_STATEFULSET\x10\x03\x12\x19\n" +
-	"\x15DISCOVERY_MODE_STATIC\x10\x042\xb0\x01\n" +
+	"\x15DISCOVERY_MODE_STATIC\x10\x04\x12\x1d\n" +
+	"\x19DISCOVERY_MODE_KUBERNETES\x10\x052\xb0\x01\n" +
 	"\rFanOutService\x12G\n" +
 	"\x06FanOut\x12\x1d.knowingnode.v1.FanOutRequest\x1a\x1e.knowingnode.v1.FanOutResponse\x12V\n" +
 	"\vListTargets\x12\".knowingnode.v1.ListTargetsRequest\x1a#.knowingnode.v1.ListTargetsResponseBEZCgithub.com/knowingnode/knowingnode/gen/knowingnode/v1;knowingnodev1b\x06proto3"
@@ -917,7 +1071,7 @@ func file_knowingnode_v1_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_knowingnode_v1_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(FanOutMode)(0),               // 0: knowingnode.v1.FanOutMode
 	(DiscoveryMode)(0),            // 1: knowingnode.v1.DiscoveryMode
@@ -929,45 +1083,47 @@ var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(*ListTargetsResponse)(nil),   // 7: knowingnode.v1.ListTargetsResponse
 	(*TargetState)(nil),           // 8: knowingnode.v1.TargetState
 	(*Endpoint)(nil),              // 9: knowingnode.v1.Endpoint
-	nil,                           // 10: knowingnode.v1.FanOutSummary.ByNodeEntry
-	nil,                           // 11: knowingnode.v1.FanOutSummary.ByPodEntry
-	nil,                           // 12: knowingnode.v1.FanOutSummary.ByCodeEntry
-	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
-	(*Identity)(nil),              // 14: knowingnode.v1.Identity
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*EndpointSliceInfo)(nil),     // 10: knowingnode.v1.EndpointSliceInfo
+	nil,                           // 11: knowingnode.v1.FanOutSummary.ByNodeEntry
+	nil,                           // 12: knowingnode.v1.FanOutSummary.ByPodEntry
+	nil,                           // 13: knowingnode.v1.FanOutSummary.ByCodeEntry
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*Identity)(nil),              // 15: knowingnode.v1.Identity
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_knowingnode_v1_fanout_proto_depIdxs = []int32{
 	0,  // 0: knowingnode.v1.FanOutRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	13, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
-	14, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
+	14, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
+	15, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
 	0,  // 3: knowingnode.v1.FanOutResponse.mode:type_name -> knowingnode.v1.FanOutMode
 	4,  // 4: knowingnode.v1.FanOutResponse.results:type_name -> knowingnode.v1.BackendResult
 	5,  // 5: knowingnode.v1.FanOutResponse.summary:type_name -> knowingnode.v1.FanOutSummary
 	8,  // 6: knowingnode.v1.FanOutResponse.discovery:type_name -> knowingnode.v1.TargetState
-	14, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
-	13, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
-	10, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
-	11, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
-	12, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
-	13, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
-	13, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
-	13, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
-	13, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
-	13, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
+	15, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
+	14, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
+	11, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
+	12, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
+	13, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
+	14, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
+	14, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
+	14, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
+	14, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
+	14, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
 	8,  // 17: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
 	1,  // 18: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
 	9,  // 19: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
-	15, // 20: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
-	15, // 21: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
-	2,  // 22: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
-	6,  // 23: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
-	3,  // 24: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
-	7,  // 25: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
-	24, // [24:26] is the sub-list for method output_type
-	22, // [22:24] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	16, // 20: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
+	16, // 21: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
+	10, // 22: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
+	2,  // 23: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
+	6,  // 24: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
+	3,  // 25: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
+	7,  // 26: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
+	25, // [25:27] is the sub-list for method output_type
+	23, // [23:25] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_knowingnode_v1_fanout_proto_init() }
@@ -982,7 +1138,7 @@ func file_knowingnode_v1_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knowingnode_v1_fanout_proto_rawDesc), len(file_knowingnode_v1_fanout_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
