@@ -12,10 +12,12 @@ export CGO_ENABLED ?= 0
 
 all: build
 
-## generate: regenerate gen/ from proto/ (Go, gRPC, gateway, OpenAPI)
+## generate: regenerate gen/ from proto/ (Go, gRPC, gateway, OpenAPI, and
+## the descriptor set with comments that reflection serves)
 generate:
 	rm -rf gen/knowingnode gen/openapi/knowingnode.swagger.json
 	$(BUF) generate
+	$(BUF) build --as-file-descriptor-set -o gen/descriptor/knowingnode.binpb
 
 ## check-generate: fail when gen/ differs from what proto/ generates
 check-generate:
@@ -23,6 +25,8 @@ check-generate:
 	$(BUF) generate -o $$tmp && \
 	diff -r $$tmp/gen/knowingnode gen/knowingnode && \
 	diff $$tmp/gen/openapi/knowingnode.swagger.json gen/openapi/knowingnode.swagger.json && \
+	$(BUF) build --as-file-descriptor-set -o $$tmp/knowingnode.binpb && \
+	cmp $$tmp/knowingnode.binpb gen/descriptor/knowingnode.binpb && \
 	echo "gen/ is up to date"
 
 ## lint: gofmt, go vet, buf lint, buf breaking against main
