@@ -41,7 +41,7 @@ lint:
 
 ## build: static binaries in bin/
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./backend ./frontend
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./backend ./frontend ./check
 
 ## test: every test: generated code, lint, unit and integration, browser, e2e.
 ## Installs the pinned Debian packages the tests need first (make deps).
