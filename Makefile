@@ -45,7 +45,13 @@ build:
 
 ## test: every test: generated code, lint, unit and integration, browser, e2e.
 ## Installs the pinned Debian packages the tests need first (make deps).
-test: deps check-generate lint unit e2e
+test: deps check-generate lint unit helm e2e
+
+## helm: the chart in deploy/helm: helm lint --strict, schema, Pod Security,
+## and rendered equal to every kustomize overlay (its own module)
+.PHONY: helm
+helm:
+	cd deploy/helm && $(GO) test -count=1 ./...
 
 ## deps: the pinned Debian packages in tools/debian-packages.txt, installed with
 ## apt when missing (Chromium for the browser tests; containerd, runc, CNI

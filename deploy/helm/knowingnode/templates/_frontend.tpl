@@ -67,12 +67,14 @@ spec:
               containerPort: 9090
               protocol: TCP
           env:
+            # First, where the overlays' patch puts it: the chart test
+            # compares env in order.
+            - name: TARGETS
+              value: {{ .fe.targets | default .targets | quote }}
             - name: HTTP_ADDR
               value: ":8080"
             - name: GRPC_ADDR
               value: ":9090"
-            - name: TARGETS
-              value: {{ .fe.targets | default .targets | quote }}
             - name: REFRESH_INTERVAL
               value: {{ $v.frontend.refreshInterval | quote }}
             - name: DRAIN_DELAY
