@@ -12,10 +12,12 @@ export CGO_ENABLED ?= 0
 
 all: build
 
-## generate: regenerate gen/ from proto/ (Go, gRPC, gateway, OpenAPI)
+## generate: regenerate gen/ from proto/ (Go, gRPC, gateway, OpenAPI, and
+## the descriptor set with comments that reflection serves)
 generate:
 	rm -rf gen/knowingnode gen/openapi/knowingnode.swagger.json
 	$(BUF) generate
+	$(BUF) build --as-file-descriptor-set -o gen/descriptor/knowingnode.binpb
 
 ## check-generate: fail when gen/ differs from what proto/ generates
 check-generate:
@@ -23,6 +25,8 @@ check-generate:
 	$(BUF) generate -o $$tmp && \
 	diff -r $$tmp/gen/knowingnode gen/knowingnode && \
 	diff $$tmp/gen/openapi/knowingnode.swagger.json gen/openapi/knowingnode.swagger.json && \
+	$(BUF) build --as-file-descriptor-set -o $$tmp/knowingnode.binpb && \
+	cmp $$tmp/knowingnode.binpb gen/descriptor/knowingnode.binpb && \
 	echo "gen/ is up to date"
 
 ## lint: gofmt, go vet, buf lint, buf breaking against main
@@ -37,11 +41,18 @@ lint:
 
 ## build: static binaries in bin/
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./backend ./frontend ./loadtest/cmd/load
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./backend ./frontend ./loadtest/cmd/load ./check
 
-## test: every test: generated code, lint, unit and integration, browser, e2e.
-## Installs the pinned Debian packages the tests need first (make deps).
-test: deps check-generate lint unit fuzz e2e
+## test: every test: generated code, lint, unit and integration, browser,
+## fuzzing, the Helm chart, e2e. Installs the pinned Debian packages the tests
+## need first (make deps).
+test: deps check-generate lint unit fuzz helm e2e
+
+## helm: the chart in deploy/helm: helm lint --strict, schema, Pod Security,
+## and rendered equal to every kustomize overlay (its own module)
+.PHONY: helm
+helm:
+	cd deploy/helm && $(GO) test -count=1 ./...
 
 ## deps: the pinned Debian packages in tools/debian-packages.txt, installed with
 ## apt when missing (Chromium for the browser tests; containerd, runc, CNI

@@ -29,11 +29,11 @@ import (
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./backend", "./frontend")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./backend", "./frontend", "./check", "./loadtest/cmd/load")
 	cmd.Dir = "../.."
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./backend ./frontend: %v\n%s", err, out)
+		t.Fatalf("go build ./backend ./frontend ./check ./loadtest/cmd/load: %v\n%s", err, out)
 	}
 	return dir
 }
@@ -91,13 +91,13 @@ func TestImage(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	want := []string{"etc/group", "etc/passwd", "usr/local/bin/backend", "usr/local/bin/frontend"}
+	want := []string{"etc/group", "etc/passwd", "usr/local/bin/backend", "usr/local/bin/check", "usr/local/bin/frontend", "usr/local/bin/load"}
 	if !slices.Equal(names, want) {
 		t.Errorf("regular files = %q, want %q", names, want)
 	}
 
 	// Both binaries are static and run: -h prints their own usage.
-	for _, b := range []string{"backend", "frontend"} {
+	for _, b := range []string{"backend", "frontend", "check", "load"} {
 		f := files["usr/local/bin/"+b]
 		if f.mode != 0o755 || f.uid != 0 {
 			t.Errorf("%s: mode %o uid %d, want 0755 root-owned", b, f.mode, f.uid)
@@ -291,7 +291,7 @@ func TestDockerfileAgrees(t *testing.T) {
 			buildCmds = append(buildCmds, strings.Join(r.CmdLine, " "))
 		}
 	}
-	if all := strings.Join(buildCmds, "\n"); !strings.Contains(all, "CGO_ENABLED=0") || !strings.Contains(all, "./backend ./frontend") {
+	if all := strings.Join(buildCmds, "\n"); !strings.Contains(all, "CGO_ENABLED=0") || !strings.Contains(all, "./backend ./frontend ./check ./loadtest/cmd/load") {
 		t.Errorf("the build stage does not build ./backend ./frontend statically:\n%s", all)
 	}
 
@@ -323,7 +323,7 @@ func TestDockerfileAgrees(t *testing.T) {
 			exposed = append(exposed, c.Ports...)
 		case *instructions.CopyCommand:
 			if c.From == build.Name && c.DestPath == BinDir+"/" && c.Chmod == "0755" &&
-				slices.Equal(c.SourcePaths, []string{"/out/backend", "/out/frontend"}) {
+				slices.Equal(c.SourcePaths, []string{"/out/backend", "/out/frontend", "/out/check", "/out/load"}) {
 				binsCopied = true
 			}
 		}

@@ -4,7 +4,7 @@
 // docker-archive tarball with a tag (`ctr -n k8s.io images import` and
 // `docker load` take it) and, optionally, an OCI image layout directory.
 //
-//	CGO_ENABLED=0 go build -o bin/ ./backend ./frontend
+//	CGO_ENABLED=0 go build -o bin/ ./backend ./frontend ./check ./loadtest/cmd/load
 //	cd deploy/image && go run . -bin ../../bin -o ../../bin/knowingnode.tar
 package main
 
@@ -57,6 +57,10 @@ func run(bin, tag, out, ociDir, arch, version, revision string) (v1.Hash, error)
 		Binaries: map[string]string{
 			"backend":  filepath.Join(bin, "backend"),
 			"frontend": filepath.Join(bin, "frontend"),
+			// The chart's `helm test` pod runs it (deploy/helm).
+			"check": filepath.Join(bin, "check"),
+			// The load component's Job runs it (deploy/components/loadtest).
+			"load": filepath.Join(bin, "load"),
 		},
 		OS:      "linux",
 		Arch:    arch,

@@ -25,8 +25,9 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+
+	"github.com/knowingnode/knowingnode/internal/apidoc"
 )
 
 // Option adds to the gRPC server a binary builds.
@@ -127,8 +128,12 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		stopWatchers: stopWatchers,
 	}
 	healthpb.RegisterHealthServer(s.GRPC, watchEnder{Server: s.Health, stopping: stopping})
+	// Reflection with the proto comments, so `grpcurl describe` documents.
 	if !cfg.NoReflection {
-		reflection.Register(s.GRPC)
+		if err := apidoc.Register(s.GRPC); err != nil {
+			lis.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -212,6 +217,11 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	// Each service by name too (grpc-health-probe -service=...); Shutdown
+	// turns them all NOT_SERVING with "".
+	for name := range s.GRPC.GetServiceInfo() {
+		s.Health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	s.ready.Store(true)
 	s.log.Info("serving", "addrs", s.Addrs())
 

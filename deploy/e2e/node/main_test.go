@@ -230,7 +230,7 @@ func setup() error {
 			return err
 		}},
 		{"project binaries + grpcurl", func() error {
-			if err := proc.BuildTo(filepath.Join(work, "bin")); err != nil {
+			if err := proc.BuildTo(filepath.Join(work, "bin"), proc.ImageBinaries...); err != nil {
 				return err
 			}
 			grpcurlP = filepath.Join(work, "grpcurl")

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,12 +26,19 @@ import (
 // hanging it.
 const hangGuard = 30 * time.Second
 
-// Binaries are the project's programs, by import path: what Build builds
-// when given no package.
+// Binaries are the two tiers, by import path: what Build builds when given
+// no package.
 var Binaries = []string{
 	"github.com/knowingnode/knowingnode/backend",
 	"github.com/knowingnode/knowingnode/frontend",
 }
+
+// ImageBinaries are what the image holds: the tiers, the helm test's check
+// and the load tool.
+var ImageBinaries = append(slices.Clone(Binaries),
+	"github.com/knowingnode/knowingnode/check",
+	"github.com/knowingnode/knowingnode/loadtest/cmd/load",
+)
 
 // BuildTo builds pkgs (import paths or directories, default Binaries) as
 // static binaries into dir, named after their package directories, the way
