@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,8 +76,7 @@ func nodePortOf(t *testing.T, topology string) string {
 
 // ---- Deployment + ClusterIP (and the nodeport overlay) ---------------------
 
-func TestDeploymentTopology(t *testing.T) {
-	t.Parallel()
+func deploymentTopology(t *testing.T) {
 	scenario(t, "1 deployment: EACH = API pods", func(t *testing.T) string {
 		// A ClusterIP target is ONE address (the VIP): EACH makes one call,
 		// answered by whichever pod kube-proxy chose for that connection. It
@@ -250,8 +248,7 @@ func compact(s []string) string {
 
 // ---- DaemonSet + hostPort + headless ----------------------------------------
 
-func TestDaemonSetTopology(t *testing.T) {
-	t.Parallel()
+func daemonSetTopology(t *testing.T) {
 	scenario(t, "1 daemonset: EACH = API pods", func(t *testing.T) string {
 		r := eachMatchesAPI(t, frontendBase(t, "daemonset"), dsNS, dsSel)
 		if len(r.GetSummary().GetByNode()) != numNodes {
@@ -295,8 +292,7 @@ func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // ---- StatefulSet + headless -------------------------------------------------
 
-func TestStatefulSetTopology(t *testing.T) {
-	t.Parallel()
+func statefulSetTopology(t *testing.T) {
 	var base string
 	scenario(t, "1 statefulset: EACH = API pods", func(t *testing.T) string {
 		base = frontendBase(t, "statefulset")
@@ -469,78 +465,10 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 		logs[i] = followLog(p.Metadata.Name)
 	}
 
-	type sample struct {
-		at  time.Time
-		ips []string
-	}
-	var (
-		mu                                   sync.Mutex
-		eachCalls, eachWhole, eachBackendErr int
-		balCalls, balFailed, balTotal        int
-		samples                              []sample
-		eachWhy                              = map[string]int{}
-	)
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { // EACH, no pause
-		defer wg.Done()
-		for ctx.Err() == nil {
-			r, err := fanout(fresh, base, "mode=EACH")
-			mu.Lock()
-			eachCalls++
-			if err != nil || r.GetSummary().GetOk() == 0 {
-				eachWhole++
-				t.Errorf("EACH fan-out failed as a whole: %v %+v", err, r.Summary)
-			}
-			eachBackendErr += int(r.GetSummary().GetFailed())
-			var ips []string
-			for _, x := range r.Results {
-				if x.Identity != nil {
-					ips = append(ips, x.GetIdentity().GetPodIp())
-				}
-				if x.Code != "OK" {
-					t.Logf("%s EACH: %s (%s): %s %s", r.at.Format("15:04:05.000"), x.Address, x.DnsName, x.Code, x.Message)
-					eachWhy[x.Code+" "+x.Message]++
-				}
-			}
-			samples = append(samples, sample{r.at, ips})
-			mu.Unlock()
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	go func() { // BALANCED load through the headless target
-		defer wg.Done()
-		for ctx.Err() == nil {
-			r, err := fanout(fresh, base, "mode=BALANCED&count=50")
-			mu.Lock()
-			balCalls++
-			if err != nil {
-				balFailed += 50
-				t.Errorf("BALANCED fan-out failed as a whole: %v", err)
-			} else {
-				balFailed += int(r.GetSummary().GetFailed())
-				balTotal += int(r.GetSummary().GetTotal())
-				if r.GetSummary().GetFailed() > 0 {
-					for _, x := range r.Results {
-						if x.Code != "OK" {
-							report := t.Errorf
-							if vip {
-								report = t.Logf
-							}
-							report("BALANCED: %d calls to %s: %s %s", x.Calls, x.Address, x.Code, x.Message)
-						}
-					}
-				}
-			}
-			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-
+	load := startLoad(t, base, vip)
 	start := time.Now()
 	if _, err := kubectl("-n", namespace, "rollout", "restart", workload); err != nil {
-		stop()
+		load.stop()
 		t.Fatal(err)
 	}
 	_, rerr := kubectl("-n", namespace, "rollout", "status", workload, "--timeout=180s")
@@ -563,8 +491,7 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 		}
 		return exactly(r, want)
 	})
-	stop()
-	wg.Wait()
+	st := load.stop()
 	if rerr != nil {
 		t.Fatal(rerr)
 	}
@@ -587,7 +514,7 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 		readyAt[p.Status.PodIP] = p.readySince()
 	}
 	early := 0
-	for _, s := range samples {
+	for _, s := range st.samples {
 		for _, ip := range s.ips {
 			if ra, ok := readyAt[ip]; ok && !oldIP[ip] && s.at.Before(ra) {
 				early++
@@ -609,15 +536,11 @@ func rolloutUnderLoad(t *testing.T, base, workload, sel string, vip bool) string
 			t.Errorf("old pod %s: no clean drain after SIGTERM in its log:\n%s", l.name, tail(out, 12))
 		}
 	}
-	if balFailed != 0 && !vip {
-		t.Errorf("BALANCED through the headless target: %d of %d calls failed", balFailed, balTotal)
+	if st.balFailed != 0 && !vip {
+		t.Errorf("BALANCED through the headless target: %d of %d calls failed", st.balFailed, st.balTotal)
 	}
-	why := ""
-	for w, n := range eachWhy {
-		why += fmt.Sprintf(" [%d× %s]", n, w)
-	}
-	return fmt.Sprintf("%d pods rolled in %.0fs; EACH %d fan-outs, %d failed as a whole, %d backend calls failed%s; BALANCED %d calls, %d failed; %d/%d old pods drained (SIGTERM→NOT_SERVING→in-flight done); %d answers before Ready",
-		len(old), rolled.Seconds(), eachCalls, eachWhole, eachBackendErr, why, balTotal, balFailed, drained, len(old), early)
+	return fmt.Sprintf("%d pods rolled in %.0fs; %s; %d/%d old pods drained (SIGTERM→NOT_SERVING→in-flight done); %d answers before Ready",
+		len(old), rolled.Seconds(), st, drained, len(old), early)
 }
 
 func tail(s string, n int) string {

@@ -63,7 +63,7 @@ done
   die "missing CNI plugins in $CNI_BIN (apt-get install containernetworking-plugins)"
 [[ -e "$STATE/pids" ]] && die "$STATE already holds a cluster: run down.sh first"
 
-mkdir -p "$STATE"/{pids,logs,pki,etcd}
+mkdir -p "$STATE"/{pids,cmds,logs,pki,etcd}
 # nftables tables that exist before (iptables-nft creates its tables on first
 # use): down.sh removes the ones we brought, once empty.
 nft list tables 2>/dev/null >"$STATE/nft-tables.before" || true
@@ -106,9 +106,12 @@ mount --bind "$STATE" "$STATE"
 mount --make-shared "$STATE"
 
 # Started daemons: one pid file each, for down.sh.
+# start runs a daemon of the cluster in its own session, and keeps its
+# command line so that restart.sh can run it again after a crash.
 start() {
   local name=$1; shift
-  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
+  printf '%q ' "$@" >"$STATE/cmds/$name"
+  setsid "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$STATE/pids/$name"
 }
 wait_for() {

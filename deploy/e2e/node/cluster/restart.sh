@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# restart.sh NAME...: starts again daemons of a cluster that up.sh started
+# (same STATE) and that have died, e.g. killed by a chaos test: with the same
+# command line, in their own session, appending to the same log. A daemon
+# that still runs is left alone.
+set -euo pipefail
+STATE=${STATE:-/tmp/kne2e}
+for name in "$@"; do
+  [[ -f "$STATE/cmds/$name" ]] || { echo "restart: no command recorded for $name in $STATE/cmds" >&2; exit 1; }
+  if [[ -f "$STATE/pids/$name" ]] && kill -0 "$(cat "$STATE/pids/$name")" 2>/dev/null; then
+    echo "restart: $name still runs" >&2
+    continue
+  fi
+  eval "setsid $(cat "$STATE/cmds/$name") >>\"\$STATE/logs/\$name.log\" 2>&1 </dev/null &"
+  echo $! >"$STATE/pids/$name"
+done
