@@ -2,17 +2,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,72 +20,6 @@ import (
 	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
 	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
-
-// loggedProcess is a binary whose every log line is kept, so a test can
-// assert what it never logged. (proctest shows the lines only with -v.)
-type loggedProcess struct {
-	addrs map[string]string
-	mu    sync.Mutex
-	log   bytes.Buffer
-	cmd   *exec.Cmd
-	done  chan struct{}
-}
-
-func (p *loggedProcess) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-func startLogged(t *testing.T, bin string, env []string, args ...string) *loggedProcess {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "LOG_FORMAT=json", "DRAIN_DELAY=0s"}, env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &loggedProcess{addrs: map[string]string{}, cmd: cmd, done: make(chan struct{})}
-	serving := make(chan []string, 1)
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.Write(append(sc.Bytes(), '\n'))
-			p.mu.Unlock()
-			var line struct {
-				Msg   string   `json:"msg"`
-				Addrs []string `json:"addrs"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				serving <- line.Addrs
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.done
-	})
-	select {
-	case addrs := <-serving:
-		for _, a := range addrs {
-			k, v, _ := strings.Cut(a, "=")
-			p.addrs[k] = v
-		}
-	case <-p.done:
-		t.Fatalf("%s exited before serving:\n%s", bin, p.logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not log that it serves", bin)
-	}
-	return p
-}
 
 // rawRequest sends request bytes as written, which net/http's client would
 // refuse or clean up, and reads the status code.
@@ -135,11 +64,11 @@ func TestJunkRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dns.Close() })
-	fe := startLogged(t, filepath.Join(dir, "frontend"), []string{"POD_NAME=frontend-0"},
+	fe := proc.Start(t, filepath.Join(dir, "frontend"), []string{"POD_NAME=frontend-0", "DRAIN_DELAY=0s"},
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--downward-dir", "",
 		"--target", "ok=static:///"+strings.Join(addrs, ","),
 		"--target", fmt.Sprintf("empty=dns://%s/nope.ns.svc.cluster.local:9090", dns.Addr()))
-	httpAddr := fe.addrs["http"]
+	httpAddr := fe.Addrs["http"]
 
 	long := strings.Repeat("a", 8<<10)
 	var reqs []string
@@ -192,7 +121,7 @@ func TestJunkRequests(t *testing.T) {
 	t.Logf("%d junk requests, by status: %v", len(reqs), statuses)
 
 	// gRPC junk: unknown modes, negative and huge values.
-	conn, err := grpc.NewClient(fe.addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(fe.Addrs["grpc"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,11 +168,11 @@ func TestJunkRequests(t *testing.T) {
 		t.Errorf("after the junk, fan-out: %+v", after.Summary)
 	}
 	select {
-	case <-fe.done:
-		t.Fatalf("frontend exited:\n%s", fe.logs())
+	case <-fe.Exited:
+		t.Fatalf("frontend exited:\n%s", fe.Output())
 	default:
 	}
-	if logs := strings.ToLower(fe.logs()); strings.Contains(logs, "panic") || strings.Contains(logs, "goroutine ") {
-		t.Errorf("frontend logged a panic:\n%s", fe.logs())
+	if logs := strings.ToLower(fe.Output()); strings.Contains(logs, "panic") || strings.Contains(logs, "goroutine ") {
+		t.Errorf("frontend logged a panic:\n%s", fe.Output())
 	}
 }
