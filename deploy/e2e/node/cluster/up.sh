@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # up.sh: a real Kubernetes cluster of one or two nodes on THIS machine, as
-# plain host processes: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler (with the aggregation layer on), and per node a containerd (Debian's, with runc and the CNI
-# bridge plugins) and a kubelet; one kube-proxy (iptables mode) for the host's
-# single network namespace, and CoreDNS as the cluster DNS, bound to the first
-# node's bridge address, and metrics-server (a host process too) behind the
-# APIService v1beta1.metrics.k8s.io, so HPAs read real CPU. Nothing is pulled: the pause image is imported from a
-# tarball you give it. Tear it down with down.sh (same STATE).
+# plain host processes: etcd, kube-apiserver (with the aggregation layer on),
+# kube-controller-manager, kube-scheduler, and per node a containerd (Debian's,
+# with runc and the CNI bridge plugins) and a kubelet; one kube-proxy (iptables
+# mode) for the host's single network namespace, CoreDNS as the cluster DNS,
+# bound to the first node's bridge address, and metrics-server behind the
+# APIService v1beta1.metrics.k8s.io, so HPAs read real CPU. Nothing is pulled:
+# the pause image is imported from a tarball you give it. Tear it down with down.sh (same STATE).
 #
 # Needs root, Linux cgroups v1 or v2, iptables, and:
 #   BIN       control-plane binaries (deploy/e2e/hack/build-bins.sh prints it):
