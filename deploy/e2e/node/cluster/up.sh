@@ -400,7 +400,7 @@ start metrics-server "$NODE_BIN/metrics-server" --kubeconfig "$KC" \
   --bind-address "$NODE_IP" --secure-port "$METRICS_SERVER_PORT" \
   --tls-cert-file "$STATE/pki/metrics-server.crt" --tls-private-key-file "$STATE/pki/metrics-server.key" \
   --kubelet-insecure-tls --kubelet-preferred-address-types InternalIP --kubelet-use-node-status-port \
-  --metric-resolution 10s --profiling=false
+  --metric-resolution 10s --kubelet-request-timeout 5s --profiling=false
 CA_BUNDLE=$(base64 -w0 <"$STATE/pki/metrics-server-ca.crt")
 "$BIN/kubectl" --kubeconfig "$KC" apply -f - >/dev/null <<EOF
 apiVersion: v1
