@@ -276,8 +276,8 @@ func setup() error {
 
 // applyOverlays applies deploy/overlays/all (every topology) and then
 // deploy/overlays/nodeport (the deployment topology's Services as NodePorts)
-// exactly as users would, through a generated kustomization that only sets
-// the image tag.
+// exactly as users would, through a generated kustomization that sets the
+// image tag and holds the HorizontalPodAutoscalers still (hpaHold).
 func applyOverlays() error {
 	for _, overlay := range []string{"all", "nodeport"} {
 		dir := filepath.Join(work, "kustomize-"+overlay)
@@ -296,7 +296,7 @@ resources:
 images:
   - name: knowingnode
     newTag: %s
-`, overlay, rel, strings.TrimPrefix(imageTag, "knowingnode:"))
+%s`, overlay, rel, strings.TrimPrefix(imageTag, "knowingnode:"), hpaHold)
 		if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 			return err
 		}
@@ -306,6 +306,22 @@ images:
 	}
 	return nil
 }
+
+// hpaHold is the generated kustomization's patch that disables scaling in
+// both directions on every HorizontalPodAutoscaler: with metrics-server in
+// the cluster the HPAs act on real CPU, and the scenarios above count pods
+// they set themselves (kubectl scale, the manifests' replicas) while their
+// load would move a live HPA. The HPAs still compute their recommendation.
+const hpaHold = `patches:
+  - target:
+      kind: HorizontalPodAutoscaler
+    patch: |-
+      - op: add
+        path: /spec/behavior
+        value:
+          scaleUp: {selectPolicy: Disabled}
+          scaleDown: {selectPolicy: Disabled}
+`
 
 func waitRollouts() error {
 	var wg sync.WaitGroup

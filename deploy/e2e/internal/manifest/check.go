@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -468,10 +469,74 @@ func (c *checker) autoscalers(ws []workload) {
 		if *w.replicas > h.Spec.MaxReplicas {
 			c.errorf(id, "spec.maxReplicas %d is below %s replicas %d", h.Spec.MaxReplicas, target, *w.replicas)
 		}
+		c.behavior(id, h.Spec.Behavior)
+		c.budgetAllows(id, w, h.Spec.MinReplicas)
 	}
 	for _, w := range ws {
 		if w.replicas != nil && covered[w.id()] != 1 {
 			c.errorf(w.id(), "has %d HorizontalPodAutoscalers, want 1", covered[w.id()])
+		}
+	}
+}
+
+// behavior: scale up at once, scale down only after a stabilization window
+// (so a lull does not remove the pods the next burst needs), and never
+// disabled in either direction in the shipped manifests.
+func (c *checker) behavior(id string, b *autoscalingv2.HorizontalPodAutoscalerBehavior) {
+	const maxUpWindow, minDownWindow = 30, 60
+	if b == nil || b.ScaleUp == nil || b.ScaleDown == nil {
+		c.errorf(id, "spec.behavior must set scaleUp and scaleDown")
+		return
+	}
+	for dir, r := range map[string]*autoscalingv2.HPAScalingRules{"scaleUp": b.ScaleUp, "scaleDown": b.ScaleDown} {
+		if r.SelectPolicy != nil && *r.SelectPolicy == autoscalingv2.DisabledPolicySelect {
+			c.errorf(id, "spec.behavior.%s.selectPolicy is Disabled", dir)
+		}
+		if len(r.Policies) == 0 {
+			c.errorf(id, "spec.behavior.%s.policies is empty", dir)
+		}
+	}
+	if w := b.ScaleUp.StabilizationWindowSeconds; w == nil || *w > maxUpWindow {
+		c.errorf(id, "spec.behavior.scaleUp.stabilizationWindowSeconds must be set and at most %d (scale up fast)", maxUpWindow)
+	}
+	if w := b.ScaleDown.StabilizationWindowSeconds; w == nil || *w < minDownWindow {
+		c.errorf(id, "spec.behavior.scaleDown.stabilizationWindowSeconds must be set and at least %d (scale down after a window)", minDownWindow)
+	}
+}
+
+// budgetAllows: at the HPA's minimum, the workload's budget still allows one
+// voluntary disruption, so a node drain can always proceed.
+func (c *checker) budgetAllows(id string, w *workload, minReplicas *int32) {
+	lo := int32(1)
+	if minReplicas != nil {
+		lo = *minReplicas
+	}
+	for _, b := range c.set.PDBs {
+		if b.Namespace != w.namespace {
+			continue
+		}
+		if ok, err := selectorMatches(b.Spec.Selector, w.template.Labels); err != nil || !ok {
+			continue
+		}
+		var allowed int
+		switch {
+		case b.Spec.MaxUnavailable != nil:
+			v, err := intstr.GetScaledValueFromIntOrPercent(b.Spec.MaxUnavailable, int(lo), true)
+			if err != nil {
+				c.errorf(id, "PodDisruptionBudget %s: spec.maxUnavailable: %v", b.Name, err)
+				continue
+			}
+			allowed = v
+		case b.Spec.MinAvailable != nil:
+			v, err := intstr.GetScaledValueFromIntOrPercent(b.Spec.MinAvailable, int(lo), true)
+			if err != nil {
+				c.errorf(id, "PodDisruptionBudget %s: spec.minAvailable: %v", b.Name, err)
+				continue
+			}
+			allowed = int(lo) - v
+		}
+		if allowed < 1 {
+			c.errorf(id, "PodDisruptionBudget %s allows no disruption at spec.minReplicas %d", b.Name, lo)
 		}
 	}
 }

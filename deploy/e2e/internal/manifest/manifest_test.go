@@ -152,6 +152,16 @@ func TestBrokenCopiesFail(t *testing.T) {
 			want: []string{"Deployment knowingnode/backend", `unknown field "spec.replicaz"`},
 		},
 		{
+			name: "HPA scales down without a window", overlay: "deployment", file: "components/deployment/backend.yaml",
+			old: "      stabilizationWindowSeconds: 180\n", new: "      stabilizationWindowSeconds: 0\n",
+			want: []string{"HorizontalPodAutoscaler knowingnode/backend", "scaleDown.stabilizationWindowSeconds"},
+		},
+		{
+			name: "PDB that blocks every drain at the HPA minimum", overlay: "statefulset", file: "components/statefulset/backend.yaml",
+			old: "  maxUnavailable: 1\n", new: "  maxUnavailable: 0\n",
+			want: []string{"HorizontalPodAutoscaler knowingnode/backend-sts", "allows no disruption at spec.minReplicas 2"},
+		},
+		{
 			name: "unknown container field", overlay: "statefulset", file: "components/statefulset/backend.yaml",
 			old: "          imagePullPolicy: IfNotPresent\n", new: "          imagePullPolicy: IfNotPresent\n          imagePullPolicyy: Always\n",
 			want: []string{"StatefulSet knowingnode/backend-sts", `unknown field "spec.template.spec.containers[0].imagePullPolicyy"`},

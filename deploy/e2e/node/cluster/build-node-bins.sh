@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the pinned NODE binaries (kubelet, kube-proxy, crictl) that the
+# Builds the pinned NODE binaries (kubelet, kube-proxy, crictl, and
+# metrics-server, which runs beside them as a host process) that the
 # real-node e2e runs, from the Go module proxy only, into the same cache root
 # as deploy/e2e/hack/build-bins.sh (outside the repository, keyed by version),
 # with the same build module (hack/lib.sh) in a sibling directory. The Go
@@ -11,9 +12,10 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 CRICTL_VERSION=${CRICTL_VERSION:-v1.34.0}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.0}
 
 CACHE=${KNOWINGNODE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/knowingnode}
-BIN="$CACHE/node-k8s-$K8S_VERSION-crictl-$CRICTL_VERSION/bin"
+BIN="$CACHE/node-k8s-$K8S_VERSION-crictl-$CRICTL_VERSION-metrics-server-$METRICS_SERVER_VERSION/bin"
 SRC="$CACHE/src"
 mkdir -p "$BIN" "$SRC"
 
@@ -35,5 +37,7 @@ done
 if [[ "${WITH_CRICTL:-1}" == 1 ]]; then
   install_tool "$BIN" crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 fi
+# The HPAs' resource metrics (its own module, with its own k8s.io/* pins).
+install_tool "$BIN" metrics-server "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 log "node binaries in $BIN"
 echo "$BIN"

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # up.sh: a real Kubernetes cluster of one or two nodes on THIS machine, as
-# plain host processes: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, and per node a containerd (Debian's, with runc and the CNI
-# bridge plugins) and a kubelet; one kube-proxy (iptables mode) for the host's
-# single network namespace, and CoreDNS as the cluster DNS, bound to the first
-# node's bridge address. Nothing is pulled: the pause image is imported from a
-# tarball you give it. Tear it down with down.sh (same STATE).
+# plain host processes: etcd, kube-apiserver (with the aggregation layer on),
+# kube-controller-manager, kube-scheduler, and per node a containerd (Debian's,
+# with runc and the CNI bridge plugins) and a kubelet; one kube-proxy (iptables
+# mode) for the host's single network namespace, CoreDNS as the cluster DNS,
+# bound to the first node's bridge address, and metrics-server behind the
+# APIService v1beta1.metrics.k8s.io, so HPAs read real CPU. Nothing is pulled:
+# the pause image is imported from a tarball you give it. Tear it down with down.sh (same STATE).
 #
 # Needs root, Linux cgroups v1 or v2, iptables, and:
 #   BIN       control-plane binaries (deploy/e2e/hack/build-bins.sh prints it):
 #             etcd kube-apiserver kube-controller-manager kube-scheduler kubectl coredns
 #   NODE_BIN  node binaries (build-node-bins.sh prints it): kubelet kube-proxy crictl
+#             metrics-server
 #   PAUSE_TAR a docker-archive tarball of the sandbox image, tagged $PAUSE_IMAGE
 # Optional: NODES (1|2, default 1), STATE (default /tmp/kne2e), PORT_BASE
 # (default 17000: every host port of the cluster is PORT_BASE + small offset,
@@ -43,6 +45,10 @@ API_PORT=$((PORT_BASE + 3))
 COREDNS_READY_PORT=$((PORT_BASE + 4))
 PROXY_HEALTH_PORT=$((PORT_BASE + 5))
 PROXY_METRICS_PORT=$((PORT_BASE + 6))
+METRICS_SERVER_PORT=$((PORT_BASE + 7)) # on NODE_IP: an EndpointSlice may not name loopback
+# The HPA controller's sync period: the default 15 s, shortened so the test
+# cluster reacts within a few seconds of the metrics changing.
+HPA_SYNC_PERIOD=${HPA_SYNC_PERIOD:-2s}
 # kubelet n: PORT_BASE + 10*n (API) and + 10*n + 1 (healthz)
 
 NODE_IP=${NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
@@ -55,7 +61,7 @@ die() { log "FAILED: $*"; exit 1; }
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl coredns; do
   [[ -x "$BIN/$b" ]] || die "missing $BIN/$b"
 done
-for b in kubelet kube-proxy crictl; do [[ -x "$NODE_BIN/$b" ]] || die "missing $NODE_BIN/$b"; done
+for b in kubelet kube-proxy crictl metrics-server; do [[ -x "$NODE_BIN/$b" ]] || die "missing $NODE_BIN/$b"; done
 for b in containerd containerd-shim-runc-v2 runc ctr iptables ip openssl unshare; do
   command -v "$b" >/dev/null || die "missing $b (apt-get install containerd runc containernetworking-plugins iptables conntrack iproute2 openssl)"
 done
@@ -147,6 +153,29 @@ current-context: kne2e
 EOF
 KC="$STATE/admin.kubeconfig"
 
+# The aggregation layer: the API server proxies /apis/metrics.k8s.io to
+# metrics-server as the "front-proxy-client", a client cert from a CA of its
+# own; metrics-server trusts the X-Remote-* headers of that CA's clients
+# (it reads the CA from kube-system/extension-apiserver-authentication).
+# metrics-server serves a cert of a second CA, named for its Service as the
+# aggregator checks it, and that CA is the APIService's caBundle.
+pki() { openssl "$@" 2>/dev/null; }
+issue() { # issue CA NAME SUBJECT EXT: a 2-day cert NAME signed by CA
+  local ca=$1 name=$2 subj=$3 ext=$4
+  pki req -new -newkey rsa:2048 -nodes -keyout "$STATE/pki/$name.key" -out "$STATE/pki/$name.csr" -subj "$subj"
+  pki x509 -req -in "$STATE/pki/$name.csr" -CA "$STATE/pki/$ca.crt" -CAkey "$STATE/pki/$ca.key" \
+    -CAcreateserial -days 2 -out "$STATE/pki/$name.crt" -extfile <(printf '%s\n' "$ext")
+}
+for ca in front-proxy-ca metrics-server-ca; do
+  pki req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kne2e-$ca" \
+    -keyout "$STATE/pki/$ca.key" -out "$STATE/pki/$ca.crt"
+done
+issue front-proxy-ca front-proxy-client /CN=front-proxy-client \
+  "extendedKeyUsage=clientAuth"
+issue metrics-server-ca metrics-server /CN=metrics-server \
+  "extendedKeyUsage=serverAuth
+subjectAltName=DNS:metrics-server.kube-system.svc,IP:$NODE_IP"
+
 # ---- control plane --------------------------------------------------------
 log "etcd, kube-apiserver"
 start etcd "$BIN/etcd" --data-dir "$STATE/etcd" --name kne2e \
@@ -163,6 +192,13 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --service-account-key-file "$STATE/pki/sa.pub" --service-account-signing-key-file "$STATE/pki/sa.key" \
   --service-cluster-ip-range "$SERVICE_CIDR" --service-node-port-range 30000-32767 \
   --kubelet-preferred-address-types InternalIP,Hostname \
+  --requestheader-client-ca-file "$STATE/pki/front-proxy-ca.crt" \
+  --requestheader-allowed-names front-proxy-client \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --requestheader-group-headers X-Remote-Group --requestheader-username-headers X-Remote-User \
+  --proxy-client-cert-file "$STATE/pki/front-proxy-client.crt" \
+  --proxy-client-key-file "$STATE/pki/front-proxy-client.key" \
+  --enable-aggregator-routing=true \
   --allow-privileged=false --profiling=false --v=0
 wait_for kube-apiserver 240 "$BIN/kubectl" --kubeconfig "$KC" get --raw /readyz
 
@@ -171,7 +207,8 @@ start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KC" 
   --leader-elect=false --secure-port 0 --service-account-private-key-file "$STATE/pki/sa.key" \
   --use-service-account-credentials=false --cluster-cidr "$CLUSTER_CIDR" --allocate-node-cidrs=false \
   --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*,-nodeipam' \
-  --concurrent-deployment-syncs 10 --profiling=false
+  --concurrent-deployment-syncs 10 --horizontal-pod-autoscaler-sync-period "$HPA_SYNC_PERIOD" \
+  --profiling=false
 start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$KC" --leader-elect=false --secure-port 0 --profiling=false
 
 # ---- nodes ----------------------------------------------------------------
@@ -354,5 +391,78 @@ for ((n = 1; n <= NODES; n++)); do
   wait_for "node kne2e-node$n Ready" 240 bash -c \
     "'$BIN/kubectl' --kubeconfig '$KC' get node kne2e-node$n -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 done
+# ---- metrics-server -------------------------------------------------------
+# A host process like CoreDNS, scraping each kubelet's /metrics/resource at
+# its node-status port (the kubelets serve self-signed certs, hence
+# --kubelet-insecure-tls). The API server reaches it through a selector-less
+# Service whose EndpointSlice names the host (--enable-aggregator-routing
+# dials the endpoint, not the ClusterIP).
+log "metrics-server"
+start metrics-server "$NODE_BIN/metrics-server" --kubeconfig "$KC" \
+  --authentication-kubeconfig "$KC" --authorization-kubeconfig "$KC" \
+  --bind-address "$NODE_IP" --secure-port "$METRICS_SERVER_PORT" \
+  --tls-cert-file "$STATE/pki/metrics-server.crt" --tls-private-key-file "$STATE/pki/metrics-server.key" \
+  --kubelet-insecure-tls --kubelet-preferred-address-types InternalIP --kubelet-use-node-status-port \
+  --metric-resolution 10s --kubelet-request-timeout 5s --profiling=false
+CA_BUNDLE=$(base64 -w0 <"$STATE/pki/metrics-server-ca.crt")
+"$BIN/kubectl" --kubeconfig "$KC" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata:
+  name: metrics-server
+  namespace: kube-system
+spec:
+  type: ClusterIP
+  ports:
+    - name: https
+      port: 443
+      targetPort: $METRICS_SERVER_PORT
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: metrics-server-host
+  namespace: kube-system
+  labels:
+    kubernetes.io/service-name: metrics-server
+addressType: IPv4
+endpoints:
+  - addresses: ["$NODE_IP"]
+    conditions: {ready: true}
+ports:
+  - name: https
+    port: $METRICS_SERVER_PORT
+    protocol: TCP
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1beta1.metrics.k8s.io
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  service:
+    name: metrics-server
+    namespace: kube-system
+    port: 443
+  caBundle: $CA_BUNDLE
+EOF
+
 wait_for "default service account" 120 "$BIN/kubectl" --kubeconfig "$KC" get serviceaccount default -n default
+# metrics-server is Available after its first scrape of the kubelets (one
+# --metric-resolution). A cluster without it still runs everything but the
+# HPAs, so this is a warning here; the autoscale scenarios wait for it.
+ok=0
+for ((i = 0; i < 240; i++)); do
+  "$BIN/kubectl" --kubeconfig "$KC" get apiservice v1beta1.metrics.k8s.io \
+    -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null | grep -qx True && { ok=1; break; }
+  sleep 0.25
+done
+if [[ $ok == 1 ]]; then
+  log "metrics-server available (kubectl top works)"
+else
+  log "WARNING: APIService v1beta1.metrics.k8s.io not Available after 60 s: HPAs will not scale; see $STATE/logs/metrics-server.log"
+fi
 log "cluster up: $NODES node(s) at $NODE_IP; KUBECONFIG=$KC"

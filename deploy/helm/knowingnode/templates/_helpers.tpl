@@ -320,6 +320,10 @@ spec:
         target:
           type: Utilization
           averageUtilization: {{ .hpa.targetCPUUtilizationPercentage }}
+  {{- with (.hpa.behavior | default .root.Values.autoscalingBehavior) }}
+  behavior:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}
 {{- end -}}
 
