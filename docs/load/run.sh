@@ -111,8 +111,11 @@ for i in $(seq 1 30); do
   ADDRS+=(127.0.0.1:$((19200+i)))
 done
 targets() { local IFS=,; for n in "$@"; do echo "--target n$n=static:///${ADDRS[*]:0:$n}"; done; }
+# Admission limits above what c=$CONC needs: a refused fan-out costs little,
+# and counting it would make a fan-out look cheap.
+ADMIT=(--max-fanouts $((CONC * 2)) --max-backend-calls $((CONC * 2 * 64)))
 env POD_NAME=frontend-0 NODE_NAME=node-a LOG_LEVEL=warn "$TMP/frontend" --grpc-addr 127.0.0.1:19080 --http-addr 127.0.0.1:18080 --downward-dir "" \
-  $(targets 3 1 10 30) 2>/dev/null & PIDS+=($!); FRONT=$!
+  "${ADMIT[@]}" $(targets 3 1 10 30) 2>/dev/null & PIDS+=($!); FRONT=$!
 sleep 2
 measure_http "frontend REST /v1/identity" "$FRONT" http://127.0.0.1:18080/v1/identity 127.0.0.1:18080
 for n in 1 3 10 30; do
@@ -133,7 +136,7 @@ for i in 1 2 3 4; do
 done
 for n in 10 100 1000; do
   env POD_NAME=frontend-w NODE_NAME=node-a LOG_LEVEL=warn "$TMP/frontend" --grpc-addr 127.0.0.1:19081 --http-addr 127.0.0.1:18081 --downward-dir "" \
-    --target "w=static:///$(IFS=,; echo "${WIDE[*]:0:$n}")" 2>/dev/null & PIDS+=($!); W=$!
+    "${ADMIT[@]}" --target "w=static:///$(IFS=,; echo "${WIDE[*]:0:$n}")" 2>/dev/null & PIDS+=($!); W=$!
   sleep 2
   "$TMP/ghz" --insecure --call knowingnode.v1.FanOutService/FanOut -d '{}' -c 1 -n 3 127.0.0.1:19081 >/dev/null # connect all
   echo "frontend fan-out width $n: RSS holding $n connections $(rssnow "$W") MB" | tee -a "$OUT/summary.txt"
