@@ -149,7 +149,7 @@ python3 - "$OUT/summary.txt" <<'PY' | tee -a "$OUT/summary.txt"
 import re, sys
 cpu = {}
 for line in open(sys.argv[1]):
-    m = re.match(r"(.{30}) +\d+ req .* CPU +([\d.]+) s/10k", line)
+    m = re.match(r"(.+?) +\d+ req .* CPU +([\d.]+) s/10k", line)
     if m:
         cpu[m.group(1).strip()] = float(m.group(2))
 def r(a, b): return cpu[a] / cpu[b]
