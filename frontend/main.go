@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/knowingnode/knowingnode/frontend/discovery"
 	"github.com/knowingnode/knowingnode/frontend/fanout"
@@ -227,6 +228,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		Page:       web.Handler(),
 		Metrics:    tel.MetricsHandler(),
 		Registerer: tel.Registry,
+		Fixed:      []proto.Message{t.IdentityServer.Response()},
 	}
 	if tel.Tracing {
 		gw.TracerProvider, gw.Propagator = tel.TracerProvider(), tel.Propagator()

@@ -3,11 +3,15 @@
 # For each server it runs ghz (c=50, closed loop) for DURATION and reads the
 # server's own CPU time (utime+stime from /proc/PID/stat) around the run, so
 # the figure is CPU-seconds per 10k requests, whatever the load tool costs.
+# HTTP rows use wrk (Debian's, installed by make test-deps) the same way.
+# Every row's raw output (ghz JSON, wrk text) and the summary land in OUT.
 # Usage: docs/load/run.sh [DURATION]   (make load)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-10s}
 CONC=${CONC:-50}
+OUT=${OUT:-bin/load/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
@@ -19,35 +23,73 @@ go build -modfile=tools/tools.mod -o "$TMP/ghz" github.com/bojand/ghz/cmd/ghz
 # The peers, pinned in their own modfile so they never move ours.
 go build -modfile=tools/peers.mod -o "$TMP/" github.com/stefanprodan/podinfo/cmd/podinfo fortio.org/fortio
 TICK=$(getconf CLK_TCK)
+command -v wrk >/dev/null || { echo "wrk not found: install Debian's wrk (make test-deps)" >&2; exit 1; }
 
 cpu() { awk -v t="$TICK" '{print ($14+$15)/t}' "/proc/$1/stat"; }
 rss() { awk '/VmHWM/{print $2/1024}' "/proc/$1/status"; }
+rssnow() { awk '/VmRSS/{print $2/1024}' "/proc/$1/status"; }
 gc()  { curl -s "http://$1/metrics" | awk '/^go_gc_duration_seconds_count/{print $2}'; }
 
-# measure NAME PID ADDR CALL [DATA] [ADMIN]
-measure() {
-  local name=$1 pid=$2 addr=$3 call=$4 data=${5:-'{}'} admin=${6:-}
-  "$TMP/ghz" --insecure --call "$call" -d "$data" -c 4 -n 2000 "$addr" >/dev/null # warm up
-  local c0 g0="" ; c0=$(cpu "$pid"); [ -n "$admin" ] && g0=$(gc "$admin")
-  "$TMP/ghz" --insecure --call "$call" -d "$data" -c "$CONC" -z "$DURATION" --format json "$addr" >"$TMP/$name.json"
-  local c1 g1="" ; c1=$(cpu "$pid"); [ -n "$admin" ] && g1=$(gc "$admin")
-  python3 - "$name" "$TMP/$name.json" "$c0" "$c1" "$(rss "$pid")" "$g0" "$g1" <<'PY'
+# Requests, rps, % ok, p50 and p99 (ms) of a ghz JSON result and of wrk's text.
+cat >"$TMP/ghzstat.py" <<'PY'
 import json, sys
-name, path, c0, c1, rss, g0, g1 = sys.argv[1:]
-r = json.load(open(path))
-n = r["count"]; ok = r.get("statusCodeDistribution", {}).get("OK", 0)
-cpu = float(c1) - float(c0)
+r = json.load(open(sys.argv[1])); n = r["count"]
 lat = {d["percentage"]: d["latency"] / 1e6 for d in r.get("latencyDistribution") or []}
-gcs = f"{(float(g1)-float(g0))/n*1e4:6.1f}" if g0 and g1 else "   n/a"
-print(f"{name:28s} {n:8d} req {r['rps']:8.0f} rps  ok {ok/n*100:5.1f}%  "
-      f"CPU {cpu/n*1e4:6.3f} s/10k  GC/10k {gcs}  p50 {lat.get(50,0):6.2f} ms  p99 {lat.get(99,0):6.2f} ms  peak RSS {float(rss):5.1f} MB")
+print(n, r["rps"], r.get("statusCodeDistribution", {}).get("OK", 0) / n * 100, lat.get(50, 0), lat.get(99, 0))
 PY
+cat >"$TMP/wrkstat.py" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+n = int(re.search(r"(\d+) requests in", t).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+unit = {"us": 1e-3, "ms": 1, "s": 1e3}
+def q(p):
+    m = re.search(rf"^\s*{p}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
+    return float(m.group(1)) * unit[m.group(2)] if m else 0
+print(n, re.search(r"Requests/sec:\s*([\d.]+)", t).group(1), (n - (int(bad.group(1)) if bad else 0)) / n * 100, q(50), q(99))
+PY
+
+# row NAME CPU0 CPU1 RSS G0 G1 REQS RPS OKPCT P50MS P99MS: prints a row and
+# appends it to the summary, whose CPU column the ratios read.
+row() {
+  python3 - "$@" <<'PY' | tee -a "$OUT/summary.txt"
+import sys
+name, c0, c1, rss, g0, g1, n, rps, ok, p50, p99 = sys.argv[1:]
+n = int(n); cpu = (float(c1) - float(c0)) / n * 1e4
+gcs = f"{(float(g1)-float(g0))/n*1e4:6.1f}" if g0 and g1 else "   n/a"
+print(f"{name:30s} {n:8d} req {float(rps):8.0f} rps  ok {float(ok):5.1f}%  "
+      f"CPU {cpu:7.3f} s/10k  GC/10k {gcs}  p50 {float(p50):7.2f} ms  p99 {float(p99):7.2f} ms  peak RSS {float(rss):5.1f} MB")
+PY
+}
+
+# measure NAME PID ADDR CALL [DATA] [ADMIN] [CONC] [-n COUNT]: a gRPC row with ghz.
+measure() {
+  local name=$1 pid=$2 addr=$3 call=$4 data=${5:-'{}'} admin=${6:-} conc=${7:-$CONC} count=${8:-}
+  local f="$OUT/$(echo "$name" | tr -c 'A-Za-z0-9=\n' _).json" run=(-z "$DURATION")
+  [ -n "$count" ] && run=(-n "$count")
+  "$TMP/ghz" --insecure --call "$call" -d "$data" -c 4 -n 200 "$addr" >/dev/null # warm up
+  local c0 g0="" ; c0=$(cpu "$pid"); [ -n "$admin" ] && g0=$(gc "$admin")
+  "$TMP/ghz" --insecure --call "$call" -d "$data" -c "$conc" "${run[@]}" --format json "$addr" >"$f"
+  local c1 g1="" ; c1=$(cpu "$pid"); [ -n "$admin" ] && g1=$(gc "$admin")
+  row "$name" "$c0" "$c1" "$(rss "$pid")" "$g0" "$g1" $(python3 "$TMP/ghzstat.py" "$f")
+}
+
+# measure_http NAME PID URL [ADMIN]: an HTTP GET row with wrk (2 threads,
+# CONC connections); ok counts 2xx answers.
+measure_http() {
+  local name=$1 pid=$2 url=$3 admin=${4:-}
+  local f="$OUT/$(echo "$name" | tr -c 'A-Za-z0-9=\n' _).wrk.txt"
+  wrk -t2 -c4 -d1s "$url" >/dev/null # warm up
+  local c0 g0="" ; c0=$(cpu "$pid"); [ -n "$admin" ] && g0=$(gc "$admin")
+  wrk -t2 -c"$CONC" -d"$DURATION" --latency "$url" >"$f"
+  local c1 g1="" ; c1=$(cpu "$pid"); [ -n "$admin" ] && g1=$(gc "$admin")
+  row "$name" "$c0" "$c1" "$(rss "$pid")" "$g0" "$g1" $(python3 "$TMP/wrkstat.py" "$f")
 }
 
 start() { "$@" 2>"$TMP/$(basename "$1").$$.log" & PIDS+=($!); sleep 0.5; }
 
 ID_ENV=(POD_NAME=backend-0 POD_NAMESPACE=load POD_IP=127.0.0.1 NODE_NAME=node-a NODE_IP=127.0.0.1 SERVICE_ACCOUNT=backend LOG_LEVEL=warn)
-echo "ghz c=$CONC for $DURATION per row; CPU = the server's utime+stime per 10k requests"
+echo "ghz/wrk c=$CONC for $DURATION per row; CPU = the server's utime+stime per 10k requests; raw results in $OUT" | tee "$OUT/summary.txt"
 env "${ID_ENV[@]}" "$TMP/bare" --grpc-addr 127.0.0.1:19190 2>/dev/null & PIDS+=($!); BARE=$!
 env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19090 --admin-addr 127.0.0.1:19091 --downward-dir "" 2>/dev/null & PIDS+=($!); BACK=$!
 sleep 1
@@ -58,13 +100,69 @@ measure "podinfo gRPC Info" "$PODINFO" 127.0.0.1:19999 info.InfoService/Info
 measure "fortio gRPC Ping" "$FORTIO" 127.0.0.1:18079 fgrpc.PingServer/Ping
 measure "bare grpc-go (reference)" "$BARE" 127.0.0.1:19190 knowingnode.v1.IdentityService/GetIdentity
 measure "backend GetIdentity" "$BACK" 127.0.0.1:19090 knowingnode.v1.IdentityService/GetIdentity '{}' 127.0.0.1:19091
+measure_http "podinfo HTTP /api/info" "$PODINFO" http://127.0.0.1:19898/api/info
 
-# A frontend fanning out to 3 backends: its cost per fan-out and per backend call.
-for i in 1 2 3; do
+# One frontend over 30 backends, with targets of 1, 3, 10 and 30 of them:
+# its cost per fan-out at each width, and so the marginal cost per backend.
+ADDRS=()
+for i in $(seq 1 30); do
   env POD_NAME=backend-$i NODE_NAME=node-$((i%2)) POD_IP=127.0.0.1 LOG_LEVEL=warn \
-    "$TMP/backend" --grpc-addr 127.0.0.1:1909$((i+2)) --admin-addr "" --downward-dir "" 2>/dev/null & PIDS+=($!)
+    "$TMP/backend" --grpc-addr 127.0.0.1:$((19200+i)) --admin-addr "" --downward-dir "" 2>/dev/null & PIDS+=($!)
+  ADDRS+=(127.0.0.1:$((19200+i)))
 done
+targets() { local IFS=,; for n in "$@"; do echo "--target n$n=static:///${ADDRS[*]:0:$n}"; done; }
+# Admission limits above what c=$CONC needs: a refused fan-out costs little,
+# and counting it would make a fan-out look cheap.
+ADMIT=(--max-fanouts $((CONC * 2)) --max-backend-calls $((CONC * 2 * 64)))
 env POD_NAME=frontend-0 NODE_NAME=node-a LOG_LEVEL=warn "$TMP/frontend" --grpc-addr 127.0.0.1:19080 --http-addr 127.0.0.1:18080 --downward-dir "" \
-  --target backends=static:///127.0.0.1:19093,127.0.0.1:19094,127.0.0.1:19095 2>/dev/null & PIDS+=($!); FRONT=$!
-sleep 1
-measure "frontend FanOut EACH x3" "$FRONT" 127.0.0.1:19080 knowingnode.v1.FanOutService/FanOut '{}' 127.0.0.1:18080
+  "${ADMIT[@]}" $(targets 3 1 10 30) 2>/dev/null & PIDS+=($!); FRONT=$!
+sleep 2
+measure_http "frontend REST /v1/identity" "$FRONT" http://127.0.0.1:18080/v1/identity 127.0.0.1:18080
+for n in 1 3 10 30; do
+  measure "frontend FanOut EACH N=$n" "$FRONT" 127.0.0.1:19080 knowingnode.v1.FanOutService/FanOut "{\"target\":\"n$n\"}" 127.0.0.1:18080
+done
+measure_http "frontend REST /v1/fanout N=3" "$FRONT" "http://127.0.0.1:18080/v1/fanout?target=n3" 127.0.0.1:18080
+
+# 1,000 endpoints: 4 bare reference servers with 250 listeners each. One
+# frontend per width, so its RSS is what holding that many connections costs;
+# fan-outs one at a time (c=1), so p99 is one fan-out's under no other load.
+WIDE=()
+for i in 1 2 3 4; do
+  "$TMP/bare" --grpc-addr 127.0.0.$i:0 --listeners 250 --addr-file "$TMP/wide.$i" 2>/dev/null & PIDS+=($!)
+done
+for i in 1 2 3 4; do
+  for _ in $(seq 100); do [ -s "$TMP/wide.$i" ] && break; sleep 0.1; done
+  mapfile -t -O "${#WIDE[@]}" WIDE <"$TMP/wide.$i"
+done
+for n in 10 100 1000; do
+  env POD_NAME=frontend-w NODE_NAME=node-a LOG_LEVEL=warn "$TMP/frontend" --grpc-addr 127.0.0.1:19081 --http-addr 127.0.0.1:18081 --downward-dir "" \
+    "${ADMIT[@]}" --target "w=static:///$(IFS=,; echo "${WIDE[*]:0:$n}")" 2>/dev/null & PIDS+=($!); W=$!
+  sleep 2
+  "$TMP/ghz" --insecure --call knowingnode.v1.FanOutService/FanOut -d '{}' -c 1 -n 3 127.0.0.1:19081 >/dev/null # connect all
+  echo "frontend fan-out width $n: RSS holding $n connections $(rssnow "$W") MB" | tee -a "$OUT/summary.txt"
+  measure "frontend FanOut EACH w=$n c=1" "$W" 127.0.0.1:19081 knowingnode.v1.FanOutService/FanOut '{}' 127.0.0.1:18081 1 $((20000 / n + 20))
+  kill "$W"; wait "$W" 2>/dev/null || true
+done
+
+# Ratios against the peers and per backend call, from this run's rows.
+python3 - "$OUT/summary.txt" <<'PY' | tee -a "$OUT/summary.txt"
+import re, sys
+cpu = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(.+?) +\d+ req .* CPU +([\d.]+) s/10k", line)
+    if m:
+        cpu[m.group(1).strip()] = float(m.group(2))
+def r(a, b): return cpu[a] / cpu[b]
+be = cpu["backend GetIdentity"]
+print("\nratios (CPU per call, this run)")
+print(f"  backend / podinfo gRPC              {r('backend GetIdentity', 'podinfo gRPC Info'):5.2f}x  (goal <= 0.75)")
+print(f"  backend / bare grpc-go              {r('backend GetIdentity', 'bare grpc-go (reference)'):5.2f}x  (goal <= 0.65)")
+print(f"  REST /v1/identity / podinfo HTTP    {r('frontend REST /v1/identity', 'podinfo HTTP /api/info'):5.2f}x  (goal <= 0.8)")
+n1, n30 = cpu["frontend FanOut EACH N=1"], cpu["frontend FanOut EACH N=30"]
+print(f"  fan-out N=1 / backend call          {n1 / be:5.2f}x  (goal <= 3)")
+print(f"  marginal per backend / backend call {(n30 - n1) / 29 / be:5.2f}x  (goal <= 1.3; (N=30 - N=1) / 29)")
+print(f"  REST /v1/fanout / gRPC, N=3         {r('frontend REST /v1/fanout N=3', 'frontend FanOut EACH N=3'):5.2f}x  (goal <= 1.25)")
+w = {n: cpu.get(f"frontend FanOut EACH w={n} c=1") for n in (10, 100, 1000)}
+if all(w.values()):
+    print("  CPU per backend call at width 10/100/1000: " + " / ".join(f"{w[n] / n:.3f}" for n in w) + " s/10k fan-outs per backend")
+PY

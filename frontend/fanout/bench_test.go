@@ -4,15 +4,23 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 )
 
 // BenchmarkFanOutEach measures one EACH fan-out over N real loopback
-// backends; ns/backend and allocs/backend should stay flat as N grows.
+// backends, metrics on as in the binary; ns/backend and allocs/backend
+// should stay flat as N grows, up to the 1,000 endpoints a static target
+// takes.
 func BenchmarkFanOutEach(b *testing.B) {
-	for _, n := range []int{1, 10, 100} {
+	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
-			s, _ := newService(b, Options{}, addrs(startBackends(b, n))...)
+			m, err := NewMetrics(prometheus.NewRegistry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, _ := newService(b, Options{Metrics: m}, addrs(startBackends(b, n))...)
 			req := &knowingnodev1.FanOutRequest{}
 			if _, err := s.FanOut(b.Context(), req); err != nil { // connect first
 				b.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/gen/openapi"
@@ -38,6 +39,11 @@ type Options struct {
 	// context from its headers, so a fan-out joins the caller's trace.
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
+
+	// Fixed are replies that never change once served (the very pointers
+	// the services return, such as identity.Server's Response): encoded to
+	// JSON once, not per request. They must not be modified afterwards.
+	Fixed []proto.Message
 }
 
 // maxQuery bounds the query string; every parameter is short.
@@ -45,10 +51,14 @@ const maxQuery = 4 << 10
 
 // New returns the HTTP handler.
 func New(ctx context.Context, o Options) (http.Handler, error) {
-	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+	marshaler, err := newFixedMarshaler(&runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}))
+	}, o.Fixed)
+	if err != nil {
+		return nil, err
+	}
+	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler))
 	if err := knowingnodev1.RegisterIdentityServiceHandlerServer(ctx, gw, o.Identity); err != nil {
 		return nil, fmt.Errorf("register identity gateway: %w", err)
 	}
