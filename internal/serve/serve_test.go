@@ -490,6 +490,7 @@ func TestNewPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.grpcLis.Close()
+	defer a.GRPC.Stop() // its stream workers
 	cfg := testConfig()
 	cfg.GRPCAddr = a.GRPCAddr().String()
 	if _, err := New(cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), cfg.GRPCAddr) {
@@ -577,5 +578,6 @@ func TestAdvertisedAddrs(t *testing.T) {
 			t.Errorf("bound %s, host %q: %q; want [%s]", tt.grpcAddr, tt.host, got, want)
 		}
 		srv.grpcLis.Close()
+		srv.GRPC.Stop() // its stream workers
 	}
 }
