@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -52,6 +53,11 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.jsonFile, "json", "", "write each window, then the summary, as JSON lines to this file (- for stdout)")
 	fs.StringVar(&o.plotFile, "plot", "", "draw rate, latency and each pod's share over time to this PNG file")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			// -h is asked for: the usage goes to stdout, like the other binaries'.
+			fs.SetOutput(os.Stdout)
+			fs.Usage()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
