@@ -321,7 +321,7 @@ func (s *Service) fanOut(ctx context.Context, name string, e *entry, req *knowin
 		lats    []time.Duration
 	)
 	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH {
-		results = s.each(ctx, backends, width)
+		results = s.each(ctx, e.pool, backends, width)
 		lats = make([]time.Duration, 0, len(results))
 		for _, r := range results {
 			if r.Code != CodeDraining {
@@ -360,8 +360,11 @@ func isDraining(st *status.Status) bool {
 	return st.Code() == codes.Unavailable && strings.Contains(st.Message(), "health check failed. status=NOT_SERVING")
 }
 
-// each calls every backend once, at most width at a time.
-func (s *Service) each(ctx context.Context, backends []*backend, width int) []*knowingnodev1.BackendResult {
+// each calls every backend once, at most width at a time. A backend found
+// draining gets one more try on a new connection (Pool.Renew): behind a
+// Service VIP the new connection reaches another, ready pod, as a client
+// letting go of a draining pod would; a pod's own address stays draining.
+func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, width int) []*knowingnodev1.BackendResult {
 	results := make([]*knowingnodev1.BackendResult, len(backends))
 	sem := make(chan struct{}, width)
 	var wg sync.WaitGroup
@@ -376,6 +379,11 @@ func (s *Service) each(ctx context.Context, backends []*backend, width int) []*k
 		s.goCall(&wg, func() {
 			defer func() { <-sem }()
 			results[i] = s.call(ctx, b.client, b.ep)
+			if results[i].Code == CodeDraining {
+				if c, ok := pool.Renew(b.ep.Addr, b.cc); ok {
+					results[i] = s.call(ctx, c, b.ep)
+				}
+			}
 		})
 	}
 	wg.Wait()

@@ -3,6 +3,7 @@ package fanout
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,9 +19,10 @@ import (
 
 // backend is one discovered endpoint and its long-lived connection.
 type backend struct {
-	ep     discovery.Endpoint
-	cc     *grpc.ClientConn
-	client knowingnodev1.IdentityServiceClient
+	ep      discovery.Endpoint
+	cc      *grpc.ClientConn
+	client  knowingnodev1.IdentityServiceClient
+	renewed time.Time // when Renew last replaced cc
 }
 
 // Pool holds one connection per discovered endpoint of a target, reconciled
@@ -156,18 +158,13 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 		}
 		b, ok := p.conns[ep.Addr]
 		if !ok {
-			// passthrough: the address is an IP we resolved ourselves;
-			// the channel must not resolve it again.
-			opts := append([]grpc.DialOption{grpc.WithDefaultServiceConfig(endpointServiceConfig)}, p.dialOpts...)
-			cc, err := grpc.NewClient("passthrough:///"+ep.Addr, opts...)
-			if err != nil {
+			var err error
+			if b, err = p.dial(ep); err != nil {
 				p.log.Error("dial failed; endpoint skipped", "addr", ep.Addr, "err", err)
 				continue
 			}
-			cc.Connect() // warm up now rather than on the first fan-out
-			b = &backend{ep: ep, cc: cc, client: knowingnodev1.NewIdentityServiceClient(cc)}
 		} else if b.ep != ep {
-			b = &backend{ep: ep, cc: b.cc, client: b.client} // same address, new name
+			b = &backend{ep: ep, cc: b.cc, client: b.client, renewed: b.renewed} // same address, new name
 		}
 		keep[ep.Addr] = b
 		next = append(next, b)
@@ -178,13 +175,7 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 		if _, ok := keep[addr]; !ok {
 			gone = append(gone, addr)
 			// A fan-out may have this connection in hand right now.
-			cc := b.cc
-			p.closing[cc] = time.AfterFunc(p.closeGrace, func() {
-				p.mu.Lock()
-				delete(p.closing, cc)
-				p.mu.Unlock()
-				cc.Close()
-			})
+			p.closeLater(b.cc)
 		}
 	}
 	p.conns = keep
@@ -197,6 +188,62 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 	if len(gone) > 0 && p.vanish != nil {
 		p.vanish(gone)
 	}
+}
+
+// renewEvery bounds how often Renew redials one endpoint: a pod's own
+// address stays draining for its whole drain delay.
+const renewEvery = time.Second
+
+// Renew replaces the connection of the endpoint at addr, if it is still cc
+// and was not renewed in the last renewEvery, with a new one, and returns
+// its client; the old connection closes after the grace, so calls on it
+// finish. It is how the pool lets go of a backend that announced its drain:
+// behind a Service VIP the new connection reaches another pod.
+func (p *Pool) Renew(addr string, cc *grpc.ClientConn) (knowingnodev1.IdentityServiceClient, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.conns[addr]
+	if p.closed || !ok || b.cc != cc || time.Since(b.renewed) < renewEvery {
+		return nil, false
+	}
+	nb, err := p.dial(b.ep)
+	if err != nil {
+		return nil, false
+	}
+	nb.renewed = time.Now()
+	p.conns[addr] = nb
+	snap := p.current.Load()
+	backends := slices.Clone(snap.backends)
+	for i := range backends {
+		if backends[i] == b {
+			backends[i] = nb
+		}
+	}
+	p.current.Store(&snapshot{backends: backends, addrs: snap.addrs})
+	p.closeLater(b.cc)
+	return nb.client, true
+}
+
+// dial makes an endpoint's own connection. passthrough: the address is an
+// IP we resolved ourselves; the channel must not resolve it again.
+func (p *Pool) dial(ep discovery.Endpoint) (*backend, error) {
+	opts := append([]grpc.DialOption{grpc.WithDefaultServiceConfig(endpointServiceConfig)}, p.dialOpts...)
+	cc, err := grpc.NewClient("passthrough:///"+ep.Addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cc.Connect() // warm up now rather than on the first fan-out
+	return &backend{ep: ep, cc: cc, client: knowingnodev1.NewIdentityServiceClient(cc)}, nil
+}
+
+// closeLater closes cc after the grace; p.mu is held.
+func (p *Pool) closeLater(cc *grpc.ClientConn) {
+	p.closing[cc] = time.AfterFunc(p.closeGrace, func() {
+		p.mu.Lock()
+		delete(p.closing, cc)
+		p.mu.Unlock()
+		cc.Close()
+	})
 }
 
 // Close closes every connection, those of vanished endpoints still in their
