@@ -379,10 +379,16 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 		s.goCall(&wg, func() {
 			defer func() { <-sem }()
 			results[i] = s.call(ctx, b.client, b.ep)
-			if results[i].Code == CodeDraining {
-				if c, ok := pool.Renew(b.ep.Addr, b.cc); ok {
-					results[i] = s.call(ctx, c, b.ep)
+			// Behind a VIP a new connection may reach another draining pod
+			// in a rollout: a few tries, each a new connection.
+			cc := b.cc
+			for try := 0; try < 3 && results[i].Code == CodeDraining; try++ {
+				c, renewed, ok := pool.Renew(b.ep.Addr, cc, try > 0)
+				if !ok {
+					break
 				}
+				cc = renewed
+				results[i] = s.call(ctx, c, b.ep)
 			}
 		})
 	}

@@ -192,23 +192,24 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 
 // renewEvery bounds how often Renew redials one endpoint: a pod's own
 // address stays draining for its whole drain delay.
-const renewEvery = time.Second
+const renewEvery = 250 * time.Millisecond
 
 // Renew replaces the connection of the endpoint at addr, if it is still cc
-// and was not renewed in the last renewEvery, with a new one, and returns
-// its client; the old connection closes after the grace, so calls on it
+// and was not renewed in the last renewEvery (unless chained: cc is the one
+// the caller's previous Renew made), with a new one, and returns its client
+// and connection; the old connection closes after the grace, so calls on it
 // finish. It is how the pool lets go of a backend that announced its drain:
 // behind a Service VIP the new connection reaches another pod.
-func (p *Pool) Renew(addr string, cc *grpc.ClientConn) (knowingnodev1.IdentityServiceClient, bool) {
+func (p *Pool) Renew(addr string, cc *grpc.ClientConn, chained bool) (knowingnodev1.IdentityServiceClient, *grpc.ClientConn, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b, ok := p.conns[addr]
-	if p.closed || !ok || b.cc != cc || time.Since(b.renewed) < renewEvery {
-		return nil, false
+	if p.closed || !ok || b.cc != cc || (!chained && time.Since(b.renewed) < renewEvery) {
+		return nil, nil, false
 	}
 	nb, err := p.dial(b.ep)
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
 	nb.renewed = time.Now()
 	p.conns[addr] = nb
@@ -221,7 +222,7 @@ func (p *Pool) Renew(addr string, cc *grpc.ClientConn) (knowingnodev1.IdentitySe
 	}
 	p.current.Store(&snapshot{backends: backends, addrs: snap.addrs})
 	p.closeLater(b.cc)
-	return nb.client, true
+	return nb.client, nb.cc, true
 }
 
 // dial makes an endpoint's own connection. passthrough: the address is an
