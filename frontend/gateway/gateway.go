@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,14 +113,23 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if o.Page != nil {
 		mux.Handle("/", instrument("page", o.Page))
 	}
+	// The API's headers also on what the mux answers by itself (the redirect
+	// of an unclean path such as /v1/., a 404), not only on the routes.
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/hostz" {
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		mux.ServeHTTP(w, r)
+	})
 	if o.TracerProvider != nil {
-		return otelhttp.NewHandler(mux, "frontend.http",
+		return otelhttp.NewHandler(h, "frontend.http",
 			otelhttp.WithTracerProvider(o.TracerProvider),
 			otelhttp.WithPropagators(o.Propagator),
 			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
 		), nil
 	}
-	return mux, nil
+	return h, nil
 }
 
 // newInstrumenter returns a wrapper counting requests and timing them by
