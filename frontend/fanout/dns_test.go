@@ -2,58 +2,16 @@ package fanout
 
 import (
 	"fmt"
-	"net"
 	"testing"
-
-	"google.golang.org/grpc"
 
 	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/identity"
 	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/internal/testing/loopbackpods"
 )
 
-// podBackends starts n backends as pods are: each on an IP of its own
-// (127.0.0.x), all on one port, since A records carry no port.
-func podBackends(t *testing.T, n int) (ips []string, port uint16) {
-	t.Helper()
-	for attempt := 0; attempt < 20; attempt++ {
-		first, err := net.Listen("tcp", "127.0.0.41:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = uint16(first.Addr().(*net.TCPAddr).Port)
-		lis := []net.Listener{first}
-		for i := 1; i < n; i++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", 41+i, port))
-			if err != nil {
-				break // that port is taken on this IP: try another
-			}
-			lis = append(lis, l)
-		}
-		if len(lis) < n {
-			for _, l := range lis {
-				l.Close()
-			}
-			continue
-		}
-		for i, l := range lis {
-			srv := grpc.NewServer()
-			knowingnodev1.RegisterIdentityServiceServer(srv, identity.NewServer(&knowingnodev1.Identity{
-				PodName: fmt.Sprintf("web-%d", i), NodeName: fmt.Sprintf("node-%c", 'a'+i%2),
-			}))
-			go srv.Serve(l)
-			t.Cleanup(srv.Stop)
-			ips = append(ips, fmt.Sprintf("127.0.0.%d", 41+i))
-		}
-		return ips, port
-	}
-	t.Fatal("no port free on every loopback IP")
-	return nil, 0
-}
-
 func TestFanOutFollowsClusterDNS(t *testing.T) {
-	ips, port := podBackends(t, 5)
+	ips, port := loopbackpods.Start(t, 5, 41, "web")
 	dns, err := clusterdns.Start("127.0.0.1:0", "cluster.local.")
 	if err != nil {
 		t.Fatal(err)

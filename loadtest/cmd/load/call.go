@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // client-side health checking for round robin
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -36,13 +37,22 @@ func newCaller(o *options) (engine.Caller, func(), error) {
 	}
 	var conns []grpc.ClientConnInterface
 	var closers []func() error
+	var newBuilder func() resolver.Builder // with --refresh: each connection's resolver
 	closeAll := func() {
 		for _, c := range closers {
 			c()
 		}
 	}
+	if o.refresh > 0 {
+		d, err := discover(o.target, o.refresh)
+		if err != nil {
+			return nil, nil, err
+		}
+		closers = append(closers, func() error { d.close(); return nil })
+		newBuilder = d.builder
+	}
 	for range o.connections {
-		cc, err := dial(o.target, o.balancing)
+		cc, err := dial(o.target, o.balancing, newBuilder)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -57,13 +67,23 @@ func newCaller(o *options) (engine.Caller, func(), error) {
 }
 
 // dial makes one client over target with the given balancing policy. A
-// static:/// target resolves to its listed addresses.
-func dial(target, balancing string) (*grpc.ClientConn, error) {
+// static:/// target resolves to its listed addresses; with newBuilder, the
+// addresses come from it. Round robin checks each address's gRPC health, so
+// a draining pod (NOT_SERVING) gets no new calls while it still accepts them.
+func dial(target, balancing string, newBuilder func() resolver.Builder) (*grpc.ClientConn, error) {
+	health := ""
+	if balancing == "round_robin" {
+		health = `,"healthCheckConfig":{"serviceName":""}`
+	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, balancing)),
+		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]%s}`, balancing, health)),
 	}
-	if list, ok := strings.CutPrefix(target, staticScheme); ok {
+	if newBuilder != nil {
+		r := newBuilder()
+		opts = append(opts, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///load"
+	} else if list, ok := strings.CutPrefix(target, staticScheme); ok {
 		var st resolver.State
 		for a := range strings.SplitSeq(list, ",") {
 			if a = strings.TrimSpace(a); a != "" {

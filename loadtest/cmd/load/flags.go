@@ -24,6 +24,7 @@ type options struct {
 	engine      engine.Config
 	jsonFile    string
 	plotFile    string
+	refresh     time.Duration // re-resolve the target this often with the frontend's discovery; 0: gRPC's dns resolver
 }
 
 const maxConnections = 1000
@@ -45,6 +46,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.engine.Window, "window", time.Second, "length of a reported window")
 	fs.DurationVar(&o.engine.Timeout, "timeout", 10*time.Second, "timeout of one call")
 	fs.IntVar(&o.connections, "connections", 1, "gRPC connections (clients) the calls rotate over")
+	fs.DurationVar(&o.refresh, "refresh", 0, "re-resolve a dns, srv or statefulset target this often (the frontend's discovery), so calls reach pods added later; 0 leaves it to gRPC, which re-resolves only after a lost connection")
 	fs.StringVar(&o.balancing, "balancing", "pick_first", "gRPC balancing within a connection: pick_first (one address, as a ClusterIP pins) or round_robin (every resolved address)")
 	fs.StringVar(&o.fanout.Target, "fanout-target", "", "fanout: the frontend's target name (default: its default)")
 	fs.StringVar(&mode, "fanout-mode", "each", "fanout: each or balanced")
@@ -94,6 +96,12 @@ func parseFlags(args []string) (*options, error) {
 	o.fanout.Count = int32(count)
 	if o.connections < 1 || o.connections > maxConnections {
 		bad("connections", "%d is outside 1..%d", o.connections, maxConnections)
+	}
+	if o.refresh < 0 || o.refresh > time.Hour || o.refresh > 0 && o.refresh < 100*time.Millisecond {
+		bad("refresh", "%v is outside 100ms..1h (or 0: off)", o.refresh)
+	}
+	if o.refresh > 0 && (o.call == "rest" || strings.HasPrefix(o.target, staticScheme)) {
+		bad("refresh", "works with a dns, srv or statefulset gRPC target, not %q with --call %s", o.target, o.call)
 	}
 	if !strings.HasPrefix(o.path, "/") {
 		bad("path", "%q does not start with /", o.path)

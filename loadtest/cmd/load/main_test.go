@@ -48,6 +48,7 @@ func startTopology(t *testing.T) *topology {
 type line struct {
 	Type         string
 	Sent, OK     int64
+	Failed       int64
 	ByPod        map[string]int64
 	BackendByPod map[string]int64
 }
