@@ -22,33 +22,45 @@ import (
 // WritePNG draws the windows of a run to file. With backends, a fourth panel
 // shows the backend pods' share of the backend calls (a frontend tier run).
 func WritePNG(file string, windows []*engine.Stats, sum *engine.Stats, backends bool) error {
-	var panels []*plot.Plot
-	rp, err := ratePanel(windows, sum)
+	panels, err := runPanels(windows, sum, backends)
 	if err != nil {
 		return err
+	}
+	return render(file, panels)
+}
+
+// runPanels draws rate, latency and the pods' shares of a run.
+func runPanels(windows []*engine.Stats, sum *engine.Stats, backends bool) ([]*plot.Plot, error) {
+	rp, err := ratePanel(windows, sum)
+	if err != nil {
+		return nil, err
 	}
 	lp, err := latencyPanel(windows)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	panels = append(panels, rp, lp)
+	panels := []*plot.Plot{rp, lp}
 	title := "calls by pod"
 	if backends {
 		title = "calls by answering pod (frontend)"
 	}
 	sp, err := sharePanel(title, windows, func(w *engine.Stats) map[string]int64 { return w.ByPod })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	panels = append(panels, sp)
 	if backends {
 		bp, err := sharePanel("backend calls by backend pod", windows, func(w *engine.Stats) map[string]int64 { return w.BackendByPod })
 		if err != nil {
-			return err
+			return nil, err
 		}
 		panels = append(panels, bp)
 	}
+	return panels, nil
+}
 
+// render stacks the panels in one PNG.
+func render(file string, panels []*plot.Plot) error {
 	const width, panelHeight = 20 * vg.Centimeter, 8 * vg.Centimeter
 	img := vgimg.New(width, panelHeight*vg.Length(len(panels)))
 	dc := draw.New(img)
