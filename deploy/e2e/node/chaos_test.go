@@ -14,10 +14,20 @@ import (
 	"github.com/knowingnode/knowingnode/internal/testing/poll"
 )
 
-// TestTopologies runs the three topologies' scenarios side by side.
-// TestChaos starts only when all of them are done: it disturbs the whole
-// cluster.
-func TestTopologies(t *testing.T) {
+// TestCluster runs every scenario on the one cluster, in an order that
+// matters: the three topologies side by side; then the chaos, which disturbs
+// the whole cluster; then the autoscalers, one tier at a time, since load on
+// one tier while another scales would mix causes; then a Helm release of its
+// own beside the overlays.
+func TestCluster(t *testing.T) {
+	t.Run("topologies", topologies)
+	t.Run("chaos", chaos)
+	t.Run("autoscale", autoscale)
+	t.Run("helm", helmRelease)
+}
+
+// topologies runs the three topologies' scenarios side by side.
+func topologies(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		run  func(*testing.T)
@@ -29,13 +39,13 @@ func TestTopologies(t *testing.T) {
 	}
 }
 
-// TestChaos breaks the cluster's parts one at a time under continuous EACH
+// chaos breaks the cluster's parts one at a time under continuous EACH
 // and BALANCED load through the StatefulSet topology's frontend (per-pod
 // names: a pod that is really gone shows as that pod's failure). What must
 // hold each time: no fan-out fails as a whole, backend calls fail only for
 // pods really gone, and afterwards everything is healthy again: EACH answers
 // from exactly the pods the API lists as ready.
-func TestChaos(t *testing.T) {
+func chaos(t *testing.T) {
 	const node2 = "kne2e-node2"
 	base := "" // set by the first scenario that runs
 	frontend := func(t *testing.T) string {

@@ -311,16 +311,18 @@ images:
 // both directions on every HorizontalPodAutoscaler: with metrics-server in
 // the cluster the HPAs act on real CPU, and the scenarios above count pods
 // they set themselves (kubectl scale, the manifests' replicas) while their
-// load would move a live HPA. The HPAs still compute their recommendation.
+// load would move a live HPA. The HPAs still compute their recommendation,
+// and keep their policies: the autoscale scenarios lift one at a time.
 const hpaHold = `patches:
   - target:
       kind: HorizontalPodAutoscaler
     patch: |-
       - op: add
-        path: /spec/behavior
-        value:
-          scaleUp: {selectPolicy: Disabled}
-          scaleDown: {selectPolicy: Disabled}
+        path: /spec/behavior/scaleUp/selectPolicy
+        value: Disabled
+      - op: add
+        path: /spec/behavior/scaleDown/selectPolicy
+        value: Disabled
 `
 
 func waitRollouts() error {
