@@ -22,7 +22,7 @@ const helmNS = "knowingnode-helm"
 // pod, upgrades a value under load (a rolling update of the backends) and
 // uninstalls it, leaving nothing.
 func helmRelease(t *testing.T) {
-	scenario(t, "helm install/test/upgrade/uninstall", func(t *testing.T) string {
+	scenario(t, "helm install, test, upgrade, uninstall", func(t *testing.T) string {
 		home := filepath.Join(work, "helm-home") // helm's cache, config and data: not root's home
 		bin := filepath.Join(work, "helm")
 		if _, err := runCmd(repo, []string{"CGO_ENABLED=0"}, "go", "build", "-modfile=tools/helm.mod", "-o", bin, "helm.sh/helm/v3/cmd/helm"); err != nil {
