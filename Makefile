@@ -54,6 +54,14 @@ test: deps check-generate lint unit fuzz helm e2e
 helm:
 	cd deploy/helm && $(GO) test -count=1 ./...
 
+## chart: the Helm chart packaged in bin/, its version following the project
+## version: a vX.Y.Z tag (git describe) gives X.Y.Z (X.Y.Z-N-g<commit> past
+## it), no tag 0.0.0-g<commit>; appVersion, the image tag, is VERSION itself
+CHART_VERSION ?= $(shell v='$(VERSION)'; case "$$v" in (v[0-9]*.[0-9]*.[0-9]*) echo "$$v" | cut -c2-;; (*) echo "0.0.0-g$$v";; esac)
+.PHONY: chart
+chart:
+	$(GO) tool -modfile=tools/helm.mod helm package deploy/helm/knowingnode --version '$(CHART_VERSION)' --app-version '$(VERSION)' -d bin/
+
 ## deps: the pinned Debian packages in tools/debian-packages.txt, installed with
 ## apt when missing (Chromium for the browser tests; containerd, runc, CNI
 ## plugins, iptables, nftables, conntrack for the real-node e2e; wrk for make load)
