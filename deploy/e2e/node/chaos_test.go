@@ -16,12 +16,14 @@ import (
 
 // TestCluster runs every scenario on the one cluster, in an order that
 // matters: the three topologies side by side; then the chaos, which disturbs
-// the whole cluster; then the autoscalers, one tier at a time, since load on
+// the whole cluster; then the EndpointSlice watch against DNS while the
+// StatefulSet scales and rolls; then the autoscalers, one tier at a time, since load on
 // one tier while another scales would mix causes; then a Helm release of its
 // own beside the overlays.
 func TestCluster(t *testing.T) {
 	t.Run("topologies", topologies)
 	t.Run("chaos", chaos)
+	t.Run("endpointslices", endpointSlices)
 	t.Run("autoscale", autoscale)
 	t.Run("helm", helmRelease)
 }

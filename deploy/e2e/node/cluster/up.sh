@@ -49,6 +49,9 @@ METRICS_SERVER_PORT=$((PORT_BASE + 7)) # on NODE_IP: an EndpointSlice may not na
 # The HPA controller's sync period: the default 15 s, shortened so the test
 # cluster reacts within a few seconds of the metrics changing.
 HPA_SYNC_PERIOD=${HPA_SYNC_PERIOD:-2s}
+# A Service's endpoints spread over several EndpointSlices from 5 endpoints on
+# (the default is 100), so discovery is tested merging them.
+MAX_ENDPOINTS_PER_SLICE=${MAX_ENDPOINTS_PER_SLICE:-4}
 # kubelet n: PORT_BASE + 10*n (API) and + 10*n + 1 (healthz)
 
 NODE_IP=${NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
@@ -183,10 +186,15 @@ start etcd "$BIN/etcd" --data-dir "$STATE/etcd" --name kne2e \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-cluster "kne2e=http://127.0.0.1:$ETCD_PEER_PORT" --log-level warn --quota-backend-bytes 1073741824
 
+# Pods reach it as in any cluster: the default/kubernetes Service's VIP,
+# whose endpoint the API server keeps at NODE_IP:API_PORT (so it listens on
+# every address, loopback for the kubeconfigs too; a token is still needed).
+# Its serving cert is self-signed for the VIP; the controller-manager
+# publishes its CA to every namespace (kube-root-ca.crt, --root-ca-file).
 start kube-apiserver "$BIN/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-  --endpoint-reconciler-type none --cert-dir "$STATE/pki/apiserver" \
+  --bind-address 0.0.0.0 --advertise-address "$NODE_IP" --secure-port "$API_PORT" \
+  --cert-dir "$STATE/pki/apiserver" \
   --token-auth-file "$STATE/pki/tokens.csv" --authorization-mode Node,RBAC \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$STATE/pki/sa.pub" --service-account-signing-key-file "$STATE/pki/sa.key" \
@@ -208,6 +216,7 @@ start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KC" 
   --use-service-account-credentials=false --cluster-cidr "$CLUSTER_CIDR" --allocate-node-cidrs=false \
   --service-cluster-ip-range "$SERVICE_CIDR" --controllers '*,-nodeipam' \
   --concurrent-deployment-syncs 10 --horizontal-pod-autoscaler-sync-period "$HPA_SYNC_PERIOD" \
+  --max-endpoints-per-slice "$MAX_ENDPOINTS_PER_SLICE" --root-ca-file "$STATE/pki/apiserver/apiserver.crt" \
   --profiling=false
 start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$KC" --leader-elect=false --secure-port 0 --profiling=false
 
@@ -332,7 +341,7 @@ mount -t tmpfs -o size=16m kne2e-varlib /var/lib
 mkdir -p /var/lib/kubelet/device-plugins
 exec "$NODE_BIN/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$KC" --root-dir "$dir/kubelet" \\
   --cert-dir "$dir/kubelet/pki" --hostname-override "$name" --node-ip "$NODE_IP" \\
-  --node-labels "kne2e/node=$n" --v=1
+  --node-labels "kne2e/node=$n,topology.kubernetes.io/zone=kne2e-zone-$n,topology.kubernetes.io/region=kne2e" --v=1
 EOF
   chmod +x "$dir/run-kubelet.sh"
   log "node $name: kubelet"
