@@ -186,6 +186,8 @@ func (p *Pool) dial(ep discovery.Endpoint) (*backend, error) {
 		// one would be passed over, piling calls onto the others.
 		grpc.WithIdleTimeout(0),
 	}, p.dialOpts...)
+	// Last, so that it is this connection's codec whatever dialOpts say.
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newIdentityCodec())))
 	cc, err := grpc.NewClient("passthrough:///"+ep.Addr, opts...)
 	if err != nil {
 		return nil, err
