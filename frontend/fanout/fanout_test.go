@@ -39,10 +39,19 @@ func startBackend(tb testing.TB, pod, node string, opts ...grpc.ServerOption) *t
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := grpc.NewServer(opts...)
-	knowingnodev1.RegisterIdentityServiceServer(srv, identity.NewServer(&knowingnodev1.Identity{
+	return startIdentity(tb, lis, &knowingnodev1.Identity{
 		PodName: pod, NodeName: node, PodIp: "127.0.0.1", Tier: knowingnodev1.Tier_TIER_BACKEND,
-	}))
+	}, opts...)
+}
+
+// startIdentity serves id on lis as a backend does.
+func startIdentity(tb testing.TB, lis net.Listener, id *knowingnodev1.Identity, opts ...grpc.ServerOption) *testBackend {
+	return startIdentityServer(tb, lis, identity.NewServer(id), opts...)
+}
+
+func startIdentityServer(tb testing.TB, lis net.Listener, is *identity.Server, opts ...grpc.ServerOption) *testBackend {
+	srv := grpc.NewServer(opts...)
+	knowingnodev1.RegisterIdentityServiceServer(srv, is)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	go srv.Serve(lis)

@@ -1,7 +1,6 @@
 package fanout
 
 import (
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -10,8 +9,6 @@ import (
 
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
-	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -26,8 +23,8 @@ type backend struct {
 }
 
 // Pool holds one connection per discovered endpoint of a target, reconciled
-// when discovery's set changes, and one load-balanced channel over the same
-// set. Nothing is dialed per request.
+// when discovery's set changes; EACH calls each of them, BALANCED round-robins
+// over the same connections. Nothing is dialed per request.
 type Pool struct {
 	name       string
 	dialOpts   []grpc.DialOption
@@ -42,9 +39,7 @@ type Pool struct {
 
 	current atomic.Pointer[snapshot] // replaced, never mutated
 
-	manual   *manual.Resolver
-	balanced *grpc.ClientConn
-	lb       knowingnodev1.IdentityServiceClient
+	lb *roundRobin
 }
 
 type snapshot struct {
@@ -52,47 +47,24 @@ type snapshot struct {
 	addrs    map[string]bool
 }
 
-// balancedServiceConfig spreads calls round robin and retries a call that
-// met UNAVAILABLE (a pod going away mid-rollout, a connection closed by
-// MaxConnectionAge) on another pick: GetIdentity is idempotent, and BALANCED
-// is about where calls land, not about losing them to a reconnect.
-// Client-side health checking (grpc.health.v1 Watch of the server's overall
-// status) stops picking a pod the moment it turns NOT_SERVING, as backends do
-// for their drain delay; a server without the health service counts as
-// healthy.
-const balancedServiceConfig = `{
-  "loadBalancingConfig": [{"round_robin": {}}],
-  "healthCheckConfig": {"serviceName": ""},
-  "methodConfig": [{
-    "name": [{"service": "knowingnode.v1.IdentityService"}],
-    "retryPolicy": {
-      "maxAttempts": 3,
-      "initialBackoff": "0.02s",
-      "maxBackoff": "0.2s",
-      "backoffMultiplier": 2,
-      "retryableStatusCodes": ["UNAVAILABLE"]
-    }
-  }]
-}`
-
-// endpointServiceConfig is that of each endpoint's own connection (EACH):
-// health checked too, so that a draining pod's call fails at once with the
-// health status rather than being made. round_robin over the one address,
-// because grpc-go's pick_first does no health checking at the top level.
+// endpointServiceConfig is that of each endpoint's own connection: health
+// checked (grpc.health.v1 Watch of the server's overall status), so that a
+// draining pod's connection leaves READY the moment it turns NOT_SERVING:
+// EACH's call fails at once with the health status rather than being made,
+// and BALANCED stops picking it. A server without the health service counts
+// as healthy. round_robin over the one address, because grpc-go's
+// pick_first does no health checking at the top level.
 const endpointServiceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
   "healthCheckConfig": {"serviceName": ""}
 }`
-
-// balancedScheme is private to each pool's channel (registered per channel
-// with WithResolvers, not globally).
-const balancedScheme = "knowingnode-discovered"
 
 // NewPool returns an empty pool for the named target. dialOpts apply to every
 // connection (credentials, stats handlers, size limits). A connection whose
 // endpoint vanished from discovery is closed closeGrace later, so that calls
 // already on it finish rather than end CANCELED: give it at least the
 // per-backend call timeout.
+// The error is always nil (kept so callers need not change).
 func NewPool(name string, closeGrace time.Duration, log *slog.Logger, dialOpts ...grpc.DialOption) (*Pool, error) {
 	p := &Pool{
 		name:       name,
@@ -101,27 +73,9 @@ func NewPool(name string, closeGrace time.Duration, log *slog.Logger, dialOpts .
 		closeGrace: closeGrace,
 		conns:      map[string]*backend{},
 		closing:    map[*grpc.ClientConn]*time.Timer{},
-		manual:     manual.NewBuilderWithScheme(balancedScheme),
 	}
 	p.current.Store(&snapshot{})
-	// Discovery feeds the balanced channel through a manual resolver, so it
-	// sees exactly the endpoints the EACH fan-out sees, refreshed as often;
-	// grpc-go's dns resolver would neither read SRV nor refresh in time.
-	p.manual.InitialState(resolver.State{})
-	opts := append([]grpc.DialOption{
-		grpc.WithResolvers(p.manual),
-		grpc.WithDefaultServiceConfig(balancedServiceConfig),
-		// Stay connected to every endpoint: an idle channel would reconnect
-		// on the next burst and pile its first calls onto the first ready pod.
-		grpc.WithIdleTimeout(0),
-	}, dialOpts...)
-	cc, err := grpc.NewClient(balancedScheme+":///"+name, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("target %s: balanced channel: %w", name, err)
-	}
-	p.balanced = cc
-	cc.Connect()
-	p.lb = knowingnodev1.NewIdentityServiceClient(cc)
+	p.lb = &roundRobin{p: p}
 	return p, nil
 }
 
@@ -138,7 +92,8 @@ func (p *Pool) onVanish(f func(addrs []string)) {
 	p.vanish = f
 }
 
-// Balanced is a client whose calls round-robin over the current endpoints.
+// Balanced is a client whose calls round-robin over the current endpoints'
+// connections, skipping those not READY (connecting, failed or draining).
 func (p *Pool) Balanced() knowingnodev1.IdentityServiceClient { return p.lb }
 
 // Update reconciles the pool with eps: new endpoints are dialed, vanished
@@ -151,7 +106,6 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 	}
 	next := make([]*backend, 0, len(eps))
 	keep := make(map[string]*backend, len(eps))
-	addrs := make([]resolver.Address, 0, len(eps))
 	for _, ep := range eps {
 		if _, dup := keep[ep.Addr]; dup {
 			continue // two names for one address: one connection
@@ -168,7 +122,6 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 		}
 		keep[ep.Addr] = b
 		next = append(next, b)
-		addrs = append(addrs, resolver.Address{Addr: ep.Addr, ServerName: ep.DNSName})
 	}
 	var gone []string
 	for addr, b := range p.conns {
@@ -184,7 +137,6 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 		live[a] = true
 	}
 	p.current.Store(&snapshot{backends: next, addrs: live})
-	p.manual.UpdateState(resolver.State{Addresses: addrs})
 	if len(gone) > 0 && p.vanish != nil {
 		p.vanish(gone)
 	}
@@ -228,7 +180,14 @@ func (p *Pool) Renew(addr string, cc *grpc.ClientConn, chained bool) (knowingnod
 // dial makes an endpoint's own connection. passthrough: the address is an
 // IP we resolved ourselves; the channel must not resolve it again.
 func (p *Pool) dial(ep discovery.Endpoint) (*backend, error) {
-	opts := append([]grpc.DialOption{grpc.WithDefaultServiceConfig(endpointServiceConfig)}, p.dialOpts...)
+	opts := append([]grpc.DialOption{
+		grpc.WithDefaultServiceConfig(endpointServiceConfig),
+		// Stay connected: BALANCED picks only READY connections, and an idle
+		// one would be passed over, piling calls onto the others.
+		grpc.WithIdleTimeout(0),
+	}, p.dialOpts...)
+	// Last, so that it is this connection's codec whatever dialOpts say.
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newIdentityCodec())))
 	cc, err := grpc.NewClient("passthrough:///"+ep.Addr, opts...)
 	if err != nil {
 		return nil, err
@@ -265,5 +224,4 @@ func (p *Pool) Close() {
 	}
 	p.conns, p.closing = map[string]*backend{}, nil
 	p.current.Store(&snapshot{})
-	p.balanced.Close()
 }
