@@ -215,7 +215,8 @@ func (s *Service) SetDefault(name string) error {
 func (s *Service) ListTargets(context.Context, *knowingnodev1.ListTargetsRequest) (*knowingnodev1.ListTargetsResponse, error) {
 	resp := &knowingnodev1.ListTargetsResponse{DefaultTarget: s.def}
 	for _, n := range s.names {
-		resp.Targets = append(resp.Targets, s.targets[n].state())
+		ts, _ := s.compared(n, s.targets[n].target.State())
+		resp.Targets = append(resp.Targets, ts)
 	}
 	return resp, nil
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 )
 
@@ -54,23 +55,30 @@ func (s *Service) WatchTargets(req *knowingnodev1.WatchTargetsRequest, stream gr
 	if stopping == nil {
 		stopping = context.Background() // never done
 	}
-	// The cases of the wait: the ends first, then one per target.
+	// The cases of the wait: the ends first, then one per target whose
+	// change changes a watched target's message (itself, the targets it is
+	// compared with).
+	watched := s.related(names)
 	const ends = 3
-	cases := make([]reflect.SelectCase, ends+len(names))
+	cases := make([]reflect.SelectCase, ends+len(watched))
 	cases[0] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}
 	cases[1] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.stop.Done())}
 	cases[2] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(stopping.Done())}
-	sent := make(map[string]uint64, len(names)) // the version last sent
+	sent := make(map[string]string, len(names)) // the key of the message last sent
 	for initial := true; ; initial = false {
-		for i, n := range names {
-			e := s.targets[n]
-			st, changed := e.target.Watch()
+		states := make(map[string]discovery.State, len(watched))
+		for i, n := range watched {
+			st, changed := s.targets[n].target.Watch()
+			states[n] = st
 			cases[ends+i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(changed)}
-			if v, ok := sent[n]; ok && v == st.Version {
-				continue // the target that did not change
+		}
+		for _, n := range names {
+			ts, key := s.compared(n, states[n])
+			if k, ok := sent[n]; ok && k == key {
+				continue // neither the target nor what it is compared with changed
 			}
-			sent[n] = st.Version
-			if err := stream.Send(&knowingnodev1.WatchTargetsResponse{Target: e.stateOf(st), Initial: initial, DefaultTarget: s.def}); err != nil {
+			sent[n] = key
+			if err := stream.Send(&knowingnodev1.WatchTargetsResponse{Target: ts, Initial: initial, DefaultTarget: s.def}); err != nil {
 				return err // the caller is gone
 			}
 		}

@@ -3,6 +3,8 @@ package web
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,4 +134,68 @@ func evalString(t *testing.T, ctx context.Context, expr string) string {
 		t.Fatalf("evaluate %s: %v", expr, err)
 	}
 	return s
+}
+
+// TestBrowserDNSBesideAPI: two targets of one Service, one per discovery,
+// are shown with their comparison and side by side. A fake API stands in
+// for the frontend, streaming the two states over the watch.
+func TestBrowserDNSBesideAPI(t *testing.T) {
+	browser.Path(t, false)
+	const summary = "DNS: 2 addresses; API: 3 endpoints, 1 terminating; DNS answers exactly the ready endpoints; only in the API: 10.244.0.12 (terminating)"
+	dnsTarget := `{"name":"web-dns","mode":"DISCOVERY_MODE_DNS","refreshes":"1","endpoints":[{"address":"10.244.0.10:9090"},{"address":"10.244.0.11:9090"}],
+	  "compare":[{"other":"web-api","summary":"` + summary + `","onlyApi":["10.244.0.12 (terminating)"],"agree":true}]}`
+	apiTarget := `{"name":"web-api","mode":"DISCOVERY_MODE_KUBERNETES","refreshes":"1","endpoints":[
+	  {"address":"10.244.0.10:9090","slice":{"ready":true,"nodeName":"node-a"}},
+	  {"address":"10.244.0.11:9090","slice":{"ready":true,"nodeName":"node-b"}},
+	  {"address":"10.244.0.12:9090","slice":{"terminating":true,"nodeName":"node-b"}}],
+	  "compare":[{"other":"web-dns","summary":"` + summary + `","onlyApi":["10.244.0.12 (terminating)"],"agree":true}]}`
+	oneLine := strings.NewReplacer("\n", "", "\t", "")
+	mux := http.NewServeMux()
+	mux.Handle("/", Handler())
+	mux.HandleFunc("GET /v1/identity", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"identity":{"podName":"frontend-0"}}`)
+	})
+	mux.HandleFunc("GET /v1/targets", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"targets":[%s,%s],"defaultTarget":"web-dns"}`, dnsTarget, apiTarget)
+	})
+	mux.HandleFunc("GET /v1/targets:watch", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for _, tg := range []string{dnsTarget, apiTarget} {
+			fmt.Fprintf(w, "{\"result\":{\"target\":%s,\"initial\":true,\"defaultTarget\":\"web-dns\"}}\n", oneLine.Replace(tg))
+		}
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // a watch stays open
+	})
+	mux.HandleFunc("GET /v1/fanout", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"code":14,"message":"no endpoints reachable"}`)
+	})
+	srv := httptest.NewServer(mux)
+	// Closed after the browser (cleanups run last first): the open watch
+	// ends with the browser.
+	t.Cleanup(srv.Close)
+
+	ctx := browser.New(t, false, 5*time.Minute).Ctx
+	do(t, ctx, "open the page", chromedp.Navigate(srv.URL+"/"))
+	waitFor(t, ctx, "both comparisons", `document.querySelectorAll("[data-testid=target-compare]").length === 2`)
+	for _, c := range []struct{ name, other string }{{"web-dns", "web-api"}, {"web-api", "web-dns"}} {
+		got := evalString(t, ctx, fmt.Sprintf(`document.querySelector("[data-testid=target-compare][data-name='%s']").textContent`, c.name))
+		if !strings.Contains(got, "beside "+c.other) || !strings.Contains(got, summary) {
+			t.Errorf("%s's comparison %q; want it beside %s: %q", c.name, got, c.other, summary)
+		}
+	}
+	// The selected target (web-dns) shows both views side by side, the
+	// terminating endpoint marked as the difference.
+	waitFor(t, ctx, "the side-by-side view", `document.querySelectorAll("[data-testid=api-endpoint]").length === 3`)
+	side := evalString(t, ctx, `JSON.stringify({
+	  dns: [...document.querySelectorAll("[data-testid=dns-address]")].map((e) => e.textContent + "|" + e.dataset.differs),
+	  api: [...document.querySelectorAll("[data-testid=api-endpoint]")].map((e) => e.textContent + "|" + e.dataset.differs)})`)
+	for _, want := range []string{`"10.244.0.10|false"`, `"10.244.0.11|false"`, `10.244.0.10 ready on node-a|false`, `10.244.0.12 terminating on node-b · not in DNS|true`} {
+		if !strings.Contains(side, want) {
+			t.Errorf("side by side %s; want %s in it", side, want)
+		}
+	}
+	if mode := evalString(t, ctx, `document.querySelector("[data-testid=live-mode]").dataset.mode`); mode != "streaming" {
+		t.Errorf("live mode %q, want streaming", mode)
+	}
 }

@@ -383,6 +383,7 @@ function renderDiscovery(d) {
         el("li", { "data-testid": "disc-endpoint" }, el("code", {}, e.address || "?"),
           e.dnsName ? el("span", { class: "muted" }, " ← " + e.dnsName) : null)))
       : el("p", { class: "muted" }, "none discovered"));
+  for (const c of d.compare || []) body.append(sideBySide(d, c));
   if (d.lastError) body.classList.add("has-error"); else body.classList.remove("has-error");
 }
 
@@ -416,14 +417,19 @@ function updateTarget(t) {
 }
 
 function renderTargets() {
-  const rows = [...live.targets.values()].map((t) => {
+  const rows = [...live.targets.values()].flatMap((t) => {
     const eps = t.endpoints || [];
     const notReady = eps.filter((e) => e.slice && !e.slice.ready).length;
-    return el("tr", { "data-testid": "target-row", "data-name": t.name, "data-endpoints": eps.length },
+    const row = el("tr", { "data-testid": "target-row", "data-name": t.name, "data-endpoints": eps.length },
       el("td", {}, t.name),
       el("td", {}, enumName(t.mode, "DISCOVERY_MODE_").toLowerCase()),
       el("td", { "data-testid": "target-endpoints" }, String(eps.length) + (notReady ? ` (${notReady} not ready)` : "")),
       el("td", { class: t.lastError ? "error" : "muted", "data-testid": "target-error" }, t.lastError ? "⚠ " + t.lastError : "ok"));
+    // DNS against the API: the same Service seen by a target of each kind.
+    const cmp = (t.compare || []).map((c) => el("tr", { class: "compare" + (c.agree ? " agree" : " differ"),
+      "data-testid": "target-compare", "data-name": t.name, "data-other": c.other, "data-agree": c.agree ? "true" : "false" },
+    el("td", { colspan: 4 }, (c.agree ? "= " : "≠ ") + `beside ${c.other}: ${c.summary}`)));
+    return [row, ...cmp];
   });
   $("targets-rows").replaceChildren(...rows);
 }
@@ -467,6 +473,40 @@ async function watchTargets() {
     startPolling(`${err.code || "error"}: ${err.message}`);
     if (!err.unsupported) live.retryTimer = setTimeout(watchTargets, WATCH_RETRY_MS);
   }
+}
+
+// sideBySide shows what DNS answered next to what the EndpointSlices hold,
+// for a target compared with another one of the other kind.
+function sideBySide(d, c) {
+  const other = live.targets.get(c.other);
+  const isAPI = d.mode === "DISCOVERY_MODE_KUBERNETES";
+  const dnsT = isAPI ? other : d;
+  const apiT = isAPI ? d : other;
+  const ip = (addr) => {
+    const m = /^\[(.*)\]:\d+$/.exec(addr || "") || /^(.*):\d+$/.exec(addr || "");
+    return m ? m[1] : addr || "";
+  };
+  const onlyDNS = new Set(c.onlyDns || []);
+  const onlyAPI = new Set((c.onlyApi || []).map((x) => x.split(" ")[0]));
+  const col = (title, t, item) => el("div", { class: "side", "data-testid": "side" },
+    el("h4", {}, title),
+    t ? el("ul", { class: "endpoints" }, (t.endpoints || []).map(item)) : el("p", { class: "muted" }, "not known yet"));
+  return el("div", { class: "side-by-side", "data-testid": "side-by-side" },
+    el("p", { "data-testid": "compare-summary" }, c.summary),
+    el("div", { class: "sides" },
+      col(`DNS (${dnsT ? dnsT.name : c.other})`, dnsT, (e) => {
+        const differs = onlyDNS.has(ip(e.address));
+        return el("li", { class: differs ? "differs" : "", "data-testid": "dns-address", "data-differs": differs ? "true" : "false" },
+          el("code", {}, ip(e.address)), differs ? " only in DNS" : null);
+      }),
+      col(`API (${apiT ? apiT.name : c.other})`, apiT, (e) => {
+        const s = e.slice || {};
+        const cond = s.terminating ? "terminating" : s.ready ? "ready" : "not ready";
+        const differs = onlyAPI.has(ip(e.address));
+        return el("li", { class: differs ? "differs" : "", "data-testid": "api-endpoint", "data-differs": differs ? "true" : "false" },
+          el("code", {}, ip(e.address)), ` ${cond}`, s.nodeName ? el("span", { class: "muted" }, ` on ${s.nodeName}`) : null,
+          differs ? " · not in DNS" : null);
+      })));
 }
 
 // --- state and control ----------------------------------------------------------

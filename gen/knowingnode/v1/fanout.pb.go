@@ -918,6 +918,10 @@ type TargetState struct {
 	LastError     string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	Refreshes     int64  `protobuf:"varint,10,opt,name=refreshes,proto3" json:"refreshes,omitempty"`
 	RefreshErrors int64  `protobuf:"varint,11,opt,name=refresh_errors,json=refreshErrors,proto3" json:"refresh_errors,omitempty"`
+	// For a target naming the same Service as another one through the other
+	// discovery (DNS against a kubernetes:/// target's EndpointSlices): how
+	// the two views compare, one entry per such target.
+	Compare       []*TargetComparison `protobuf:"bytes,12,rep,name=compare,proto3" json:"compare,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1029,6 +1033,100 @@ func (x *TargetState) GetRefreshErrors() int64 {
 	return 0
 }
 
+func (x *TargetState) GetCompare() []*TargetComparison {
+	if x != nil {
+		return x.Compare
+	}
+	return nil
+}
+
+// TargetComparison sets what DNS answered beside what the EndpointSlices of
+// the same Service hold. DNS lists the ready endpoints only (all of them
+// with publishNotReadyAddresses), and only after its TTL and the refresh.
+type TargetComparison struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The other target, of the other discovery.
+	Other string `protobuf:"bytes,1,opt,name=other,proto3" json:"other,omitempty"`
+	// One line, e.g. "DNS: 3 addresses; API: 4 endpoints, 1 not ready, 1
+	// terminating; only in the API: 10.244.0.13 (not ready)".
+	Summary string `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	// IPs that DNS answered and no EndpointSlice holds (a stale answer, or a
+	// ClusterIP Service's virtual IP).
+	OnlyDns []string `protobuf:"bytes,3,rep,name=only_dns,json=onlyDns,proto3" json:"only_dns,omitempty"`
+	// IPs the EndpointSlices hold that DNS did not answer, each with the
+	// endpoint's condition, e.g. "10.244.0.13 (not ready)".
+	OnlyApi []string `protobuf:"bytes,4,rep,name=only_api,json=onlyApi,proto3" json:"only_api,omitempty"`
+	// True when DNS answered exactly the ready endpoints.
+	Agree         bool `protobuf:"varint,5,opt,name=agree,proto3" json:"agree,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetComparison) Reset() {
+	*x = TargetComparison{}
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetComparison) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetComparison) ProtoMessage() {}
+
+func (x *TargetComparison) ProtoReflect() protoreflect.Message {
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetComparison.ProtoReflect.Descriptor instead.
+func (*TargetComparison) Descriptor() ([]byte, []int) {
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TargetComparison) GetOther() string {
+	if x != nil {
+		return x.Other
+	}
+	return ""
+}
+
+func (x *TargetComparison) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *TargetComparison) GetOnlyDns() []string {
+	if x != nil {
+		return x.OnlyDns
+	}
+	return nil
+}
+
+func (x *TargetComparison) GetOnlyApi() []string {
+	if x != nil {
+		return x.OnlyApi
+	}
+	return nil
+}
+
+func (x *TargetComparison) GetAgree() bool {
+	if x != nil {
+		return x.Agree
+	}
+	return false
+}
+
 // Endpoint is one discovered backend address.
 type Endpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1046,7 +1144,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1156,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1169,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{11}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -1120,7 +1218,7 @@ type EndpointSliceInfo struct {
 
 func (x *EndpointSliceInfo) Reset() {
 	*x = EndpointSliceInfo{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1230,7 @@ func (x *EndpointSliceInfo) String() string {
 func (*EndpointSliceInfo) ProtoMessage() {}
 
 func (x *EndpointSliceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1243,7 @@ func (x *EndpointSliceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSliceInfo.ProtoReflect.Descriptor instead.
 func (*EndpointSliceInfo) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{12}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EndpointSliceInfo) GetReady() bool {
@@ -1289,7 +1387,7 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x14FanOutStreamResponse\x127\n" +
 	"\x06result\x18\x01 \x01(\v2\x1d.knowingnode.v1.BackendResultH\x00R\x06result\x124\n" +
 	"\x04done\x18\x02 \x01(\v2\x1e.knowingnode.v1.FanOutResponseH\x00R\x04doneB\a\n" +
-	"\x05event\"\xb7\x03\n" +
+	"\x05event\"\xf3\x03\n" +
 	"\vTargetState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\tR\x04spec\x121\n" +
@@ -1304,7 +1402,14 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"last_error\x18\t \x01(\tR\tlastError\x12\x1c\n" +
 	"\trefreshes\x18\n" +
 	" \x01(\x03R\trefreshes\x12%\n" +
-	"\x0erefresh_errors\x18\v \x01(\x03R\rrefreshErrors\"x\n" +
+	"\x0erefresh_errors\x18\v \x01(\x03R\rrefreshErrors\x12:\n" +
+	"\acompare\x18\f \x03(\v2 .knowingnode.v1.TargetComparisonR\acompare\"\x8e\x01\n" +
+	"\x10TargetComparison\x12\x14\n" +
+	"\x05other\x18\x01 \x01(\tR\x05other\x12\x18\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\x12\x19\n" +
+	"\bonly_dns\x18\x03 \x03(\tR\aonlyDns\x12\x19\n" +
+	"\bonly_api\x18\x04 \x03(\tR\aonlyApi\x12\x14\n" +
+	"\x05agree\x18\x05 \x01(\bR\x05agree\"x\n" +
 	"\bEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x19\n" +
 	"\bdns_name\x18\x02 \x01(\tR\adnsName\x127\n" +
@@ -1355,7 +1460,7 @@ func file_knowingnode_v1_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_knowingnode_v1_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(FanOutMode)(0),               // 0: knowingnode.v1.FanOutMode
 	(DiscoveryMode)(0),            // 1: knowingnode.v1.DiscoveryMode
@@ -1370,57 +1475,59 @@ var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(*FanOutStreamRequest)(nil),   // 10: knowingnode.v1.FanOutStreamRequest
 	(*FanOutStreamResponse)(nil),  // 11: knowingnode.v1.FanOutStreamResponse
 	(*TargetState)(nil),           // 12: knowingnode.v1.TargetState
-	(*Endpoint)(nil),              // 13: knowingnode.v1.Endpoint
-	(*EndpointSliceInfo)(nil),     // 14: knowingnode.v1.EndpointSliceInfo
-	nil,                           // 15: knowingnode.v1.FanOutSummary.ByNodeEntry
-	nil,                           // 16: knowingnode.v1.FanOutSummary.ByPodEntry
-	nil,                           // 17: knowingnode.v1.FanOutSummary.ByCodeEntry
-	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
-	(*Identity)(nil),              // 19: knowingnode.v1.Identity
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*TargetComparison)(nil),      // 13: knowingnode.v1.TargetComparison
+	(*Endpoint)(nil),              // 14: knowingnode.v1.Endpoint
+	(*EndpointSliceInfo)(nil),     // 15: knowingnode.v1.EndpointSliceInfo
+	nil,                           // 16: knowingnode.v1.FanOutSummary.ByNodeEntry
+	nil,                           // 17: knowingnode.v1.FanOutSummary.ByPodEntry
+	nil,                           // 18: knowingnode.v1.FanOutSummary.ByCodeEntry
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*Identity)(nil),              // 20: knowingnode.v1.Identity
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_knowingnode_v1_fanout_proto_depIdxs = []int32{
 	0,  // 0: knowingnode.v1.FanOutRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	18, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
-	19, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
+	19, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
+	20, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
 	0,  // 3: knowingnode.v1.FanOutResponse.mode:type_name -> knowingnode.v1.FanOutMode
 	4,  // 4: knowingnode.v1.FanOutResponse.results:type_name -> knowingnode.v1.BackendResult
 	5,  // 5: knowingnode.v1.FanOutResponse.summary:type_name -> knowingnode.v1.FanOutSummary
 	12, // 6: knowingnode.v1.FanOutResponse.discovery:type_name -> knowingnode.v1.TargetState
-	19, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
-	18, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
-	15, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
-	16, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
-	17, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
-	18, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
-	18, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
-	18, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
-	18, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
-	18, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
+	20, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
+	19, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
+	16, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
+	17, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
+	18, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
+	19, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
+	19, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
+	19, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
+	19, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
+	19, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
 	12, // 17: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
 	12, // 18: knowingnode.v1.WatchTargetsResponse.target:type_name -> knowingnode.v1.TargetState
 	0,  // 19: knowingnode.v1.FanOutStreamRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	18, // 20: knowingnode.v1.FanOutStreamRequest.timeout:type_name -> google.protobuf.Duration
+	19, // 20: knowingnode.v1.FanOutStreamRequest.timeout:type_name -> google.protobuf.Duration
 	4,  // 21: knowingnode.v1.FanOutStreamResponse.result:type_name -> knowingnode.v1.BackendResult
 	3,  // 22: knowingnode.v1.FanOutStreamResponse.done:type_name -> knowingnode.v1.FanOutResponse
 	1,  // 23: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
-	13, // 24: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
-	20, // 25: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
-	20, // 26: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
-	14, // 27: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
-	2,  // 28: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
-	6,  // 29: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
-	8,  // 30: knowingnode.v1.FanOutService.WatchTargets:input_type -> knowingnode.v1.WatchTargetsRequest
-	10, // 31: knowingnode.v1.FanOutService.FanOutStream:input_type -> knowingnode.v1.FanOutStreamRequest
-	3,  // 32: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
-	7,  // 33: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
-	9,  // 34: knowingnode.v1.FanOutService.WatchTargets:output_type -> knowingnode.v1.WatchTargetsResponse
-	11, // 35: knowingnode.v1.FanOutService.FanOutStream:output_type -> knowingnode.v1.FanOutStreamResponse
-	32, // [32:36] is the sub-list for method output_type
-	28, // [28:32] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	14, // 24: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
+	21, // 25: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
+	21, // 26: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
+	13, // 27: knowingnode.v1.TargetState.compare:type_name -> knowingnode.v1.TargetComparison
+	15, // 28: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
+	2,  // 29: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
+	6,  // 30: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
+	8,  // 31: knowingnode.v1.FanOutService.WatchTargets:input_type -> knowingnode.v1.WatchTargetsRequest
+	10, // 32: knowingnode.v1.FanOutService.FanOutStream:input_type -> knowingnode.v1.FanOutStreamRequest
+	3,  // 33: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
+	7,  // 34: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
+	9,  // 35: knowingnode.v1.FanOutService.WatchTargets:output_type -> knowingnode.v1.WatchTargetsResponse
+	11, // 36: knowingnode.v1.FanOutService.FanOutStream:output_type -> knowingnode.v1.FanOutStreamResponse
+	33, // [33:37] is the sub-list for method output_type
+	29, // [29:33] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_knowingnode_v1_fanout_proto_init() }
@@ -1439,7 +1546,7 @@ func file_knowingnode_v1_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knowingnode_v1_fanout_proto_rawDesc), len(file_knowingnode_v1_fanout_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
