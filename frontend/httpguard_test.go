@@ -26,6 +26,8 @@ func TestSameSiteOnly(t *testing.T) {
 		{"cross-site under the prefix", "/v1/fanout/x", map[string]string{"Sec-Fetch-Site": "cross-site"}, false, 403},
 		{"cross-site, cheap path", "/v1/identity", map[string]string{"Sec-Fetch-Site": "cross-site"}, false, 200},
 		{"cross-site, prefix of another word", "/v1/fanouts", map[string]string{"Sec-Fetch-Site": "cross-site"}, false, 200},
+		{"cross-site, the streamed fan-out", "/v1/fanout:stream", map[string]string{"Sec-Fetch-Site": "cross-site"}, false, 403},
+		{"cross-site, the watch", "/v1/targets:watch", map[string]string{"Sec-Fetch-Site": "cross-site"}, false, 200},
 		{"cross-site allowed by flag", "/v1/fanout", map[string]string{"Sec-Fetch-Site": "cross-site"}, true, 200},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -34,7 +36,7 @@ func TestSameSiteOnly(t *testing.T) {
 				r.Header.Set(k, v)
 			}
 			rec := httptest.NewRecorder()
-			sameSiteOnly(ok, c.allow, "/v1/fanout").ServeHTTP(rec, r)
+			sameSiteOnly(ok, c.allow, fanOutPaths...).ServeHTTP(rec, r)
 			if rec.Code != c.want {
 				t.Fatalf("status %d, want %d: %s", rec.Code, c.want, rec.Body)
 			}

@@ -43,6 +43,9 @@ type flags struct {
 	allowCrossSite  bool
 	load            load.Options
 	kubeconfig      string
+
+	streaming   bool
+	maxWatchers int
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -98,6 +101,8 @@ func parseFlags(args []string) *flags {
 	s.Int(&f.maxFanOuts, "max-fanouts", "MAX_FANOUTS", 32, "fan-outs running at once in the process; more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
 	s.Int(&f.maxBackendCalls, "max-backend-calls", "MAX_BACKEND_CALLS", 256, "backend calls in flight over all fan-outs; a fan-out reserves min(fanout-concurrency, its calls) and is refused with RESOURCE_EXHAUSTED (HTTP 429) when they do not fit")
 	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let cross-site browser requests (Sec-Fetch-Site: cross-site, or a foreign Origin) call the fan-out REST API")
+	s.Bool(&f.streaming, "streaming", "STREAMING", true, "serve WatchTargets and FanOutStream (REST: /v1/targets:watch, /v1/fanout:stream); when false they answer UNIMPLEMENTED (HTTP 501) and the page polls")
+	s.Int(&f.maxWatchers, "max-watchers", "MAX_WATCHERS", 256, "WatchTargets streams open at once (each page open on the frontend holds one); more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
 	f.load.Register(s)
 	s.String(&f.kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig for kubernetes:/// targets when running outside a cluster (default: the pod's service account)")
 	s.ParseOrExit(args, f.tier.Validate, f.load.Validate, func() error {
@@ -110,6 +115,7 @@ func parseFlags(args []string) *flags {
 			config.Check(f.fanoutTimeout > 0 && f.fanoutTimeout <= fanout.MaxTimeout, "fanout-timeout", "%v is outside (0s, %v]", f.fanoutTimeout, fanout.MaxTimeout),
 			config.Check(f.concurrency >= 1 && f.concurrency <= 10000, "fanout-concurrency", "%d is outside 1..10000", f.concurrency),
 			config.Check(f.maxFanOuts >= 1 && f.maxFanOuts <= 100000, "max-fanouts", "%d is outside 1..100000", f.maxFanOuts),
+			config.Check(f.maxWatchers >= 1 && f.maxWatchers <= 100000, "max-watchers", "%d is outside 1..100000", f.maxWatchers),
 			config.Check(f.maxBackendCalls >= f.concurrency && f.maxBackendCalls <= 1000000, "max-backend-calls", "%d is outside fanout-concurrency (%d)..1000000", f.maxBackendCalls, f.concurrency),
 		)
 	})
@@ -139,6 +145,9 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		MaxBackendCalls: f.maxBackendCalls,
 		Logger:          log,
 		Metrics:         metrics,
+		MaxWatchers:     f.maxWatchers,
+		NoStreaming:     !f.streaming,
+		Stopping:        srv.Stopping(),
 	}
 	if tel.Tracing {
 		fo.Tracer = tel.Tracer("github.com/knowingnode/knowingnode/frontend/fanout")
@@ -237,7 +246,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h = retryAfter(sameSiteOnly(h, f.allowCrossSite, "/v1/fanout"))
+	h = retryAfter(sameSiteOnly(h, f.allowCrossSite, fanOutPaths...))
 	if err := srv.ListenHTTP("http", f.httpAddr, h); err != nil {
 		return err
 	}
@@ -245,6 +254,10 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, loads)
 	return t.Run(ctx)
 }
+
+// fanOutPaths are the REST paths that make backend calls: cross-site
+// requests may not reach them (sameSiteOnly).
+var fanOutPaths = []string{"/v1/fanout", "/v1/fanout:stream"}
 
 // waitGroup waits for wg, or until ctx ends.
 func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"strings"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -154,4 +157,43 @@ func httpStatus(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// Open watches (gRPC and REST) do not hold a graceful stop for its whole
+// timeout: they end when the stop phase begins, with UNAVAILABLE.
+func TestShutdownEndsWatches(t *testing.T) {
+	dir := proc.Build(t, ".")
+	fe := startProcess(t, dir, "frontend", []string{"POD_NAME=frontend-0", "SHUTDOWN_TIMEOUT=60s"},
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--downward-dir", "",
+		"--target", "none=static:///127.0.0.1:1")
+	w, err := fanOutClient(t, fe.Addrs["grpc"]).WatchTargets(t.Context(), &knowingnodev1.WatchTargetsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := w.Recv(); err != nil || m.GetTarget().GetName() != "none" {
+		t.Fatalf("first watch message: %v %v", m, err)
+	}
+	resp, err := http.Get("http://" + fe.Addrs["http"] + "/v1/targets:watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := bufio.NewScanner(resp.Body)
+	if !body.Scan() || !strings.Contains(body.Text(), `"name":"none"`) {
+		t.Fatalf("first REST watch line: %q %v", body.Text(), body.Err())
+	}
+	start := time.Now()
+	if code := fe.Stop(t); code != 0 {
+		t.Errorf("frontend exited %d with watches open; want 0", code)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("stop took %v with watches open; want far less than the 60s shutdown timeout", took)
+	}
+	if _, err := w.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("gRPC watch after the stop: %v; want UNAVAILABLE", err)
+	}
+	if body.Scan() && !strings.Contains(body.Text(), "shutting down") {
+		t.Errorf("REST watch's last line %q; want the shutdown error", body.Text())
+	}
+	t.Logf("frontend stopped %v after SIGTERM with 2 watches open (shutdown timeout 60s)", time.Since(start))
 }

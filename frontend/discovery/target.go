@@ -18,6 +18,9 @@ type State struct {
 	LastError     error // of the last refresh; nil when it succeeded
 	Refreshes     int64
 	RefreshErrors int64
+	// Version counts the changes: refreshes that changed the endpoints
+	// (their set or conditions) or the error. Unchanged refreshes keep it.
+	Version uint64
 }
 
 // Source finds a spec's endpoints: a *Resolver asks DNS each time; a
@@ -47,6 +50,10 @@ type Target struct {
 
 	mu    sync.Mutex
 	state State
+	// changed is closed, and replaced, when the state changes (Version
+	// grows): a broadcast that needs no registration, so a watcher that
+	// goes away leaves nothing behind.
+	changed chan struct{}
 }
 
 // TargetOptions configure NewTarget.
@@ -78,6 +85,7 @@ func NewTarget(spec Spec, res Source, o TargetOptions) *Target {
 		onUpdate: o.OnUpdate,
 		kick:     make(chan struct{}, 1),
 		state:    State{Spec: spec},
+		changed:  make(chan struct{}),
 	}
 }
 
@@ -89,6 +97,15 @@ func (t *Target) State() State {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.state
+}
+
+// Watch returns what discovery last saw and a channel closed at its next
+// change (see State.Version). Watchers call it again after each change; a
+// change between two calls is never missed, as the Version tells.
+func (t *Target) Watch() (State, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state, t.changed
 }
 
 // RefreshSoon asks for an early refresh without waiting for it.
@@ -139,6 +156,7 @@ func (t *Target) Refresh(ctx context.Context) error {
 	s := &t.state
 	s.Refreshes++
 	s.LastRefresh = now
+	errChanged := errText(s.LastError) != errText(err)
 	s.LastError = err
 	changed := false
 	switch {
@@ -157,6 +175,11 @@ func (t *Target) Refresh(ctx context.Context) error {
 		s.RefreshErrors++ // keep the last good endpoints
 	}
 	cur := s.Endpoints
+	if changed || errChanged {
+		s.Version++
+		close(t.changed)
+		t.changed = make(chan struct{})
+	}
 	t.mu.Unlock()
 
 	if err != nil {
@@ -169,6 +192,13 @@ func (t *Target) Refresh(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // callable returns the endpoints fan-out should call, eps itself when that

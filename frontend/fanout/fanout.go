@@ -49,6 +49,17 @@ type Options struct {
 	Logger          *slog.Logger
 	Metrics         *Metrics     // nil: none
 	Tracer          trace.Tracer // nil: no span per backend call
+
+	// MaxWatchers bounds the WatchTargets streams open at once; 0 means no
+	// limit. One more is refused with RESOURCE_EXHAUSTED.
+	MaxWatchers int
+	// NoStreaming turns WatchTargets and FanOutStream off: they answer
+	// UNIMPLEMENTED, and clients (the page) fall back to polling.
+	NoStreaming bool
+	// Stopping, when set, ends every WatchTargets stream once it is done:
+	// the server's stop phase, so a graceful stop need not wait for
+	// streams that never end by themselves. Close ends them too.
+	Stopping context.Context
 }
 
 // Service serves FanOutService over the configured targets.
@@ -62,8 +73,9 @@ type Service struct {
 	def     string
 	work    chan func() // idle callers waiting for a backend call to make
 
-	fanOuts *semaphore.Weighted // nil: no limit
-	calls   *semaphore.Weighted // nil: no limit
+	fanOuts  *semaphore.Weighted // nil: no limit
+	calls    *semaphore.Weighted // nil: no limit
+	watchers *semaphore.Weighted // nil: no limit
 
 	mu          sync.Mutex // guards closed and the Add of running
 	closed      bool
@@ -103,6 +115,9 @@ func New(self *knowingnodev1.Identity, o Options) *Service {
 	}
 	if o.MaxBackendCalls > 0 {
 		s.calls = semaphore.NewWeighted(int64(o.MaxBackendCalls))
+	}
+	if o.MaxWatchers > 0 {
+		s.watchers = semaphore.NewWeighted(int64(o.MaxWatchers))
 	}
 	for range callers {
 		s.callersDone.Go(func() {
@@ -200,13 +215,21 @@ func (s *Service) SetDefault(name string) error {
 func (s *Service) ListTargets(context.Context, *knowingnodev1.ListTargetsRequest) (*knowingnodev1.ListTargetsResponse, error) {
 	resp := &knowingnodev1.ListTargetsResponse{DefaultTarget: s.def}
 	for _, n := range s.names {
-		resp.Targets = append(resp.Targets, s.targets[n].state())
+		ts, _ := s.compared(n, s.targets[n].target.State())
+		resp.Targets = append(resp.Targets, ts)
 	}
 	return resp, nil
 }
 
 // FanOut calls the backends of one target.
 func (s *Service) FanOut(ctx context.Context, req *knowingnodev1.FanOutRequest) (*knowingnodev1.FanOutResponse, error) {
+	return s.fanOutEach(ctx, req, nil)
+}
+
+// fanOutEach is FanOut, calling onResult (when not nil) with each EACH
+// result as it arrives, from the goroutine that made the call: FanOutStream
+// streams them.
+func (s *Service) fanOutEach(ctx context.Context, req *knowingnodev1.FanOutRequest, onResult func(*knowingnodev1.BackendResult)) (*knowingnodev1.FanOutResponse, error) {
 	name := req.GetTarget()
 	if name == "" {
 		name = s.def
@@ -222,7 +245,7 @@ func (s *Service) FanOut(ctx context.Context, req *knowingnodev1.FanOutRequest) 
 		return nil, status.Error(codes.Unavailable, "frontend shutting down: no new fan-outs")
 	}
 	defer s.running.Done()
-	resp, err := s.fanOut(ctx, name, e, req)
+	resp, err := s.fanOut(ctx, name, e, req, onResult)
 	if err != nil && status.Code(err) != codes.ResourceExhausted {
 		s.opts.Metrics.rejected(name, modeLabel(req.GetMode()), "error")
 	}
@@ -262,7 +285,7 @@ func (s *Service) admit(name string, mode knowingnodev1.FanOutMode, width int) (
 	}, nil
 }
 
-func (s *Service) fanOut(ctx context.Context, name string, e *entry, req *knowingnodev1.FanOutRequest) (*knowingnodev1.FanOutResponse, error) {
+func (s *Service) fanOut(ctx context.Context, name string, e *entry, req *knowingnodev1.FanOutRequest, onResult func(*knowingnodev1.BackendResult)) (*knowingnodev1.FanOutResponse, error) {
 	mode := req.GetMode()
 	switch mode {
 	case knowingnodev1.FanOutMode_FAN_OUT_MODE_UNSPECIFIED:
@@ -321,7 +344,7 @@ func (s *Service) fanOut(ctx context.Context, name string, e *entry, req *knowin
 		lats    []time.Duration
 	)
 	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH {
-		results = s.each(ctx, e.pool, backends, width)
+		results = s.each(ctx, e.pool, backends, width, onResult)
 		lats = make([]time.Duration, 0, len(results))
 		for _, r := range results {
 			if r.Code != CodeDraining {
@@ -364,7 +387,7 @@ func isDraining(st *status.Status) bool {
 // draining gets one more try on a new connection (Pool.Renew): behind a
 // Service VIP the new connection reaches another, ready pod, as a client
 // letting go of a draining pod would; a pod's own address stays draining.
-func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, width int) []*knowingnodev1.BackendResult {
+func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, width int, onResult func(*knowingnodev1.BackendResult)) []*knowingnodev1.BackendResult {
 	results := make([]*knowingnodev1.BackendResult, len(backends))
 	sem := make(chan struct{}, width)
 	var wg sync.WaitGroup
@@ -374,6 +397,9 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 		case <-ctx.Done():
 			// The overall deadline passed before this backend's turn.
 			results[i] = failed(b.ep, status.FromContextError(ctx.Err()), 0)
+			if onResult != nil {
+				onResult(results[i])
+			}
 			continue
 		}
 		s.goCall(&wg, func() {
@@ -389,6 +415,9 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 				}
 				cc = renewed
 				results[i] = s.call(ctx, c, b.ep)
+			}
+			if onResult != nil {
+				onResult(results[i])
 			}
 		})
 	}
@@ -609,7 +638,12 @@ func modeLabel(m knowingnodev1.FanOutMode) string {
 // state returns the target's discovery state as a message, rebuilt only
 // after a refresh.
 func (e *entry) state() *knowingnodev1.TargetState {
-	st := e.target.State()
+	return e.stateOf(e.target.State())
+}
+
+// stateOf returns st as a message; the cached one when st is the state it
+// was built from.
+func (e *entry) stateOf(st discovery.State) *knowingnodev1.TargetState {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cached != nil && e.cachedAt == st.Refreshes {

@@ -66,6 +66,11 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if err := knowingnodev1.RegisterFanOutServiceHandlerServer(ctx, gw, o.FanOut); err != nil {
 		return nil, fmt.Errorf("register fan-out gateway: %w", err)
 	}
+	// The server streams, through an in-process client (see streams).
+	streamer := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, ndjson{marshaler}))
+	if err := knowingnodev1.RegisterFanOutServiceHandlerClient(ctx, streamer, fanOutStreams{o.FanOut}); err != nil {
+		return nil, fmt.Errorf("register fan-out stream gateway: %w", err)
+	}
 	if o.Load != nil {
 		if err := knowingnodev1.RegisterLoadServiceHandlerClient(ctx, gw, o.Load); err != nil {
 			return nil, fmt.Errorf("register load gateway: %w", err)
@@ -81,7 +86,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", instrument("api", &api{routes: routes, next: gw}))
+	mux.Handle("/v1/", instrument("api", &api{routes: routes, next: streams(gw, streamer)}))
 	// The walkthrough's /hostz: a fan-out over the default target. It takes
 	// no parameters, and is held to the same conventions as /v1/.
 	hostz := []route{{path: "/hostz", methods: []string{http.MethodGet}, allow: allowHeader([]string{http.MethodGet})}}

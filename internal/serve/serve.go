@@ -198,6 +198,11 @@ func (s *Server) AdvertisedAddrs(host string) []string {
 	return out
 }
 
+// Stopping returns a context cancelled when the stop phase of a shutdown
+// begins (after the drain delay): streams that never end by themselves
+// (watches) end on it, so that the graceful stop can finish.
+func (s *Server) Stopping() context.Context { return s.stopping }
+
 // Ready reports whether the server is serving and not shutting down; for
 // HTTP readiness probes.
 func (s *Server) Ready() bool { return s.ready.Load() }

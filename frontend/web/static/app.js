@@ -7,6 +7,9 @@
 "use strict";
 
 const AUTO_REFRESH_MS = 3000;
+// After a watch broke (the frontend restarting), the page polls and tries the
+// watch again this much later.
+const WATCH_RETRY_MS = 5000;
 const FANOUT_TIMEOUT = "5s";
 const UNKNOWN_NODE = "unknown node";
 
@@ -96,6 +99,58 @@ async function getJSON(url, signal) {
   try { body = await resp.json(); } catch (_) { /* not JSON: reported by status below */ }
   if (!resp.ok) throw new APIError(resp.status, body);
   return body || {};
+}
+
+// --- streams of newline-delimited JSON (grpc-gateway's server streams) -------
+
+// openStream fetches an NDJSON endpoint. A non-2xx answer throws an APIError;
+// .unsupported marks the answers that mean "no streaming here": 404 (a
+// frontend without the route) and 501 (streaming turned off).
+async function openStream(url, signal) {
+  let resp;
+  try {
+    resp = await fetch(url, { signal, cache: "no-store", headers: { Accept: "application/x-ndjson" } });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw Object.assign(new Error(`the frontend did not answer (${err.message})`), { code: "NO RESPONSE" });
+  }
+  if (!resp.ok || !resp.body) {
+    let body = null;
+    try { body = await resp.json(); } catch (_) { /* not JSON: reported by status */ }
+    // A stream that failed before its first message says so in a line
+    // {"error": {...}}, with the HTTP status of its code.
+    if (body && body.error) body = body.error;
+    const err = new APIError(resp.status, body);
+    err.unsupported = resp.status === 404 || resp.status === 501 || !resp.body;
+    throw err;
+  }
+  return resp;
+}
+
+// readNDJSON calls onLine with each line's object, as each arrives, until
+// the stream ends. A line {"error": {...}} (the stream failed) is thrown.
+async function readNDJSON(resp, onLine) {
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  const line = (text) => {
+    if (!text.trim()) return;
+    const m = JSON.parse(text);
+    if (m.error) {
+      throw Object.assign(new Error(m.error.message || "the stream failed"),
+        { code: GRPC_CODES[m.error.code] || String(m.error.code) });
+    }
+    onLine(m.result || {});
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      line(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+  }
+  line(buf);
 }
 
 // --- this frontend's identity -------------------------------------------------
@@ -236,11 +291,13 @@ function renderChanges(ch) {
   box.hidden = !parts.length;
 }
 
-function renderGroups(resp) {
+// renderGroups shows a fan-out's results; partial ones (a stream still
+// running) are not compared with the previous result.
+function renderGroups(resp, partial) {
   const balanced = resp.mode === "FAN_OUT_MODE_BALANCED";
   const groups = groupResults(resp.results);
-  const changes = trackChanges(resp, groups);
-  renderChanges(changes);
+  const changes = partial ? { added: new Set(), removed: [] } : trackChanges(resp, groups);
+  if (!partial) renderChanges(changes);
   if (!groups.length) {
     $("groups").replaceChildren(el("p", { class: "muted" }, "No backend results."));
     return;
@@ -326,7 +383,130 @@ function renderDiscovery(d) {
         el("li", { "data-testid": "disc-endpoint" }, el("code", {}, e.address || "?"),
           e.dnsName ? el("span", { class: "muted" }, " ← " + e.dnsName) : null)))
       : el("p", { class: "muted" }, "none discovered"));
+  for (const c of d.compare || []) body.append(sideBySide(d, c));
   if (d.lastError) body.classList.add("has-error"); else body.classList.remove("has-error");
+}
+
+// --- live discovery: WatchTargets, or polling when streaming is unavailable ---
+
+const live = { mode: "", targets: new Map(), defaultTarget: "", pollTimer: null, retryTimer: null };
+
+function setLiveMode(mode, why) {
+  live.mode = mode;
+  const e = $("live-mode");
+  e.dataset.mode = mode;
+  e.textContent = mode === "streaming"
+    ? "Live: discovery changes arrive as they happen (streamed from /v1/targets:watch)."
+    : `Polling /v1/targets every ${AUTO_REFRESH_MS / 1000} s: streaming is unavailable (${why}).`;
+}
+
+function selectedTarget() {
+  return $("target").value || live.defaultTarget;
+}
+
+// updateTarget takes a target's state from the watch, a poll or a fan-out,
+// unless it is older than the one shown (fewer refreshes: int64 arrives as
+// a string).
+function updateTarget(t) {
+  if (!t || !t.name) return;
+  const have = live.targets.get(t.name);
+  if (have && Number(have.refreshes || 0) > Number(t.refreshes || 0)) return;
+  live.targets.set(t.name, t);
+  renderTargets();
+  if (t.name === selectedTarget()) renderDiscovery(t);
+}
+
+function renderTargets() {
+  const rows = [...live.targets.values()].flatMap((t) => {
+    const eps = t.endpoints || [];
+    const notReady = eps.filter((e) => e.slice && !e.slice.ready).length;
+    const row = el("tr", { "data-testid": "target-row", "data-name": t.name, "data-endpoints": eps.length },
+      el("td", {}, t.name),
+      el("td", {}, enumName(t.mode, "DISCOVERY_MODE_").toLowerCase()),
+      el("td", { "data-testid": "target-endpoints" }, String(eps.length) + (notReady ? ` (${notReady} not ready)` : "")),
+      el("td", { class: t.lastError ? "error" : "muted", "data-testid": "target-error" }, t.lastError ? "⚠ " + t.lastError : "ok"));
+    // DNS against the API: the same Service seen by a target of each kind.
+    const cmp = (t.compare || []).map((c) => el("tr", { class: "compare" + (c.agree ? " agree" : " differ"),
+      "data-testid": "target-compare", "data-name": t.name, "data-other": c.other, "data-agree": c.agree ? "true" : "false" },
+    el("td", { colspan: 4 }, (c.agree ? "= " : "≠ ") + `beside ${c.other}: ${c.summary}`)));
+    return [row, ...cmp];
+  });
+  $("targets-rows").replaceChildren(...rows);
+}
+
+async function pollTargets() {
+  if (document.hidden) return;
+  try {
+    const t = await getJSON("v1/targets");
+    live.defaultTarget = t.defaultTarget || live.defaultTarget;
+    for (const x of t.targets || []) updateTarget(x);
+  } catch (_) { /* the next poll tries again; fan-outs report the frontend's absence */ }
+}
+
+function startPolling(why) {
+  setLiveMode("polling", why);
+  if (live.pollTimer) return;
+  pollTargets();
+  live.pollTimer = setInterval(pollTargets, AUTO_REFRESH_MS);
+}
+
+function stopPolling() {
+  clearInterval(live.pollTimer);
+  live.pollTimer = null;
+}
+
+// watchTargets streams discovery changes. When the frontend offers no
+// stream (404, 501) the page polls for good; when a stream breaks it polls
+// and tries the stream again.
+async function watchTargets() {
+  live.retryTimer = null;
+  try {
+    const resp = await openStream("v1/targets:watch");
+    stopPolling();
+    setLiveMode("streaming");
+    await readNDJSON(resp, (m) => {
+      if (m.defaultTarget) live.defaultTarget = m.defaultTarget;
+      updateTarget(m.target);
+    });
+    throw Object.assign(new Error("the watch ended"), { code: "ENDED" });
+  } catch (err) {
+    startPolling(`${err.code || "error"}: ${err.message}`);
+    if (!err.unsupported) live.retryTimer = setTimeout(watchTargets, WATCH_RETRY_MS);
+  }
+}
+
+// sideBySide shows what DNS answered next to what the EndpointSlices hold,
+// for a target compared with another one of the other kind.
+function sideBySide(d, c) {
+  const other = live.targets.get(c.other);
+  const isAPI = d.mode === "DISCOVERY_MODE_KUBERNETES";
+  const dnsT = isAPI ? other : d;
+  const apiT = isAPI ? d : other;
+  const ip = (addr) => {
+    const m = /^\[(.*)\]:\d+$/.exec(addr || "") || /^(.*):\d+$/.exec(addr || "");
+    return m ? m[1] : addr || "";
+  };
+  const onlyDNS = new Set(c.onlyDns || []);
+  const onlyAPI = new Set((c.onlyApi || []).map((x) => x.split(" ")[0]));
+  const col = (title, t, item) => el("div", { class: "side", "data-testid": "side" },
+    el("h4", {}, title),
+    t ? el("ul", { class: "endpoints" }, (t.endpoints || []).map(item)) : el("p", { class: "muted" }, "not known yet"));
+  return el("div", { class: "side-by-side", "data-testid": "side-by-side" },
+    el("p", { "data-testid": "compare-summary" }, c.summary),
+    el("div", { class: "sides" },
+      col(`DNS (${dnsT ? dnsT.name : c.other})`, dnsT, (e) => {
+        const differs = onlyDNS.has(ip(e.address));
+        return el("li", { class: differs ? "differs" : "", "data-testid": "dns-address", "data-differs": differs ? "true" : "false" },
+          el("code", {}, ip(e.address)), differs ? " only in DNS" : null);
+      }),
+      col(`API (${apiT ? apiT.name : c.other})`, apiT, (e) => {
+        const s = e.slice || {};
+        const cond = s.terminating ? "terminating" : s.ready ? "ready" : "not ready";
+        const differs = onlyAPI.has(ip(e.address));
+        return el("li", { class: differs ? "differs" : "", "data-testid": "api-endpoint", "data-differs": differs ? "true" : "false" },
+          el("code", {}, ip(e.address)), ` ${cond}`, s.nodeName ? el("span", { class: "muted" }, ` on ${s.nodeName}`) : null,
+          differs ? " · not in DNS" : null);
+      })));
 }
 
 // --- state and control ----------------------------------------------------------
@@ -364,52 +544,103 @@ function saveChoices() {
   history.replaceState(null, "", "?" + q.toString());
 }
 
+// How fan-outs travel: streamed (each result as it arrives) until the
+// frontend says it does not stream; then one reply each.
+const fanTransport = { streaming: true };
+
+function setFanTransport(streaming, why) {
+  fanTransport.streaming = streaming;
+  const e = $("fanout-transport");
+  e.dataset.mode = streaming ? "streaming" : "polling";
+  e.textContent = streaming
+    ? "Results appear as each backend answers (streamed from /v1/fanout:stream)."
+    : `One reply per fan-out (/v1/fanout): streaming is unavailable (${why}).`;
+}
+
 async function fanOut() {
   // A newer request supersedes an older one still running.
   if (state.inflight) state.inflight.abort();
   const ctl = new AbortController();
   state.inflight = ctl;
   const seq = ++state.seq;
-  const url = "v1/fanout?" + params().toString();
-  $("fanout-link").href = url;
+  const p = params();
+  $("fanout-link").href = "v1/fanout?" + p.toString();
   setStatus("loading", "fanning out…");
   try {
-    const resp = await getJSON(url, ctl.signal);
+    let resp = null;
+    if (fanTransport.streaming) {
+      try {
+        resp = await fanOutStreamed(p, ctl.signal, seq);
+      } catch (err) {
+        if (!err.unsupported) throw err;
+        setFanTransport(false, `${err.code}: ${err.message}`);
+      }
+    }
+    if (!resp) resp = await getJSON("v1/fanout?" + p.toString(), ctl.signal);
     if (seq !== state.seq) return;
-    $("error").hidden = true;
-    renderSummary(resp);
-    renderGroups(resp);
-    renderSpread(resp);
-    renderDiscovery(resp.discovery);
-    if (resp.frontend) renderIdentity(resp.frontend);
-    const s = resp.summary || {};
-    setStatus(s.failed ? "partial" : "ok",
-      `updated ${new Date().toLocaleTimeString()}: ${s.ok || 0} ok, ${s.failed || 0} failed`);
-    bumpGeneration();
+    showResult(resp);
   } catch (err) {
     if (err.name === "AbortError" || seq !== state.seq) return;
-    // Stale backends would mislead someone watching a scale-down: clear them.
-    $("summary").replaceChildren();
-    $("groups").replaceChildren();
-    $("spread").hidden = true;
-    $("changes").hidden = true;
-    const e = $("error");
-    e.replaceChildren(el("strong", {}, "Fan-out failed: " + (err.code || "error")), " ", err.message);
-    e.dataset.code = err.code || "";
-    e.hidden = false;
-    setStatus("error", `failed ${new Date().toLocaleTimeString()}: ${err.code || ""} ${err.message}`);
-    // A failed fan-out carries no discovery state, yet that is where the cause
-    // usually is (a DNS error, nothing discovered): ask the targets list.
-    const want = $("target").value;
-    getJSON("v1/targets").then((t) => {
-      if (seq !== state.seq) return;
-      const d = (t.targets || []).find((x) => x.name === (want || t.defaultTarget));
-      if (d) renderDiscovery(d);
-    }, () => {});
-    bumpGeneration();
+    showFanOutError(err, seq);
   } finally {
     if (state.inflight === ctl) state.inflight = null;
   }
+}
+
+// fanOutStreamed shows EACH results as they arrive and returns the whole
+// response: the last line's, with the results streamed before it.
+async function fanOutStreamed(p, signal, seq) {
+  const resp = await openStream("v1/fanout:stream?" + p.toString(), signal);
+  const mode = "FAN_OUT_MODE_" + p.get("mode");
+  const results = [];
+  let done = null;
+  await readNDJSON(resp, (m) => {
+    if (m.done) { done = m.done; return; }
+    if (!m.result) return;
+    results.push(m.result);
+    if (seq !== state.seq || mode === "FAN_OUT_MODE_BALANCED") return;
+    $("error").hidden = true;
+    renderGroups({ target: p.get("target") || "", mode, results }, true);
+    setStatus("loading", `fanning out… ${results.length} answered so far`);
+  });
+  if (!done) throw Object.assign(new Error("the stream ended before its summary"), { code: "INCOMPLETE" });
+  return Object.assign({}, done, { results });
+}
+
+function showResult(resp) {
+  $("error").hidden = true;
+  renderSummary(resp);
+  renderGroups(resp);
+  renderSpread(resp);
+  updateTarget(resp.discovery);
+  if (!resp.discovery) renderDiscovery(null);
+  if (resp.frontend) renderIdentity(resp.frontend);
+  const s = resp.summary || {};
+  setStatus(s.failed ? "partial" : "ok",
+    `updated ${new Date().toLocaleTimeString()}: ${s.ok || 0} ok, ${s.failed || 0} failed`);
+  bumpGeneration();
+}
+
+function showFanOutError(err, seq) {
+  // Stale backends would mislead someone watching a scale-down: clear them.
+  $("summary").replaceChildren();
+  $("groups").replaceChildren();
+  $("spread").hidden = true;
+  $("changes").hidden = true;
+  const e = $("error");
+  e.replaceChildren(el("strong", {}, "Fan-out failed: " + (err.code || "error")), " ", err.message);
+  e.dataset.code = err.code || "";
+  e.hidden = false;
+  setStatus("error", `failed ${new Date().toLocaleTimeString()}: ${err.code || ""} ${err.message}`);
+  // A failed fan-out carries no discovery state, yet that is where the cause
+  // usually is (a DNS error, nothing discovered). A live watch has it already.
+  if (live.mode !== "streaming") {
+    getJSON("v1/targets").then((t) => {
+      if (seq !== state.seq) return;
+      for (const x of t.targets || []) updateTarget(x);
+    }, () => {});
+  }
+  bumpGeneration();
 }
 
 function setAuto(on) {
@@ -444,11 +675,17 @@ async function init() {
       el("option", { value: x.name }, `${x.name} (${enumName(x.mode, "DISCOVERY_MODE_").toLowerCase()})`)));
     const want = q.get("target") || t.defaultTarget;
     if (want && [...sel.options].some((o) => o.value === want)) sel.value = want;
+    live.defaultTarget = t.defaultTarget || "";
+    for (const x of t.targets || []) updateTarget(x);
   } catch (err) {
     setStatus("error", `targets: ${err.code} ${err.message}`);
   }
 
   $("fanout-form").addEventListener("submit", (ev) => { ev.preventDefault(); saveChoices(); fanOut(); });
+  $("target").addEventListener("change", () => {
+    const t = live.targets.get(selectedTarget());
+    if (t) renderDiscovery(t);
+  });
   for (const id of ["target", "mode"]) {
     $(id).addEventListener("change", () => { syncCount(); saveChoices(); fanOut(); });
   }
@@ -456,6 +693,8 @@ async function init() {
   $("auto").addEventListener("change", () => { saveChoices(); setAuto($("auto").checked); });
 
   setAuto($("auto").checked);
+  setFanTransport(true);
+  watchTargets();
   fanOut();
 }
 

@@ -632,6 +632,273 @@ func (x *ListTargetsResponse) GetDefaultTarget() string {
 	return ""
 }
 
+type WatchTargetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this target; empty means every target.
+	Target        string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchTargetsRequest) Reset() {
+	*x = WatchTargetsRequest{}
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchTargetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchTargetsRequest) ProtoMessage() {}
+
+func (x *WatchTargetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchTargetsRequest.ProtoReflect.Descriptor instead.
+func (*WatchTargetsRequest) Descriptor() ([]byte, []int) {
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WatchTargetsRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type WatchTargetsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A target's state: that of every (watched) target first, then that of a
+	// target whenever it changes.
+	Target *TargetState `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// True on the first messages, one per watched target, which together are
+	// the state when the watch began.
+	Initial bool `protobuf:"varint,2,opt,name=initial,proto3" json:"initial,omitempty"`
+	// The target used when a request names none.
+	DefaultTarget string `protobuf:"bytes,3,opt,name=default_target,json=defaultTarget,proto3" json:"default_target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchTargetsResponse) Reset() {
+	*x = WatchTargetsResponse{}
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchTargetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchTargetsResponse) ProtoMessage() {}
+
+func (x *WatchTargetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchTargetsResponse.ProtoReflect.Descriptor instead.
+func (*WatchTargetsResponse) Descriptor() ([]byte, []int) {
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WatchTargetsResponse) GetTarget() *TargetState {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *WatchTargetsResponse) GetInitial() bool {
+	if x != nil {
+		return x.Initial
+	}
+	return false
+}
+
+func (x *WatchTargetsResponse) GetDefaultTarget() string {
+	if x != nil {
+		return x.DefaultTarget
+	}
+	return ""
+}
+
+// FanOutStreamRequest is a FanOutRequest for FanOutStream: the same fields,
+// with the same meaning and limits.
+type FanOutStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Mode          FanOutMode             `protobuf:"varint,2,opt,name=mode,proto3,enum=knowingnode.v1.FanOutMode" json:"mode,omitempty"`
+	Count         int32                  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Timeout       *durationpb.Duration   `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FanOutStreamRequest) Reset() {
+	*x = FanOutStreamRequest{}
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FanOutStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FanOutStreamRequest) ProtoMessage() {}
+
+func (x *FanOutStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FanOutStreamRequest.ProtoReflect.Descriptor instead.
+func (*FanOutStreamRequest) Descriptor() ([]byte, []int) {
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *FanOutStreamRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *FanOutStreamRequest) GetMode() FanOutMode {
+	if x != nil {
+		return x.Mode
+	}
+	return FanOutMode_FAN_OUT_MODE_UNSPECIFIED
+}
+
+func (x *FanOutStreamRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *FanOutStreamRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type FanOutStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*FanOutStreamResponse_Result
+	//	*FanOutStreamResponse_Done
+	Event         isFanOutStreamResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FanOutStreamResponse) Reset() {
+	*x = FanOutStreamResponse{}
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FanOutStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FanOutStreamResponse) ProtoMessage() {}
+
+func (x *FanOutStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FanOutStreamResponse.ProtoReflect.Descriptor instead.
+func (*FanOutStreamResponse) Descriptor() ([]byte, []int) {
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FanOutStreamResponse) GetEvent() isFanOutStreamResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *FanOutStreamResponse) GetResult() *BackendResult {
+	if x != nil {
+		if x, ok := x.Event.(*FanOutStreamResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+func (x *FanOutStreamResponse) GetDone() *FanOutResponse {
+	if x != nil {
+		if x, ok := x.Event.(*FanOutStreamResponse_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isFanOutStreamResponse_Event interface {
+	isFanOutStreamResponse_Event()
+}
+
+type FanOutStreamResponse_Result struct {
+	// One backend's result. EACH sends each as it arrives, so in the order
+	// the calls finished; BALANCED sends its grouped results when its calls
+	// are done.
+	Result *BackendResult `protobuf:"bytes,1,opt,name=result,proto3,oneof"`
+}
+
+type FanOutStreamResponse_Done struct {
+	// The last message: the whole fan-out's response (summary, discovery,
+	// frontend) without its results, which came before.
+	Done *FanOutResponse `protobuf:"bytes,2,opt,name=done,proto3,oneof"`
+}
+
+func (*FanOutStreamResponse_Result) isFanOutStreamResponse_Event() {}
+
+func (*FanOutStreamResponse_Done) isFanOutStreamResponse_Event() {}
+
 // TargetState is a configured target and what its discovery last saw.
 type TargetState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -651,13 +918,17 @@ type TargetState struct {
 	LastError     string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	Refreshes     int64  `protobuf:"varint,10,opt,name=refreshes,proto3" json:"refreshes,omitempty"`
 	RefreshErrors int64  `protobuf:"varint,11,opt,name=refresh_errors,json=refreshErrors,proto3" json:"refresh_errors,omitempty"`
+	// For a target naming the same Service as another one through the other
+	// discovery (DNS against a kubernetes:/// target's EndpointSlices): how
+	// the two views compare, one entry per such target.
+	Compare       []*TargetComparison `protobuf:"bytes,12,rep,name=compare,proto3" json:"compare,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TargetState) Reset() {
 	*x = TargetState{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[6]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +940,7 @@ func (x *TargetState) String() string {
 func (*TargetState) ProtoMessage() {}
 
 func (x *TargetState) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[6]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +953,7 @@ func (x *TargetState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetState.ProtoReflect.Descriptor instead.
 func (*TargetState) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{6}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TargetState) GetName() string {
@@ -762,6 +1033,100 @@ func (x *TargetState) GetRefreshErrors() int64 {
 	return 0
 }
 
+func (x *TargetState) GetCompare() []*TargetComparison {
+	if x != nil {
+		return x.Compare
+	}
+	return nil
+}
+
+// TargetComparison sets what DNS answered beside what the EndpointSlices of
+// the same Service hold. DNS lists the ready endpoints only (all of them
+// with publishNotReadyAddresses), and only after its TTL and the refresh.
+type TargetComparison struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The other target, of the other discovery.
+	Other string `protobuf:"bytes,1,opt,name=other,proto3" json:"other,omitempty"`
+	// One line, e.g. "DNS: 3 addresses; API: 4 endpoints, 1 not ready, 1
+	// terminating; only in the API: 10.244.0.13 (not ready)".
+	Summary string `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	// IPs that DNS answered and no EndpointSlice holds (a stale answer, or a
+	// ClusterIP Service's virtual IP).
+	OnlyDns []string `protobuf:"bytes,3,rep,name=only_dns,json=onlyDns,proto3" json:"only_dns,omitempty"`
+	// IPs the EndpointSlices hold that DNS did not answer, each with the
+	// endpoint's condition, e.g. "10.244.0.13 (not ready)".
+	OnlyApi []string `protobuf:"bytes,4,rep,name=only_api,json=onlyApi,proto3" json:"only_api,omitempty"`
+	// True when DNS answered exactly the ready endpoints.
+	Agree         bool `protobuf:"varint,5,opt,name=agree,proto3" json:"agree,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetComparison) Reset() {
+	*x = TargetComparison{}
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetComparison) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetComparison) ProtoMessage() {}
+
+func (x *TargetComparison) ProtoReflect() protoreflect.Message {
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetComparison.ProtoReflect.Descriptor instead.
+func (*TargetComparison) Descriptor() ([]byte, []int) {
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TargetComparison) GetOther() string {
+	if x != nil {
+		return x.Other
+	}
+	return ""
+}
+
+func (x *TargetComparison) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *TargetComparison) GetOnlyDns() []string {
+	if x != nil {
+		return x.OnlyDns
+	}
+	return nil
+}
+
+func (x *TargetComparison) GetOnlyApi() []string {
+	if x != nil {
+		return x.OnlyApi
+	}
+	return nil
+}
+
+func (x *TargetComparison) GetAgree() bool {
+	if x != nil {
+		return x.Agree
+	}
+	return false
+}
+
 // Endpoint is one discovered backend address.
 type Endpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -779,7 +1144,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[7]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +1156,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[7]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +1169,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{7}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -853,7 +1218,7 @@ type EndpointSliceInfo struct {
 
 func (x *EndpointSliceInfo) Reset() {
 	*x = EndpointSliceInfo{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1230,7 @@ func (x *EndpointSliceInfo) String() string {
 func (*EndpointSliceInfo) ProtoMessage() {}
 
 func (x *EndpointSliceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1243,7 @@ func (x *EndpointSliceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSliceInfo.ProtoReflect.Descriptor instead.
 func (*EndpointSliceInfo) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{8}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EndpointSliceInfo) GetReady() bool {
@@ -1007,7 +1372,22 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x12ListTargetsRequest\"s\n" +
 	"\x13ListTargetsResponse\x125\n" +
 	"\atargets\x18\x01 \x03(\v2\x1b.knowingnode.v1.TargetStateR\atargets\x12%\n" +
-	"\x0edefault_target\x18\x02 \x01(\tR\rdefaultTarget\"\xb7\x03\n" +
+	"\x0edefault_target\x18\x02 \x01(\tR\rdefaultTarget\"-\n" +
+	"\x13WatchTargetsRequest\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\"\x8c\x01\n" +
+	"\x14WatchTargetsResponse\x123\n" +
+	"\x06target\x18\x01 \x01(\v2\x1b.knowingnode.v1.TargetStateR\x06target\x12\x18\n" +
+	"\ainitial\x18\x02 \x01(\bR\ainitial\x12%\n" +
+	"\x0edefault_target\x18\x03 \x01(\tR\rdefaultTarget\"\xa8\x01\n" +
+	"\x13FanOutStreamRequest\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12.\n" +
+	"\x04mode\x18\x02 \x01(\x0e2\x1a.knowingnode.v1.FanOutModeR\x04mode\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\x123\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x8e\x01\n" +
+	"\x14FanOutStreamResponse\x127\n" +
+	"\x06result\x18\x01 \x01(\v2\x1d.knowingnode.v1.BackendResultH\x00R\x06result\x124\n" +
+	"\x04done\x18\x02 \x01(\v2\x1e.knowingnode.v1.FanOutResponseH\x00R\x04doneB\a\n" +
+	"\x05event\"\xf3\x03\n" +
 	"\vTargetState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\tR\x04spec\x121\n" +
@@ -1022,7 +1402,14 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"last_error\x18\t \x01(\tR\tlastError\x12\x1c\n" +
 	"\trefreshes\x18\n" +
 	" \x01(\x03R\trefreshes\x12%\n" +
-	"\x0erefresh_errors\x18\v \x01(\x03R\rrefreshErrors\"x\n" +
+	"\x0erefresh_errors\x18\v \x01(\x03R\rrefreshErrors\x12:\n" +
+	"\acompare\x18\f \x03(\v2 .knowingnode.v1.TargetComparisonR\acompare\"\x8e\x01\n" +
+	"\x10TargetComparison\x12\x14\n" +
+	"\x05other\x18\x01 \x01(\tR\x05other\x12\x18\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\x12\x19\n" +
+	"\bonly_dns\x18\x03 \x03(\tR\aonlyDns\x12\x19\n" +
+	"\bonly_api\x18\x04 \x03(\tR\aonlyApi\x12\x14\n" +
+	"\x05agree\x18\x05 \x01(\bR\x05agree\"x\n" +
 	"\bEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x19\n" +
 	"\bdns_name\x18\x02 \x01(\tR\adnsName\x127\n" +
@@ -1053,10 +1440,12 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x12DISCOVERY_MODE_SRV\x10\x02\x12\x1e\n" +
 	"\x1aDISCOVERY_MODE_STATEFULSET\x10\x03\x12\x19\n" +
 	"\x15DISCOVERY_MODE_STATIC\x10\x04\x12\x1d\n" +
-	"\x19DISCOVERY_MODE_KUBERNETES\x10\x052\xb0\x01\n" +
+	"\x19DISCOVERY_MODE_KUBERNETES\x10\x052\xea\x02\n" +
 	"\rFanOutService\x12G\n" +
 	"\x06FanOut\x12\x1d.knowingnode.v1.FanOutRequest\x1a\x1e.knowingnode.v1.FanOutResponse\x12V\n" +
-	"\vListTargets\x12\".knowingnode.v1.ListTargetsRequest\x1a#.knowingnode.v1.ListTargetsResponseBEZCgithub.com/knowingnode/knowingnode/gen/knowingnode/v1;knowingnodev1b\x06proto3"
+	"\vListTargets\x12\".knowingnode.v1.ListTargetsRequest\x1a#.knowingnode.v1.ListTargetsResponse\x12[\n" +
+	"\fWatchTargets\x12#.knowingnode.v1.WatchTargetsRequest\x1a$.knowingnode.v1.WatchTargetsResponse0\x01\x12[\n" +
+	"\fFanOutStream\x12#.knowingnode.v1.FanOutStreamRequest\x1a$.knowingnode.v1.FanOutStreamResponse0\x01BEZCgithub.com/knowingnode/knowingnode/gen/knowingnode/v1;knowingnodev1b\x06proto3"
 
 var (
 	file_knowingnode_v1_fanout_proto_rawDescOnce sync.Once
@@ -1071,7 +1460,7 @@ func file_knowingnode_v1_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_knowingnode_v1_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(FanOutMode)(0),               // 0: knowingnode.v1.FanOutMode
 	(DiscoveryMode)(0),            // 1: knowingnode.v1.DiscoveryMode
@@ -1081,49 +1470,64 @@ var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(*FanOutSummary)(nil),         // 5: knowingnode.v1.FanOutSummary
 	(*ListTargetsRequest)(nil),    // 6: knowingnode.v1.ListTargetsRequest
 	(*ListTargetsResponse)(nil),   // 7: knowingnode.v1.ListTargetsResponse
-	(*TargetState)(nil),           // 8: knowingnode.v1.TargetState
-	(*Endpoint)(nil),              // 9: knowingnode.v1.Endpoint
-	(*EndpointSliceInfo)(nil),     // 10: knowingnode.v1.EndpointSliceInfo
-	nil,                           // 11: knowingnode.v1.FanOutSummary.ByNodeEntry
-	nil,                           // 12: knowingnode.v1.FanOutSummary.ByPodEntry
-	nil,                           // 13: knowingnode.v1.FanOutSummary.ByCodeEntry
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
-	(*Identity)(nil),              // 15: knowingnode.v1.Identity
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*WatchTargetsRequest)(nil),   // 8: knowingnode.v1.WatchTargetsRequest
+	(*WatchTargetsResponse)(nil),  // 9: knowingnode.v1.WatchTargetsResponse
+	(*FanOutStreamRequest)(nil),   // 10: knowingnode.v1.FanOutStreamRequest
+	(*FanOutStreamResponse)(nil),  // 11: knowingnode.v1.FanOutStreamResponse
+	(*TargetState)(nil),           // 12: knowingnode.v1.TargetState
+	(*TargetComparison)(nil),      // 13: knowingnode.v1.TargetComparison
+	(*Endpoint)(nil),              // 14: knowingnode.v1.Endpoint
+	(*EndpointSliceInfo)(nil),     // 15: knowingnode.v1.EndpointSliceInfo
+	nil,                           // 16: knowingnode.v1.FanOutSummary.ByNodeEntry
+	nil,                           // 17: knowingnode.v1.FanOutSummary.ByPodEntry
+	nil,                           // 18: knowingnode.v1.FanOutSummary.ByCodeEntry
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*Identity)(nil),              // 20: knowingnode.v1.Identity
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_knowingnode_v1_fanout_proto_depIdxs = []int32{
 	0,  // 0: knowingnode.v1.FanOutRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	14, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
-	15, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
+	19, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
+	20, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
 	0,  // 3: knowingnode.v1.FanOutResponse.mode:type_name -> knowingnode.v1.FanOutMode
 	4,  // 4: knowingnode.v1.FanOutResponse.results:type_name -> knowingnode.v1.BackendResult
 	5,  // 5: knowingnode.v1.FanOutResponse.summary:type_name -> knowingnode.v1.FanOutSummary
-	8,  // 6: knowingnode.v1.FanOutResponse.discovery:type_name -> knowingnode.v1.TargetState
-	15, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
-	14, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
-	11, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
-	12, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
-	13, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
-	14, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
-	14, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
-	14, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
-	14, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
-	14, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
-	8,  // 17: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
-	1,  // 18: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
-	9,  // 19: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
-	16, // 20: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
-	16, // 21: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
-	10, // 22: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
-	2,  // 23: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
-	6,  // 24: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
-	3,  // 25: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
-	7,  // 26: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
-	25, // [25:27] is the sub-list for method output_type
-	23, // [23:25] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	12, // 6: knowingnode.v1.FanOutResponse.discovery:type_name -> knowingnode.v1.TargetState
+	20, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
+	19, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
+	16, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
+	17, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
+	18, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
+	19, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
+	19, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
+	19, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
+	19, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
+	19, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
+	12, // 17: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
+	12, // 18: knowingnode.v1.WatchTargetsResponse.target:type_name -> knowingnode.v1.TargetState
+	0,  // 19: knowingnode.v1.FanOutStreamRequest.mode:type_name -> knowingnode.v1.FanOutMode
+	19, // 20: knowingnode.v1.FanOutStreamRequest.timeout:type_name -> google.protobuf.Duration
+	4,  // 21: knowingnode.v1.FanOutStreamResponse.result:type_name -> knowingnode.v1.BackendResult
+	3,  // 22: knowingnode.v1.FanOutStreamResponse.done:type_name -> knowingnode.v1.FanOutResponse
+	1,  // 23: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
+	14, // 24: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
+	21, // 25: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
+	21, // 26: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
+	13, // 27: knowingnode.v1.TargetState.compare:type_name -> knowingnode.v1.TargetComparison
+	15, // 28: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
+	2,  // 29: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
+	6,  // 30: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
+	8,  // 31: knowingnode.v1.FanOutService.WatchTargets:input_type -> knowingnode.v1.WatchTargetsRequest
+	10, // 32: knowingnode.v1.FanOutService.FanOutStream:input_type -> knowingnode.v1.FanOutStreamRequest
+	3,  // 33: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
+	7,  // 34: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
+	9,  // 35: knowingnode.v1.FanOutService.WatchTargets:output_type -> knowingnode.v1.WatchTargetsResponse
+	11, // 36: knowingnode.v1.FanOutService.FanOutStream:output_type -> knowingnode.v1.FanOutStreamResponse
+	33, // [33:37] is the sub-list for method output_type
+	29, // [29:33] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_knowingnode_v1_fanout_proto_init() }
@@ -1132,13 +1536,17 @@ func file_knowingnode_v1_fanout_proto_init() {
 		return
 	}
 	file_knowingnode_v1_identity_proto_init()
+	file_knowingnode_v1_fanout_proto_msgTypes[9].OneofWrappers = []any{
+		(*FanOutStreamResponse_Result)(nil),
+		(*FanOutStreamResponse_Done)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knowingnode_v1_fanout_proto_rawDesc), len(file_knowingnode_v1_fanout_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FanOutService_FanOut_FullMethodName      = "/knowingnode.v1.FanOutService/FanOut"
-	FanOutService_ListTargets_FullMethodName = "/knowingnode.v1.FanOutService/ListTargets"
+	FanOutService_FanOut_FullMethodName       = "/knowingnode.v1.FanOutService/FanOut"
+	FanOutService_ListTargets_FullMethodName  = "/knowingnode.v1.FanOutService/ListTargets"
+	FanOutService_WatchTargets_FullMethodName = "/knowingnode.v1.FanOutService/WatchTargets"
+	FanOutService_FanOutStream_FullMethodName = "/knowingnode.v1.FanOutService/FanOutStream"
 )
 
 // FanOutServiceClient is the client API for FanOutService service.
@@ -34,6 +36,15 @@ type FanOutServiceClient interface {
 	FanOut(ctx context.Context, in *FanOutRequest, opts ...grpc.CallOption) (*FanOutResponse, error)
 	// ListTargets lists the targets configured at start-up and what each resolves to.
 	ListTargets(ctx context.Context, in *ListTargetsRequest, opts ...grpc.CallOption) (*ListTargetsResponse, error)
+	// WatchTargets sends the state of every target at once, then a target's
+	// state whenever its discovery changes: the endpoints or their conditions,
+	// or the error of the last refresh. Refreshes that change nothing send
+	// nothing. The stream ends only when the caller or the frontend does.
+	WatchTargets(ctx context.Context, in *WatchTargetsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTargetsResponse], error)
+	// FanOutStream is FanOut, streamed: in EACH mode one message per backend
+	// result as each arrives, then one with the summary. Same limits and
+	// admission control as FanOut.
+	FanOutStream(ctx context.Context, in *FanOutStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FanOutStreamResponse], error)
 }
 
 type fanOutServiceClient struct {
@@ -64,6 +75,44 @@ func (c *fanOutServiceClient) ListTargets(ctx context.Context, in *ListTargetsRe
 	return out, nil
 }
 
+func (c *fanOutServiceClient) WatchTargets(ctx context.Context, in *WatchTargetsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTargetsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FanOutService_ServiceDesc.Streams[0], FanOutService_WatchTargets_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchTargetsRequest, WatchTargetsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FanOutService_WatchTargetsClient = grpc.ServerStreamingClient[WatchTargetsResponse]
+
+func (c *fanOutServiceClient) FanOutStream(ctx context.Context, in *FanOutStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FanOutStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FanOutService_ServiceDesc.Streams[1], FanOutService_FanOutStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FanOutStreamRequest, FanOutStreamResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FanOutService_FanOutStreamClient = grpc.ServerStreamingClient[FanOutStreamResponse]
+
 // FanOutServiceServer is the server API for FanOutService service.
 // All implementations must embed UnimplementedFanOutServiceServer
 // for forward compatibility.
@@ -75,6 +124,15 @@ type FanOutServiceServer interface {
 	FanOut(context.Context, *FanOutRequest) (*FanOutResponse, error)
 	// ListTargets lists the targets configured at start-up and what each resolves to.
 	ListTargets(context.Context, *ListTargetsRequest) (*ListTargetsResponse, error)
+	// WatchTargets sends the state of every target at once, then a target's
+	// state whenever its discovery changes: the endpoints or their conditions,
+	// or the error of the last refresh. Refreshes that change nothing send
+	// nothing. The stream ends only when the caller or the frontend does.
+	WatchTargets(*WatchTargetsRequest, grpc.ServerStreamingServer[WatchTargetsResponse]) error
+	// FanOutStream is FanOut, streamed: in EACH mode one message per backend
+	// result as each arrives, then one with the summary. Same limits and
+	// admission control as FanOut.
+	FanOutStream(*FanOutStreamRequest, grpc.ServerStreamingServer[FanOutStreamResponse]) error
 	mustEmbedUnimplementedFanOutServiceServer()
 }
 
@@ -90,6 +148,12 @@ func (UnimplementedFanOutServiceServer) FanOut(context.Context, *FanOutRequest) 
 }
 func (UnimplementedFanOutServiceServer) ListTargets(context.Context, *ListTargetsRequest) (*ListTargetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTargets not implemented")
+}
+func (UnimplementedFanOutServiceServer) WatchTargets(*WatchTargetsRequest, grpc.ServerStreamingServer[WatchTargetsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchTargets not implemented")
+}
+func (UnimplementedFanOutServiceServer) FanOutStream(*FanOutStreamRequest, grpc.ServerStreamingServer[FanOutStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method FanOutStream not implemented")
 }
 func (UnimplementedFanOutServiceServer) mustEmbedUnimplementedFanOutServiceServer() {}
 func (UnimplementedFanOutServiceServer) testEmbeddedByValue()                       {}
@@ -148,6 +212,28 @@ func _FanOutService_ListTargets_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FanOutService_WatchTargets_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchTargetsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FanOutServiceServer).WatchTargets(m, &grpc.GenericServerStream[WatchTargetsRequest, WatchTargetsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FanOutService_WatchTargetsServer = grpc.ServerStreamingServer[WatchTargetsResponse]
+
+func _FanOutService_FanOutStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FanOutStreamRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FanOutServiceServer).FanOutStream(m, &grpc.GenericServerStream[FanOutStreamRequest, FanOutStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FanOutService_FanOutStreamServer = grpc.ServerStreamingServer[FanOutStreamResponse]
+
 // FanOutService_ServiceDesc is the grpc.ServiceDesc for FanOutService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,6 +250,17 @@ var FanOutService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _FanOutService_ListTargets_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchTargets",
+			Handler:       _FanOutService_WatchTargets_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "FanOutStream",
+			Handler:       _FanOutService_FanOutStream_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "knowingnode/v1/fanout.proto",
 }
