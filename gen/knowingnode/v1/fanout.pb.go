@@ -424,7 +424,11 @@ type FanOutSummary struct {
 	// Wall time of the whole fan-out.
 	Duration *durationpb.Duration `protobuf:"bytes,11,opt,name=duration,proto3" json:"duration,omitempty"`
 	// Calls not made because the backend was draining (code "DRAINING").
-	Draining      int32 `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
+	Draining int32 `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
+	// Successful calls per zone (the backend identity's zone, from its
+	// topology.kubernetes.io/zone label). Backends that report no zone are not
+	// counted here: ok minus the sum is how many calls answered without one.
+	ByZone        map[string]int32 `protobuf:"bytes,13,rep,name=by_zone,json=byZone,proto3" json:"by_zone,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -541,6 +545,13 @@ func (x *FanOutSummary) GetDraining() int32 {
 		return x.Draining
 	}
 	return 0
+}
+
+func (x *FanOutSummary) GetByZone() map[string]int32 {
+	if x != nil {
+		return x.ByZone
+	}
+	return nil
 }
 
 type ListTargetsRequest struct {
@@ -975,7 +986,7 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x123\n" +
 	"\alatency\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x14\n" +
-	"\x05calls\x18\a \x01(\x05R\x05calls\"\x89\x06\n" +
+	"\x05calls\x18\a \x01(\x05R\x05calls\"\x88\a\n" +
 	"\rFanOutSummary\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x05R\x05total\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\x05R\x02ok\x12\x16\n" +
@@ -993,7 +1004,8 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	" \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"latencyMax\x125\n" +
 	"\bduration\x18\v \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1a\n" +
-	"\bdraining\x18\f \x01(\x05R\bdraining\x1a9\n" +
+	"\bdraining\x18\f \x01(\x05R\bdraining\x12B\n" +
+	"\aby_zone\x18\r \x03(\v2).knowingnode.v1.FanOutSummary.ByZoneEntryR\x06byZone\x1a9\n" +
 	"\vByNodeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a8\n" +
@@ -1002,6 +1014,9 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a9\n" +
 	"\vByCodeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a9\n" +
+	"\vByZoneEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x14\n" +
 	"\x12ListTargetsRequest\"s\n" +
@@ -1071,7 +1086,7 @@ func file_knowingnode_v1_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_knowingnode_v1_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(FanOutMode)(0),               // 0: knowingnode.v1.FanOutMode
 	(DiscoveryMode)(0),            // 1: knowingnode.v1.DiscoveryMode
@@ -1087,43 +1102,45 @@ var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	nil,                           // 11: knowingnode.v1.FanOutSummary.ByNodeEntry
 	nil,                           // 12: knowingnode.v1.FanOutSummary.ByPodEntry
 	nil,                           // 13: knowingnode.v1.FanOutSummary.ByCodeEntry
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
-	(*Identity)(nil),              // 15: knowingnode.v1.Identity
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	nil,                           // 14: knowingnode.v1.FanOutSummary.ByZoneEntry
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*Identity)(nil),              // 16: knowingnode.v1.Identity
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_knowingnode_v1_fanout_proto_depIdxs = []int32{
 	0,  // 0: knowingnode.v1.FanOutRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	14, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
-	15, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
+	15, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
+	16, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
 	0,  // 3: knowingnode.v1.FanOutResponse.mode:type_name -> knowingnode.v1.FanOutMode
 	4,  // 4: knowingnode.v1.FanOutResponse.results:type_name -> knowingnode.v1.BackendResult
 	5,  // 5: knowingnode.v1.FanOutResponse.summary:type_name -> knowingnode.v1.FanOutSummary
 	8,  // 6: knowingnode.v1.FanOutResponse.discovery:type_name -> knowingnode.v1.TargetState
-	15, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
-	14, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
+	16, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
+	15, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
 	11, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
 	12, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
 	13, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
-	14, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
-	14, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
-	14, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
-	14, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
-	14, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
-	8,  // 17: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
-	1,  // 18: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
-	9,  // 19: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
-	16, // 20: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
-	16, // 21: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
-	10, // 22: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
-	2,  // 23: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
-	6,  // 24: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
-	3,  // 25: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
-	7,  // 26: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
-	25, // [25:27] is the sub-list for method output_type
-	23, // [23:25] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	15, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
+	15, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
+	15, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
+	15, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
+	15, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
+	14, // 17: knowingnode.v1.FanOutSummary.by_zone:type_name -> knowingnode.v1.FanOutSummary.ByZoneEntry
+	8,  // 18: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
+	1,  // 19: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
+	9,  // 20: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
+	17, // 21: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
+	17, // 22: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
+	10, // 23: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
+	2,  // 24: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
+	6,  // 25: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
+	3,  // 26: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
+	7,  // 27: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
+	26, // [26:28] is the sub-list for method output_type
+	24, // [24:26] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_knowingnode_v1_fanout_proto_init() }
@@ -1138,7 +1155,7 @@ func file_knowingnode_v1_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knowingnode_v1_fanout_proto_rawDesc), len(file_knowingnode_v1_fanout_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
