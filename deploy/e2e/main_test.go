@@ -22,6 +22,7 @@ import (
 
 var (
 	cl       *cluster.Cluster
+	k8sBin   string // the control-plane binaries, for a test's own cluster.Start
 	keepLogs = flag.Bool("keep", false, "keep the cluster's work dir (logs, data) even when every test passes")
 )
 
@@ -40,6 +41,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
+	k8sBin = bin
 	t0 := time.Now()
 	c, err := cluster.Start(ctx, cluster.Config{
 		BinDir:    bin,

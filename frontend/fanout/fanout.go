@@ -581,7 +581,7 @@ func sumCalls[K comparable](m map[K]*knowingnodev1.BackendResult) int {
 	return n
 }
 
-// summarize counts results by outcome, node and pod, and takes latency
+// summarize counts results by outcome, node, pod and zone, and takes latency
 // quantiles (nearest rank) over lats, the latency of every call made. The
 // quantiles are exact: a fan-out makes at most MaxCount calls, so sorting
 // them all costs less than a histogram's fixed buckets would lose.
@@ -590,6 +590,7 @@ func summarize(results []*knowingnodev1.BackendResult, lats []time.Duration, too
 		ByNode:   map[string]int32{},
 		ByPod:    map[string]int32{},
 		ByCode:   map[string]int32{},
+		ByZone:   map[string]int32{},
 		Duration: durationpb.New(took),
 	}
 	for _, r := range results {
@@ -601,6 +602,9 @@ func summarize(results []*knowingnodev1.BackendResult, lats []time.Duration, too
 			sum.Ok += n
 			sum.ByNode[r.Identity.NodeName] += n
 			sum.ByPod[r.Identity.PodName] += n
+			if z := r.Identity.Zone; z != "" {
+				sum.ByZone[z] += n
+			}
 		case r.Code == CodeDraining:
 			sum.Draining += n
 		default:

@@ -22,7 +22,6 @@ import (
 	"github.com/knowingnode/knowingnode/frontend/fanout"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
-	"github.com/knowingnode/knowingnode/loadtest/calls"
 	"github.com/knowingnode/knowingnode/loadtest/engine"
 )
 
@@ -173,7 +172,7 @@ func identity(pick func(n uint64) knowingnodev1.IdentityServiceClient) engine.Ca
 			return engine.Result{}, err
 		}
 		id := resp.GetIdentity()
-		return engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetLabels()[calls.ZoneLabel]}, nil
+		return engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetZone()}, nil
 	}
 }
 

@@ -188,6 +188,7 @@ type pageState struct {
 	Changes           string        `json:"changes"`
 	FrontendPod       string        `json:"frontendPod"`
 	FrontendPodSource string        `json:"frontendPodSource"`
+	Zones             string        `json:"zones"`
 	Groups            []groupState  `json:"groups"`
 	Spread            []spreadState `json:"spread"`
 }
@@ -195,6 +196,7 @@ type pageState struct {
 type groupState struct {
 	Node     string         `json:"node"`
 	Title    string         `json:"title"`
+	Zone     string         `json:"zone"`
 	Backends []backendState `json:"backends"`
 }
 
@@ -222,9 +224,11 @@ const readPageJS = `(() => {
     changes: document.getElementById("changes").hidden ? "" : text(document, "#changes"),
     frontendPod: text(document, "[data-testid=fe-pod_name]"),
     frontendPodSource: text(document, "[data-testid=fe-source-pod_name]"),
+    zones: text(document, "[data-testid=sum-zones]"),
     groups: [...document.querySelectorAll("[data-testid=node-group]")].map((g) => ({
       node: g.dataset.node,
       title: text(g, "[data-testid=node-name]"),
+      zone: text(g, "[data-testid=node-zone]"),
       backends: [...g.querySelectorAll("[data-testid=backend]")].map((b) => ({
         node: g.dataset.node,
         pod: text(b, "[data-testid=pod-name]"),
@@ -324,8 +328,9 @@ func TestBrowserPageEdgeCases(t *testing.T) {
 			fmt.Fprint(w, `{"code":14,"message":"nothing discovered for target gone: no such host"}`)
 			return
 		}
-		id, _ := json.Marshal(map[string]any{"podName": hostile, "nodeName": hostile})
-		fmt.Fprintf(w, `{"target":"hostile","mode":"FAN_OUT_MODE_EACH","results":[{"address":"10.0.0.1:9090","identity":%s,"code":"OK","latency":"0.001s"}],"summary":{"total":1,"ok":1}}`, id)
+		id, _ := json.Marshal(map[string]any{"podName": hostile, "nodeName": hostile, "zone": hostile})
+		byZone, _ := json.Marshal(map[string]int{hostile: 1, "zone-b": 2})
+		fmt.Fprintf(w, `{"target":"hostile","mode":"FAN_OUT_MODE_EACH","results":[{"address":"10.0.0.1:9090","identity":%s,"code":"OK","latency":"0.001s"}],"summary":{"total":1,"ok":1,"byZone":%s}}`, id, byZone)
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -337,7 +342,14 @@ func TestBrowserPageEdgeCases(t *testing.T) {
 	if b := got.all(); len(b) != 1 || b[0].Pod != hostile || b[0].Node != hostile {
 		t.Errorf("backends = %+v, want one whose pod and node names are shown as the text %q", b, hostile)
 	}
-	injected, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.pwned === 1 || document.querySelector("#groups img") !== null`))
+	// Zones: the summary's count by zone, sorted, and each node group's zone.
+	if want := hostile + " 1, zone-b 2"; got.Zones != want {
+		t.Errorf("zones in the summary %q, want %q", got.Zones, want)
+	}
+	if len(got.Groups) != 1 || got.Groups[0].Zone != "· zone "+hostile {
+		t.Errorf("node groups %+v, want one showing the zone %q", got.Groups, hostile)
+	}
+	injected, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.pwned === 1 || document.querySelector("#groups img, #summary img") !== null`))
 	if err != nil || injected {
 		t.Errorf("a pod name became markup (injected=%v, err=%v)", injected, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 )
@@ -14,16 +15,18 @@ import (
 // API volume files: it never panics, always encodes (the backend serves it
 // encoded once, so a value proto refuses would stop the process), reports a
 // source for every field, keeps what the volume files say exactly when they
-// parse, and reveals no annotation the default filter withholds.
+// parse, takes the zone and region from them only as valid label values, and
+// reveals no annotation the default filter withholds.
 func FuzzLoad(f *testing.F) {
 	f.Add("backend-0", "10.244.0.5", "10.244.0.5,fd00::5", "500", "134217728",
-		"app=\"backend\"\nstatefulset.kubernetes.io/pod-name=\"backend-0\"\n",
+		"app=\"backend\"\nstatefulset.kubernetes.io/pod-name=\"backend-0\"\ntopology.kubernetes.io/zone=\"zone-a\"\n",
 		"kubectl.kubernetes.io/last-applied-configuration=\"{\\\"a\\\":1}\"\nteam=\"search\"\n")
 	f.Add("", "", " , ,", "-1", "1e3", "app=backend", `a="\q"`)
 	f.Add("\xff", "\xc0\xaf", "\xff", "9223372036854775808", " 42 ", `a="\xff"`, `db-token="\xc0\xaf"`+"\n"+`x="y"`)
 	f.Add("p", "", "", "", "", "=\"v\"", "k=\"v\"\nk=\"w\"")
+	f.Add("p", "", "", "", "", "topology.kubernetes.io/zone=\"a b\"\ntopology.kubernetes.io/region=\"\xff\"", "")
 	fields := []string{FieldPodName, FieldPodNamespace, FieldPodIP, FieldPodIPs, FieldPodUID, FieldNodeName,
-		FieldNodeIP, FieldServiceAccount, FieldLabels, FieldAnnotations, FieldCPULimit, FieldMemoryLimit}
+		FieldNodeIP, FieldServiceAccount, FieldLabels, FieldAnnotations, FieldCPULimit, FieldMemoryLimit, FieldZone, FieldRegion}
 	f.Fuzz(func(t *testing.T, pod, ip, ips, cpu, mem, labels, annotations string) {
 		dir := t.TempDir()
 		for name, content := range map[string]string{FileLabels: labels, FileAnnotations: annotations} {
@@ -54,6 +57,14 @@ func FuzzLoad(f *testing.F) {
 		}
 		if err == nil && len(want) != len(id.Labels) {
 			t.Errorf("labels %q, file says %q", id.Labels, want)
+		}
+		for field, got := range map[string]string{LabelZone: id.Zone, LabelRegion: id.Region} {
+			if got == "" {
+				continue
+			}
+			if errs := content.IsLabelValue(got); len(errs) > 0 || got != id.Labels[field] {
+				t.Errorf("%s = %q: not the label's value %q, or not a valid label value: %v", field, got, id.Labels[field], errs)
+			}
 		}
 		var def AnnotationFilter
 		def.Deny = DefaultDeny

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/buildinfo"
@@ -57,6 +58,17 @@ const (
 	FieldAnnotations    = "annotations"
 	FieldCPULimit       = "cpu_limit_millicores"
 	FieldMemoryLimit    = "memory_limit_bytes"
+	FieldZone           = "zone"
+	FieldRegion         = "region"
+)
+
+// Pod labels the zone and region are read from. The PodTopologyLabels
+// admission (KEP-4742; gate PodTopologyLabelsAdmission, beta and on by
+// default since v1.35) copies them from the node onto the pod when the pod is
+// bound, so the downwardAPI volume's "labels" file carries them.
+const (
+	LabelZone   = "topology.kubernetes.io/zone"
+	LabelRegion = "topology.kubernetes.io/region"
 )
 
 // Machine is what the fallbacks read; injected so tests control it.
@@ -165,6 +177,8 @@ func Load(o Options) *knowingnodev1.Identity {
 	}
 
 	id.Labels = readVolumeFile(o, FileLabels, FieldLabels, id.Sources)
+	id.Zone = topologyLabel(o, id.Labels, LabelZone, FieldZone, id.Sources)
+	id.Region = topologyLabel(o, id.Labels, LabelRegion, FieldRegion, id.Sources)
 	annotations := readVolumeFile(o, FileAnnotations, FieldAnnotations, id.Sources)
 	var withheld []string
 	id.Annotations, withheld = o.Annotations.Apply(annotations)
@@ -173,6 +187,29 @@ func Load(o Options) *knowingnodev1.Identity {
 		o.Logger.Info("annotations withheld from the identity; --annotations-allow reveals them", "keys", withheld)
 	}
 	return id
+}
+
+// topologyLabel returns the label's value when it is a valid label value (at
+// most 63 characters of [-A-Za-z0-9_.], alphanumeric at both ends), as the
+// API server would have demanded of it. The labels file is the kubelet's, but
+// a hand-made volume or a test could put anything there, and the zone is
+// counted and shown in summaries: a bad value is left out, with a warning
+// naming the limit, rather than carried into every fan-out.
+func topologyLabel(o Options, labels map[string]string, key, field string, sources map[string]knowingnodev1.Source) string {
+	v, ok := labels[key]
+	if !ok {
+		sources[field] = knowingnodev1.Source_SOURCE_ABSENT
+		return ""
+	}
+	if errs := content.IsLabelValue(v); len(errs) > 0 {
+		o.Logger.Warn("ignoring a topology label that is not a valid label value",
+			"field", field, "label", key, "bytes", len(v), "max_bytes", content.LabelValueMaxLength,
+			"err", strings.Join(errs, "; "))
+		sources[field] = knowingnodev1.Source_SOURCE_ABSENT
+		return ""
+	}
+	sources[field] = sourceOf(v != "")
+	return v
 }
 
 func sourceOf(found bool) knowingnodev1.Source {

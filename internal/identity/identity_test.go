@@ -138,8 +138,9 @@ func TestLoadFromEnv(t *testing.T) {
 			t.Errorf("source of %s = %v, want %v", f, got, downward)
 		}
 	}
-	// No volume directory given: labels and annotations absent, silently.
-	for _, f := range []string{FieldLabels, FieldAnnotations} {
+	// No volume directory given: labels, annotations and what is read from
+	// them absent, silently.
+	for _, f := range []string{FieldLabels, FieldAnnotations, FieldZone, FieldRegion} {
 		if got := id.Sources[f]; got != absent {
 			t.Errorf("source of %s = %v, want %v", f, got, absent)
 		}
@@ -549,3 +550,102 @@ func TestLoadVolumeKubeletLayout(t *testing.T) {
 		t.Errorf("sources %v", id.Sources)
 	}
 }
+
+// TestLoadTopology reads zone and region from the labels file: the labels the
+// PodTopologyLabels admission copies from the node onto the pod.
+func TestLoadTopology(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	tests := []struct {
+		name         string
+		labels       *string // nil: no labels file
+		zone, region string
+		wantSrc      map[string]knowingnodev1.Source
+		wantWarns    map[string]int // by field
+	}{
+		{
+			name:    "both labels",
+			labels:  ptr(kubeletFormat(map[string]string{LabelZone: "eu-west-1a", LabelRegion: "eu-west-1", "app": "backend"})),
+			zone:    "eu-west-1a",
+			region:  "eu-west-1",
+			wantSrc: map[string]knowingnodev1.Source{FieldZone: downward, FieldRegion: downward},
+		},
+		{
+			name:    "zone only: a node labelled with a zone and no region",
+			labels:  ptr(kubeletFormat(map[string]string{LabelZone: "zone-a"})),
+			zone:    "zone-a",
+			wantSrc: map[string]knowingnodev1.Source{FieldZone: downward, FieldRegion: absent},
+		},
+		{
+			name:    "neither: the node has no topology labels, or the admission is off",
+			labels:  ptr(kubeletFormat(map[string]string{"app": "backend"})),
+			wantSrc: map[string]knowingnodev1.Source{FieldZone: absent, FieldRegion: absent},
+		},
+		{
+			name:    "empty value is no zone",
+			labels:  ptr(kubeletFormat(map[string]string{LabelZone: ""})),
+			wantSrc: map[string]knowingnodev1.Source{FieldZone: absent, FieldRegion: absent},
+		},
+		{
+			name:    "63 characters, the longest label value",
+			labels:  ptr(kubeletFormat(map[string]string{LabelZone: long[:63]})),
+			zone:    long[:63],
+			wantSrc: map[string]knowingnodev1.Source{FieldZone: downward, FieldRegion: absent},
+		},
+		{
+			name:      "64 characters: longer than any label value",
+			labels:    ptr(kubeletFormat(map[string]string{LabelZone: long, LabelRegion: "r"})),
+			region:    "r",
+			wantSrc:   map[string]knowingnodev1.Source{FieldZone: absent, FieldRegion: downward},
+			wantWarns: map[string]int{FieldZone: 1},
+		},
+		{
+			name:      "characters no label value may hold",
+			labels:    ptr(kubeletFormat(map[string]string{LabelZone: "zone a", LabelRegion: "-r"})),
+			wantSrc:   map[string]knowingnodev1.Source{FieldZone: absent, FieldRegion: absent},
+			wantWarns: map[string]int{FieldZone: 1, FieldRegion: 1},
+		},
+		{
+			name:      "no labels file",
+			wantSrc:   map[string]knowingnodev1.Source{FieldZone: absent, FieldRegion: absent},
+			wantWarns: map[string]int{FieldLabels: 1},
+		},
+		{
+			name:      "labels file malformed",
+			labels:    ptr("topology.kubernetes.io/zone=zone-a"),
+			wantSrc:   map[string]knowingnodev1.Source{FieldZone: absent, FieldRegion: absent},
+			wantWarns: map[string]int{FieldLabels: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.labels != nil {
+				if err := os.WriteFile(filepath.Join(dir, FileLabels), []byte(*tt.labels), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, FileAnnotations), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var logs logRecords
+			id := Load(Options{Getenv: envOf(nil), DownwardDir: dir, Machine: fakeMachine{host: "h"}, Logger: logs.logger()})
+			if id.Zone != tt.zone || id.Region != tt.region {
+				t.Errorf("zone %q region %q, want %q %q", id.Zone, id.Region, tt.zone, tt.region)
+			}
+			for _, f := range []string{FieldZone, FieldRegion} {
+				if id.Sources[f] != tt.wantSrc[f] {
+					t.Errorf("source of %s = %v, want %v", f, id.Sources[f], tt.wantSrc[f])
+				}
+			}
+			want := tt.wantWarns
+			if want == nil {
+				want = map[string]int{}
+			}
+			if w := warnings(logs.records(t), "field"); !mapsEqual(w, want) {
+				t.Errorf("warnings by field %v, want %v", w, want)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -19,14 +19,8 @@ import (
 	"github.com/knowingnode/knowingnode/loadtest/engine"
 )
 
-// ZoneLabel is the pod label the zone is read from (copied from the node by
-// Kubernetes' PodTopologyLabels admission).
-const ZoneLabel = "topology.kubernetes.io/zone"
-
 // maxBody bounds a REST reply read by the load tool.
 const maxBody = 4 << 20
-
-func zone(id *knowingnodev1.Identity) string { return id.GetLabels()[ZoneLabel] }
 
 // Identity calls GetIdentity, rotating over the given connections.
 func Identity(conns ...grpc.ClientConnInterface) engine.Caller {
@@ -43,7 +37,7 @@ func Identity(conns ...grpc.ClientConnInterface) engine.Caller {
 			return engine.Result{}, err
 		}
 		id := resp.GetIdentity()
-		return engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: zone(id)}, nil
+		return engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetZone()}, nil
 	}
 }
 
@@ -68,11 +62,11 @@ func FanOut(req *knowingnodev1.FanOutRequest, conns ...grpc.ClientConnInterface)
 // FanOutResult turns a fan-out reply into the frontend and backends that answered.
 func FanOutResult(resp *knowingnodev1.FanOutResponse) engine.Result {
 	fe := resp.GetFrontend()
-	r := engine.Result{Pod: fe.GetPodName(), Node: fe.GetNodeName(), Zone: zone(fe)}
+	r := engine.Result{Pod: fe.GetPodName(), Node: fe.GetNodeName(), Zone: fe.GetZone()}
 	for _, b := range resp.GetResults() {
 		code, _ := grpccode.Parse(b.GetCode())
 		id := b.GetIdentity()
-		r.Backends = append(r.Backends, engine.Hit{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: zone(id), Code: code, Calls: int(b.GetCalls())})
+		r.Backends = append(r.Backends, engine.Hit{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetZone(), Code: code, Calls: int(b.GetCalls())})
 	}
 	return r
 }
@@ -80,9 +74,9 @@ func FanOutResult(resp *knowingnodev1.FanOutResponse) engine.Result {
 // restIdentity is the JSON shape shared by GET /v1/identity ("identity") and
 // GET /v1/fanout ("frontend" and "results").
 type restIdentity struct {
-	PodName  string            `json:"podName"`
-	NodeName string            `json:"nodeName"`
-	Labels   map[string]string `json:"labels"`
+	PodName  string `json:"podName"`
+	NodeName string `json:"nodeName"`
+	Zone     string `json:"zone"`
 }
 
 type restReply struct {
@@ -134,13 +128,13 @@ func REST(client *http.Client, url string) engine.Caller {
 			who = reply.Identity
 		}
 		if who != nil {
-			r = engine.Result{Pod: who.PodName, Node: who.NodeName, Zone: who.Labels[ZoneLabel]}
+			r = engine.Result{Pod: who.PodName, Node: who.NodeName, Zone: who.Zone}
 		}
 		for _, b := range reply.Results {
 			code, _ := grpccode.Parse(b.Code)
 			h := engine.Hit{Code: code, Calls: b.Calls}
 			if b.Identity != nil {
-				h.Pod, h.Node, h.Zone = b.Identity.PodName, b.Identity.NodeName, b.Identity.Labels[ZoneLabel]
+				h.Pod, h.Node, h.Zone = b.Identity.PodName, b.Identity.NodeName, b.Identity.Zone
 			}
 			r.Backends = append(r.Backends, h)
 		}

@@ -160,6 +160,8 @@ const IDENTITY_FIELDS = [
   ["Pod", "pod_name", (i) => i.podName],
   ["Namespace", "pod_namespace", (i) => i.podNamespace],
   ["Node", "node_name", (i) => i.nodeName],
+  ["Zone", "zone", (i) => i.zone],
+  ["Region", "region", (i) => i.region],
   ["Pod IP", "pod_ip", (i) => i.podIp],
   ["Pod IPs", "pod_ips", (i) => (i.podIps || []).join(", ")],
   ["Node IP", "node_ip", (i) => i.nodeIp],
@@ -199,9 +201,11 @@ function renderIdentity(id) {
 // (or failed the same way at the same address) share a card with a count.
 function groupResults(results) {
   const nodes = new Map();
+  const zones = new Map(); // node -> its zone, as its pods report it
   for (const r of results || []) {
     const ok = (r.code || "OK") === "OK" && r.identity;
     const node = ok ? (r.identity.nodeName || UNKNOWN_NODE) : UNKNOWN_NODE;
+    if (ok && r.identity.zone) zones.set(node, r.identity.zone);
     const key = ok ? "ok|" + (r.identity.podName || "") + "|" + (r.address || "")
                    : "fail|" + (r.address || "") + "|" + (r.code || "");
     if (!nodes.has(node)) nodes.set(node, new Map());
@@ -218,6 +222,7 @@ function groupResults(results) {
     (a === UNKNOWN_NODE) - (b === UNKNOWN_NODE) || a.localeCompare(b));
   return names.map((name) => ({
     name,
+    zone: zones.get(name) || "",
     cards: [...nodes.get(name).values()].sort((a, b) => cardName(a).localeCompare(cardName(b))),
   }));
 }
@@ -312,6 +317,7 @@ function renderGroups(resp, partial) {
     },
     el("h3", { class: "node-name", "data-testid": "node-name" },
       g.name === UNKNOWN_NODE ? "Unknown node (failed calls: no identity)" : "Node " + g.name,
+      g.zone ? el("span", { class: "zone", "data-testid": "node-zone" }, " · zone " + g.zone) : null,
       el("span", { class: "count" }, ` · ${ok} ok` + (failed ? `, ${failed} failed` : ""))),
     el("div", { class: "cards" }, g.cards.map((c) =>
       renderCard(c, balanced, c.ok && changes.added.has(cardName(c))))));
@@ -321,6 +327,10 @@ function renderGroups(resp, partial) {
 function renderSummary(resp) {
   const s = resp.summary || {};
   const byCode = Object.entries(s.byCode || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+  // Counted beside the node groups: one zone holds several nodes, so this is
+  // the spread a zone outage would cost. Absent when no backend reports a zone.
+  const byZone = Object.entries(s.byZone || {}).sort((a, b) => a[0].localeCompare(b[0]))
+    .map(([k, v]) => `${k} ${v}`).join(", ");
   const item = (label, value, testid, cls) =>
     el("div", { class: "stat " + (cls || "") }, el("span", { class: "stat-label" }, label),
       el("span", { class: "stat-value", "data-testid": testid }, value));
@@ -333,7 +343,8 @@ function renderSummary(resp) {
     item("p50", fmtDuration(s.latencyP50), "sum-p50"),
     item("p99", fmtDuration(s.latencyP99), "sum-p99"),
     item("Wall time", fmtDuration(s.duration), "sum-duration"),
-    byCode ? item("Codes", byCode, "sum-codes") : null);
+    byCode ? item("Codes", byCode, "sum-codes") : null,
+    byZone ? item("Zones", byZone, "sum-zones") : null);
 }
 
 function renderSpread(resp) {

@@ -424,7 +424,11 @@ type FanOutSummary struct {
 	// Wall time of the whole fan-out.
 	Duration *durationpb.Duration `protobuf:"bytes,11,opt,name=duration,proto3" json:"duration,omitempty"`
 	// Calls not made because the backend was draining (code "DRAINING").
-	Draining      int32 `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
+	Draining int32 `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
+	// Successful calls per zone (the backend identity's zone, from its
+	// topology.kubernetes.io/zone label). Backends that report no zone are not
+	// counted here: ok minus the sum is how many calls answered without one.
+	ByZone        map[string]int32 `protobuf:"bytes,13,rep,name=by_zone,json=byZone,proto3" json:"by_zone,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -541,6 +545,13 @@ func (x *FanOutSummary) GetDraining() int32 {
 		return x.Draining
 	}
 	return 0
+}
+
+func (x *FanOutSummary) GetByZone() map[string]int32 {
+	if x != nil {
+		return x.ByZone
+	}
+	return nil
 }
 
 type ListTargetsRequest struct {
@@ -1340,7 +1351,7 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x123\n" +
 	"\alatency\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x14\n" +
-	"\x05calls\x18\a \x01(\x05R\x05calls\"\x89\x06\n" +
+	"\x05calls\x18\a \x01(\x05R\x05calls\"\x88\a\n" +
 	"\rFanOutSummary\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x05R\x05total\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\x05R\x02ok\x12\x16\n" +
@@ -1358,7 +1369,8 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	" \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"latencyMax\x125\n" +
 	"\bduration\x18\v \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1a\n" +
-	"\bdraining\x18\f \x01(\x05R\bdraining\x1a9\n" +
+	"\bdraining\x18\f \x01(\x05R\bdraining\x12B\n" +
+	"\aby_zone\x18\r \x03(\v2).knowingnode.v1.FanOutSummary.ByZoneEntryR\x06byZone\x1a9\n" +
 	"\vByNodeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a8\n" +
@@ -1367,6 +1379,9 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a9\n" +
 	"\vByCodeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a9\n" +
+	"\vByZoneEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x14\n" +
 	"\x12ListTargetsRequest\"s\n" +
@@ -1460,7 +1475,7 @@ func file_knowingnode_v1_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_knowingnode_v1_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(FanOutMode)(0),               // 0: knowingnode.v1.FanOutMode
 	(DiscoveryMode)(0),            // 1: knowingnode.v1.DiscoveryMode
@@ -1481,53 +1496,55 @@ var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	nil,                           // 16: knowingnode.v1.FanOutSummary.ByNodeEntry
 	nil,                           // 17: knowingnode.v1.FanOutSummary.ByPodEntry
 	nil,                           // 18: knowingnode.v1.FanOutSummary.ByCodeEntry
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
-	(*Identity)(nil),              // 20: knowingnode.v1.Identity
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	nil,                           // 19: knowingnode.v1.FanOutSummary.ByZoneEntry
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*Identity)(nil),              // 21: knowingnode.v1.Identity
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_knowingnode_v1_fanout_proto_depIdxs = []int32{
 	0,  // 0: knowingnode.v1.FanOutRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	19, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
-	20, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
+	20, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
+	21, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
 	0,  // 3: knowingnode.v1.FanOutResponse.mode:type_name -> knowingnode.v1.FanOutMode
 	4,  // 4: knowingnode.v1.FanOutResponse.results:type_name -> knowingnode.v1.BackendResult
 	5,  // 5: knowingnode.v1.FanOutResponse.summary:type_name -> knowingnode.v1.FanOutSummary
 	12, // 6: knowingnode.v1.FanOutResponse.discovery:type_name -> knowingnode.v1.TargetState
-	20, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
-	19, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
+	21, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
+	20, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
 	16, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
 	17, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
 	18, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
-	19, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
-	19, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
-	19, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
-	19, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
-	19, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
-	12, // 17: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
-	12, // 18: knowingnode.v1.WatchTargetsResponse.target:type_name -> knowingnode.v1.TargetState
-	0,  // 19: knowingnode.v1.FanOutStreamRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	19, // 20: knowingnode.v1.FanOutStreamRequest.timeout:type_name -> google.protobuf.Duration
-	4,  // 21: knowingnode.v1.FanOutStreamResponse.result:type_name -> knowingnode.v1.BackendResult
-	3,  // 22: knowingnode.v1.FanOutStreamResponse.done:type_name -> knowingnode.v1.FanOutResponse
-	1,  // 23: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
-	14, // 24: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
-	21, // 25: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
-	21, // 26: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
-	13, // 27: knowingnode.v1.TargetState.compare:type_name -> knowingnode.v1.TargetComparison
-	15, // 28: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
-	2,  // 29: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
-	6,  // 30: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
-	8,  // 31: knowingnode.v1.FanOutService.WatchTargets:input_type -> knowingnode.v1.WatchTargetsRequest
-	10, // 32: knowingnode.v1.FanOutService.FanOutStream:input_type -> knowingnode.v1.FanOutStreamRequest
-	3,  // 33: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
-	7,  // 34: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
-	9,  // 35: knowingnode.v1.FanOutService.WatchTargets:output_type -> knowingnode.v1.WatchTargetsResponse
-	11, // 36: knowingnode.v1.FanOutService.FanOutStream:output_type -> knowingnode.v1.FanOutStreamResponse
-	33, // [33:37] is the sub-list for method output_type
-	29, // [29:33] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	20, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
+	20, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
+	20, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
+	20, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
+	20, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
+	19, // 17: knowingnode.v1.FanOutSummary.by_zone:type_name -> knowingnode.v1.FanOutSummary.ByZoneEntry
+	12, // 18: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
+	12, // 19: knowingnode.v1.WatchTargetsResponse.target:type_name -> knowingnode.v1.TargetState
+	0,  // 20: knowingnode.v1.FanOutStreamRequest.mode:type_name -> knowingnode.v1.FanOutMode
+	20, // 21: knowingnode.v1.FanOutStreamRequest.timeout:type_name -> google.protobuf.Duration
+	4,  // 22: knowingnode.v1.FanOutStreamResponse.result:type_name -> knowingnode.v1.BackendResult
+	3,  // 23: knowingnode.v1.FanOutStreamResponse.done:type_name -> knowingnode.v1.FanOutResponse
+	1,  // 24: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
+	14, // 25: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
+	22, // 26: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
+	22, // 27: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
+	13, // 28: knowingnode.v1.TargetState.compare:type_name -> knowingnode.v1.TargetComparison
+	15, // 29: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
+	2,  // 30: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
+	6,  // 31: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
+	8,  // 32: knowingnode.v1.FanOutService.WatchTargets:input_type -> knowingnode.v1.WatchTargetsRequest
+	10, // 33: knowingnode.v1.FanOutService.FanOutStream:input_type -> knowingnode.v1.FanOutStreamRequest
+	3,  // 34: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
+	7,  // 35: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
+	9,  // 36: knowingnode.v1.FanOutService.WatchTargets:output_type -> knowingnode.v1.WatchTargetsResponse
+	11, // 37: knowingnode.v1.FanOutService.FanOutStream:output_type -> knowingnode.v1.FanOutStreamResponse
+	34, // [34:38] is the sub-list for method output_type
+	30, // [30:34] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_knowingnode_v1_fanout_proto_init() }
@@ -1546,7 +1563,7 @@ func file_knowingnode_v1_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knowingnode_v1_fanout_proto_rawDesc), len(file_knowingnode_v1_fanout_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -239,7 +239,15 @@ type Identity struct {
 	ServingAddresses []string `protobuf:"bytes,17,rep,name=serving_addresses,json=servingAddresses,proto3" json:"serving_addresses,omitempty"`
 	// Where each field's value came from, keyed by the field's proto name
 	// (pod_name, node_ip, labels, ...).
-	Sources       map[string]Source `protobuf:"bytes,18,rep,name=sources,proto3" json:"sources,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value,enum=knowingnode.v1.Source"`
+	Sources map[string]Source `protobuf:"bytes,18,rep,name=sources,proto3" json:"sources,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value,enum=knowingnode.v1.Source"`
+	// The zone of the node the pod runs on: the pod's label
+	// topology.kubernetes.io/zone, which the PodTopologyLabels admission copies
+	// from the node when the pod is bound, read from the downwardAPI volume file
+	// "labels". Empty when the label is absent or not a valid label value.
+	Zone string `protobuf:"bytes,19,opt,name=zone,proto3" json:"zone,omitempty"`
+	// The region of the node the pod runs on: the pod's label
+	// topology.kubernetes.io/region, read as zone is.
+	Region        string `protobuf:"bytes,20,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +408,20 @@ func (x *Identity) GetSources() map[string]Source {
 	return nil
 }
 
+func (x *Identity) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+func (x *Identity) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
 // BuildInfo identifies the binary.
 type BuildInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -468,7 +490,7 @@ const file_knowingnode_v1_identity_proto_rawDesc = "" +
 	"\x1dknowingnode/v1/identity.proto\x12\x0eknowingnode.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x14\n" +
 	"\x12GetIdentityRequest\"K\n" +
 	"\x13GetIdentityResponse\x124\n" +
-	"\bidentity\x18\x01 \x01(\v2\x18.knowingnode.v1.IdentityR\bidentity\"\xcc\a\n" +
+	"\bidentity\x18\x01 \x01(\v2\x18.knowingnode.v1.IdentityR\bidentity\"\xf8\a\n" +
 	"\bIdentity\x12\x19\n" +
 	"\bpod_name\x18\x01 \x01(\tR\apodName\x12#\n" +
 	"\rpod_namespace\x18\x02 \x01(\tR\fpodNamespace\x12\x15\n" +
@@ -489,7 +511,9 @@ const file_knowingnode_v1_identity_proto_rawDesc = "" +
 	"\x05build\x18\x0f \x01(\v2\x19.knowingnode.v1.BuildInfoR\x05build\x12(\n" +
 	"\x04tier\x18\x10 \x01(\x0e2\x14.knowingnode.v1.TierR\x04tier\x12+\n" +
 	"\x11serving_addresses\x18\x11 \x03(\tR\x10servingAddresses\x12?\n" +
-	"\asources\x18\x12 \x03(\v2%.knowingnode.v1.Identity.SourcesEntryR\asources\x1a9\n" +
+	"\asources\x18\x12 \x03(\v2%.knowingnode.v1.Identity.SourcesEntryR\asources\x12\x12\n" +
+	"\x04zone\x18\x13 \x01(\tR\x04zone\x12\x16\n" +
+	"\x06region\x18\x14 \x01(\tR\x06region\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a>\n" +

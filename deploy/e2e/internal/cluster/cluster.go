@@ -54,6 +54,12 @@ type Config struct {
 	ServiceCIDR string
 	// Logf receives progress lines.
 	Logf func(format string, args ...any)
+	// APIOnly starts etcd and kube-apiserver alone: no controllers,
+	// scheduler, nodes or DNS. For a test that needs only the API (its own
+	// objects, watches) and may hurt it, e.g. stop kube-apiserver: in a
+	// second control plane of its own, that outage cannot reach the shared
+	// one's kwok, controllers and their watches.
+	APIOnly bool
 }
 
 // Cluster is a running control plane.
@@ -93,7 +99,11 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "coredns"} {
+	bins := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "coredns"}
+	if cfg.APIOnly {
+		bins = bins[:2]
+	}
+	for _, b := range bins {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, b)); err != nil {
 			return nil, fmt.Errorf("cluster: binary %s: %w", b, err)
 		}
@@ -121,6 +131,9 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		{"nodes", c.startNodes},
 		{"coredns", c.startCoreDNS},
 		{"ready", c.waitReady},
+	}
+	if cfg.APIOnly {
+		steps = steps[:3]
 	}
 	for _, s := range steps {
 		t0 := time.Now()
@@ -394,6 +407,9 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 // fakeNode marks nodes for kwok to manage.
 const fakeNode = "kwok.x-k8s.io/node"
 
+// zoneOf is the zone of node-<i>: zone-a for even i, zone-b for odd.
+func zoneOf(i int) string { return "zone-" + string(rune('a'+i%2)) }
+
 // createNode registers node-<i> for kwok, with InternalIP 10.0.0.<i+1>.
 func (c *Cluster) createNode(ctx context.Context, i int) error {
 	name := fmt.Sprintf("node-%d", i)
@@ -405,6 +421,11 @@ func (c *Cluster) createNode(ctx context.Context, i int) error {
 			corev1.LabelOSStable:   "linux",
 			corev1.LabelArchStable: "amd64",
 			"type":                 "kwok",
+			// Two zones in one region, alternating, as a cloud's nodes
+			// carry them: the PodTopologyLabels admission copies them
+			// onto each pod bound to the node.
+			corev1.LabelTopologyZone:   zoneOf(i),
+			corev1.LabelTopologyRegion: "region-1",
 		},
 	}}
 	if _, err := c.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
