@@ -272,3 +272,31 @@ func TestResolveErrorsNameTheServerAsked(t *testing.T) {
 		})
 	}
 }
+
+// The pool (OnUpdate) gets a new set before the state shows it: a client
+// that reads ListTargets and then fans out finds every endpoint it read.
+func TestTargetUpdatesThePoolBeforeTheState(t *testing.T) {
+	svc := clusterdns.Service{Namespace: "ns", Name: "web", ClusterIP: "None", Ports: grpcPort, Endpoints: pods(2)}
+	server := startDNS(t, svc)
+	sp, err := ParseTarget("t=dns://" + server.Addr() + "/web.ns.svc.cluster.local:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tg *Target
+	var shownDuringUpdate []int
+	tg = NewTarget(sp, NewResolver(NetLookuper(sp.Server)), TargetOptions{
+		Interval: time.Hour, Timeout: 500 * time.Millisecond,
+		OnUpdate: func([]Endpoint) { shownDuringUpdate = append(shownDuringUpdate, len(tg.State().Endpoints)) },
+	})
+	for _, n := range []int{2, 4, 1} {
+		svc.Endpoints = pods(n)
+		server.SetService(svc)
+		if err := tg.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// While the pool took 2, then 4, then 1, the state still showed the set before.
+	if !slices.Equal(shownDuringUpdate, []int{0, 2, 4}) {
+		t.Errorf("the state showed %v endpoints while the pool was updated; want [0 2 4] (the previous sets)", shownDuringUpdate)
+	}
+}

@@ -48,8 +48,9 @@ type Target struct {
 	onUpdate func([]Endpoint)
 	kick     chan struct{}
 
-	mu    sync.Mutex
-	state State
+	refreshMu sync.Mutex // held through a whole Refresh
+	mu        sync.Mutex // guards state and changed
+	state     State
 	// changed is closed, and replaced, when the state changes (Version
 	// grows): a broadcast that needs no registration, so a watcher that
 	// goes away leaves nothing behind.
@@ -147,10 +148,37 @@ func (t *Target) Run(ctx context.Context) {
 
 // Refresh resolves the spec once and updates the state.
 func (t *Target) Refresh(ctx context.Context) error {
+	// One refresh at a time: the pool must get each set before the state
+	// shows it, in the same order.
+	t.refreshMu.Lock()
+	defer t.refreshMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	eps, err := t.res.Resolve(ctx, t.spec)
 	now := time.Now()
+
+	t.mu.Lock()
+	next := t.state.Endpoints
+	changed := false
+	switch {
+	case err == nil:
+		changed = !slices.Equal(eps, next)
+		if changed {
+			next = eps
+		}
+	case errors.Is(err, ErrNoRecords):
+		// An answer, not a failure: nothing is there now.
+		changed = len(next) > 0
+		next = nil
+	default: // keep the last good endpoints
+	}
+	t.mu.Unlock()
+
+	// The pool first, then the state: whoever reads the state (ListTargets,
+	// a watch) and then fans out finds the endpoints it read already there.
+	if changed && t.onUpdate != nil {
+		t.onUpdate(callable(next))
+	}
 
 	t.mu.Lock()
 	s := &t.state
@@ -158,23 +186,12 @@ func (t *Target) Refresh(ctx context.Context) error {
 	s.LastRefresh = now
 	errChanged := errText(s.LastError) != errText(err)
 	s.LastError = err
-	changed := false
-	switch {
-	case err == nil:
+	if err == nil {
 		s.LastSuccess = now
-		changed = !slices.Equal(eps, s.Endpoints)
-		if changed {
-			s.Endpoints = eps
-		}
-	case errors.Is(err, ErrNoRecords):
-		// An answer, not a failure: nothing is there now.
+	} else {
 		s.RefreshErrors++
-		changed = len(s.Endpoints) > 0
-		s.Endpoints = nil
-	default:
-		s.RefreshErrors++ // keep the last good endpoints
 	}
-	cur := s.Endpoints
+	s.Endpoints = next
 	if changed || errChanged {
 		s.Version++
 		close(t.changed)
@@ -183,13 +200,10 @@ func (t *Target) Refresh(ctx context.Context) error {
 	t.mu.Unlock()
 
 	if err != nil {
-		t.log.Warn("discovery refresh failed", "query", t.spec.Query(), "err", err, "kept_endpoints", len(cur))
+		t.log.Warn("discovery refresh failed", "query", t.spec.Query(), "err", err, "kept_endpoints", len(next))
 	}
 	if changed {
-		t.log.Info("discovered endpoints changed", "query", t.spec.Query(), "endpoints", len(cur))
-		if t.onUpdate != nil {
-			t.onUpdate(callable(cur))
-		}
+		t.log.Info("discovered endpoints changed", "query", t.spec.Query(), "endpoints", len(next))
 	}
 	return err
 }

@@ -280,6 +280,37 @@ func daemonSetTopology(t *testing.T) {
 		}
 		return fmt.Sprintf("%s (grpcurl) answered by %s on %s, nodeIp %s", addr, id.GetIdentity().GetPodName(), id.GetIdentity().GetNodeName(), id.GetIdentity().GetNodeIp())
 	})
+	scenario(t, "zone daemonset: a zone per node", func(t *testing.T) string {
+		// Each node carries topology.kubernetes.io/zone (cluster/up.sh); the
+		// PodTopologyLabels admission copies it to the pods bound there, and
+		// the backend reads it through the Downward API labels file.
+		out, err := kubectl("get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.topology\.kubernetes\.io/zone}/{.metadata.labels.topology\.kubernetes\.io/region}{"\n"}{end}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zoneOf, regionOf := map[string]string{}, map[string]string{}
+		for _, l := range strings.Fields(out) {
+			node, zr, _ := strings.Cut(l, "=")
+			zoneOf[node], regionOf[node], _ = strings.Cut(zr, "/")
+		}
+		r := eachMatchesAPI(t, frontendBase(t, "daemonset"), dsNS, dsSel)
+		want := map[string]int32{}
+		for _, x := range r.Results {
+			id := x.GetIdentity()
+			z, reg := zoneOf[id.GetNodeName()], regionOf[id.GetNodeName()]
+			if z == "" || id.GetZone() != z || id.GetRegion() != reg {
+				t.Errorf("%s on %s reports zone %q region %q; the node has %q %q", id.GetPodName(), id.GetNodeName(), id.GetZone(), id.GetRegion(), z, reg)
+			}
+			if src := id.GetSources()["zone"]; src != knowingnodev1.Source_SOURCE_DOWNWARD_API {
+				t.Errorf("%s: zone from %v, want the Downward API", id.GetPodName(), src)
+			}
+			want[z]++
+		}
+		if got := r.GetSummary().GetByZone(); !maps.Equal(got, want) || len(got) != numNodes {
+			t.Errorf("summary by zone %v, want %v (one pod per node, one zone per node)", got, want)
+		}
+		return fmt.Sprintf("by zone %v, region %v", r.GetSummary().GetByZone(), regionOf)
+	})
 	scenario(t, "7 daemonset: browser via NodePort", func(t *testing.T) string {
 		if dsNodePort == "" {
 			t.Skip("no NodePort: scenario 1 failed")
