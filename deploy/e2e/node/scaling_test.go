@@ -22,18 +22,19 @@ import (
 
 // Sizing for 2 cores. The HPAs act on the kubelets' real CPU through
 // metrics-server, against the manifests' requests (backend 50m, frontend
-// 100m) and 70% targets. A backend GetIdentity costs 35 µs of CPU on an idle
-// host (docs/load) and 90 µs in this cluster on a busy one, so 4,000
-// calls/s over 2 pods asks for 3 pods (idle) to 10 (busy): always more than
-// the minimum of 2. A FanOut EACH over the 3 StatefulSet backends costs a
-// frontend 260-660 µs, so 900/s over 2 pods asks for 4 to 6. One pinned
-// ClusterIP connection at 3,000 calls/s puts 105-270m on one pod: 2 pods
-// average 55-135% plus their idle cost. When the machine cannot keep up,
-// the load tool sends late or drops (reported), the calls do not fail.
+// 100m) and 70% targets; an HPA acts above 77% (its 10% tolerance). A
+// backend GetIdentity costs 35-45 µs of CPU on an idle host (docs/load) and
+// about 90 µs in this cluster on a busy one, so 5,000 calls/s over 2 pods
+// asks for 4 pods (idle) to 10 (busy): always more than the minimum of 2. A
+// FanOut EACH over the 3 StatefulSet backends costs a frontend 260-660 µs,
+// so 900/s over 2 pods asks for 4 to 6. One pinned ClusterIP connection at
+// 5,000 calls/s puts 175-450m on one pod (its limit is 500m): 2 pods
+// average 90-225%. When the machine cannot keep up, the load tool sends
+// late or drops (reported), the calls do not fail.
 const (
-	backendRate  = 4000 // GetIdentity/s through headless discovery
+	backendRate  = 5000 // GetIdentity/s through headless discovery
 	frontendRate = 900  // FanOut EACH/s through the frontend's ClusterIP
-	pinnedRate   = 3000 // GetIdentity/s over one ClusterIP connection
+	pinnedRate   = 5000 // GetIdentity/s over one ClusterIP connection
 	loadFor      = 75 * time.Second
 	probeRate    = 50 // the steady load that spans scale-up and scale-down
 	evenWithin   = 0.25
