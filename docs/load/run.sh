@@ -166,3 +166,7 @@ w = {n: cpu.get(f"frontend FanOut EACH w={n} c=1") for n in (10, 100, 1000)}
 if all(w.values()):
     print("  CPU per backend call at width 10/100/1000: " + " / ".join(f"{w[n] / n:.3f}" for n in w) + " s/10k fan-outs per backend")
 PY
+
+# CPU per fan-out against N, beside N times the backend's own cost.
+go run ./docs/load/ncurve -summary "$OUT/summary.txt" -o "$OUT/ncurve.png"
+echo "N-curve: $OUT/ncurve.png"
