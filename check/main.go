@@ -93,7 +93,32 @@ func checkAddr(ctx context.Context, out io.Writer, addr, service string, fanOut 
 	if !fanOut {
 		return nil
 	}
-	r, err := knowingnodev1.NewFanOutServiceClient(conn).FanOut(ctx, &knowingnodev1.FanOutRequest{Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH})
+	// A frontend that has just started may not have discovered its backends
+	// yet (it resolves every few seconds, and `helm test` can run the moment
+	// the pods are Ready): the fan-out is tried every second until it
+	// reaches every backend or the deadline passes, which reports the last
+	// failure.
+	fan := knowingnodev1.NewFanOutServiceClient(conn)
+	var last error
+	for {
+		err := fanOutOnce(ctx, fan, out, addr)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() == nil || last == nil {
+			last = err // not the deadline's own error over a real one
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(time.Second):
+			fmt.Fprintf(out, "retry %v\n", last)
+		}
+	}
+}
+
+func fanOutOnce(ctx context.Context, fan knowingnodev1.FanOutServiceClient, out io.Writer, addr string) error {
+	r, err := fan.FanOut(ctx, &knowingnodev1.FanOutRequest{Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH})
 	if err != nil {
 		return fmt.Errorf("%s: fan-out: %w", addr, err)
 	}

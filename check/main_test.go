@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/internal/testing/loopbackpods"
 	"github.com/knowingnode/knowingnode/internal/testing/proc"
 )
 
@@ -46,9 +50,38 @@ func TestCheck(t *testing.T) {
 
 	t.Run("failing backend", func(t *testing.T) {
 		be, fe := startPair(t, "FAULT_ERROR_RATE=1", "FAULT_ERROR_CODE=INTERNAL")
-		err := run(t.Context(), []string{"-backend", be, "-frontend", fe}, new(bytes.Buffer))
+		// Retried until the deadline, then the last failure is reported.
+		err := run(t.Context(), []string{"-timeout=3s", "-backend", be, "-frontend", fe}, new(bytes.Buffer))
 		if err == nil || !strings.Contains(err.Error(), fe+": fan-out") || !strings.Contains(err.Error(), "0 of 1 calls ok") || !strings.Contains(err.Error(), "INTERNAL") {
 			t.Errorf("check = %v; want a fan-out failure naming the frontend, 0 of 1 and INTERNAL", err)
+		}
+	})
+
+	t.Run("backends found late", func(t *testing.T) {
+		// The frontend starts before its Service has any address in DNS,
+		// as right after an install; the check waits for discovery.
+		ips, port := loopbackpods.Start(t, 2, 71, "web")
+		dns, err := clusterdns.Start("127.0.0.1:0", "cluster.local.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dns.Close()
+		fe := proc.Start(t, filepath.Join(bin, "frontend"), []string{
+			"GRPC_ADDR=127.0.0.1:0", "HTTP_ADDR=127.0.0.1:0", "DOWNWARD_DIR=", "DRAIN_DELAY=0s", "REFRESH_INTERVAL=1s",
+			fmt.Sprintf("TARGETS=backend=dns://%s/web.ns.svc.cluster.local:%d", dns.Addr(), port)})
+		time.AfterFunc(2*time.Second, func() {
+			svc := clusterdns.Service{Namespace: "ns", Name: "web", ClusterIP: "None", Ports: []clusterdns.Port{{Name: "grpc", Port: port}}}
+			for _, ip := range ips {
+				svc.Endpoints = append(svc.Endpoints, clusterdns.Endpoint{IP: ip})
+			}
+			dns.SetService(svc)
+		})
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{"-timeout=20s", "-frontend", fe.Addrs["grpc"]}, &out); err != nil {
+			t.Fatalf("check = %v; want it to wait for the backends to be discovered\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), "retry ") || !strings.Contains(out.String(), "2 of 2 backends answered") {
+			t.Errorf("want retries, then both backends:\n%s", out.String())
 		}
 	})
 
