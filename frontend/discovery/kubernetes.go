@@ -266,15 +266,11 @@ func NewKubernetesWatcher(client kubernetes.Interface, spec Spec, log *slog.Logg
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = selector
-			l, err := api.List(ctx, o)
-			w.observe(err)
-			return l, err
+			return untilReached(ctx, w, func(ctx context.Context) (runtime.Object, error) { return api.List(ctx, o) })
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.LabelSelector = selector
-			wi, err := api.Watch(ctx, o)
-			w.observe(err)
-			return wi, err
+			return untilReached(ctx, w, func(ctx context.Context) (watch.Interface, error) { return api.Watch(ctx, o) })
 		},
 	}
 	w.informer = cache.NewSharedIndexInformerWithOptions(lw, &discoveryv1.EndpointSlice{}, cache.SharedIndexInformerOptions{
@@ -311,6 +307,34 @@ func NewKubernetesWatcher(client kubernetes.Interface, spec Spec, log *slog.Logg
 		w.informer.RunWithContext(ctx)
 	}()
 	return w, nil
+}
+
+// ReconnectEvery is how often a list or watch is tried again while the API
+// server cannot be reached.
+const ReconnectEvery = time.Second
+
+// untilReached calls f (a list or a watch) until the API server answers,
+// every ReconnectEvery, recording each outcome. client-go's reflector would
+// retry too, but with a backoff that an outage pushes from 0.8 s towards
+// 30 s (jittered up to twice that), and that no shared-informer option
+// sets: the first list after the API server is back came 22-45 s late in
+// the e2e. Retrying here, the reflector never sees the outage, and its
+// backoff stays at its start. An answer, error or not, is the reflector's
+// to handle.
+func untilReached[T any](ctx context.Context, w *KubernetesWatcher, f func(context.Context) (T, error)) (T, error) {
+	for {
+		v, err := f(ctx)
+		w.observe(err)
+		var answered apierrors.APIStatus
+		if err == nil || errors.As(err, &answered) || ctx.Err() != nil {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(ReconnectEvery):
+		}
+	}
 }
 
 // observe records the outcome of a list or watch. An expired resource
