@@ -3,7 +3,6 @@ package discovery
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -31,13 +30,7 @@ func startDNS(t *testing.T, svcs ...clusterdns.Service) *clusterdns.Server {
 	return s
 }
 
-func pods(n int) []clusterdns.Endpoint {
-	var eps []clusterdns.Endpoint
-	for i := range n {
-		eps = append(eps, clusterdns.Endpoint{IP: fmt.Sprintf("10.244.0.%d", 10+i), Hostname: fmt.Sprintf("web-%d", i)})
-	}
-	return eps
-}
+func pods(n int) []clusterdns.Endpoint { return clusterdns.Pods("web", n) }
 
 var grpcPort = []clusterdns.Port{{Name: "grpc", Protocol: "tcp", Port: 9090}}
 

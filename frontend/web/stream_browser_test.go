@@ -30,11 +30,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	}
 	t.Cleanup(func() { dns.Close() })
 	setPods := func(n int) {
-		var eps []clusterdns.Endpoint
-		for i := range n {
-			eps = append(eps, clusterdns.Endpoint{IP: fmt.Sprintf("10.244.0.%d", 10+i)})
-		}
-		if err := dns.SetService(clusterdns.Service{Namespace: "ns", Name: "web", ClusterIP: "None", Endpoints: eps}); err != nil {
+		if err := dns.SetService(clusterdns.Service{Namespace: "ns", Name: "web", ClusterIP: "None", Endpoints: clusterdns.Pods("web", n)}); err != nil {
 			t.Fatal(err)
 		}
 	}

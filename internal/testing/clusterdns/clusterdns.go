@@ -492,3 +492,13 @@ func (s *Server) soa() dns.RR {
 func header(name string, rrtype uint16, ttl uint32) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: ttl}
 }
+
+// Pods are n ready endpoints as a headless Service's pods look: 10.244.0.10,
+// .11, ... named <prefix>-0, <prefix>-1, ... (their per-pod DNS names).
+func Pods(prefix string, n int) []Endpoint {
+	eps := make([]Endpoint, n)
+	for i := range eps {
+		eps[i] = Endpoint{IP: fmt.Sprintf("10.244.0.%d", 10+i), Hostname: fmt.Sprintf("%s-%d", prefix, i)}
+	}
+	return eps
+}
