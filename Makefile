@@ -104,7 +104,7 @@ load:
 # A count, not a time: a time limit can end a run mid-input and fail it with
 # "context deadline exceeded" (seen here), which a test must never do.
 FUZZTIME ?= 3000x
-FUZZ_TARGETS := ./frontend/discovery:FuzzParseTarget ./frontend/discovery:FuzzResolveClusterDNS \
+FUZZ_TARGETS := ./internal/discovery:FuzzParseTarget ./internal/discovery:FuzzResolveClusterDNS \
                 ./frontend/gateway:FuzzGatewayRequest ./internal/identity:FuzzLoad \
                 ./internal/identity:FuzzParseKeyValues
 .PHONY: fuzz

@@ -27,7 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // TestBackend builds the binary once and runs it as a user would.

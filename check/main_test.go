@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
-	"github.com/knowingnode/knowingnode/internal/testing/loopbackpods"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/loopbackpods"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // TestCheck runs the check against the real backend and frontend binaries:

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // Over the REST API: a fan-out over the admission limit is 429 with

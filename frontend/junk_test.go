@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // rawRequest sends request bytes as written, which net/http's client would

@@ -19,13 +19,13 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
 	"github.com/knowingnode/knowingnode/frontend/fanout"
 	"github.com/knowingnode/knowingnode/frontend/gateway"
 	"github.com/knowingnode/knowingnode/frontend/load"
 	"github.com/knowingnode/knowingnode/frontend/web"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/tier"
 )
 

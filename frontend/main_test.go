@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // startProcess runs one of the binaries built for the test, with no drain

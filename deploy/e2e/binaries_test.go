@@ -1,9 +1,9 @@
 package e2e
 
 import (
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/proc"
 
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/harness/poll"
 
 	"context"
 	"encoding/json"

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/harness/poll"
 
 	"context"
 	"fmt"
@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/knowingnode/knowingnode/deploy/e2e/internal/manifest"
-	"github.com/knowingnode/knowingnode/frontend/discovery"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 // frontendTarget returns the frontend's "backend" target exactly as its

@@ -25,7 +25,7 @@ import (
 
 	"github.com/knowingnode/knowingnode/deploy/e2e/internal/cluster"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // sliceBackend is one real backend process and how the test's

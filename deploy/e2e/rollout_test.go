@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/harness/poll"
 
 	"context"
 	"fmt"

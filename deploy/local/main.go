@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
 )
 
 const (

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // Bad flags exit 2 with one line naming the flag, before anything starts;

@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 // TestDNSBesideEndpointSlices: a DNS target and a kubernetes:/// target of

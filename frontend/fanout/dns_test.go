@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
-	"github.com/knowingnode/knowingnode/internal/testing/loopbackpods"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/loopbackpods"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 func TestFanOutFollowsClusterDNS(t *testing.T) {

@@ -3,8 +3,8 @@ package fanout
 import (
 	"strings"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 // endpointMessage is ep as ListTargets shows it: with what the

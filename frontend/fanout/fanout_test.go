@@ -21,8 +21,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/knowingnode/knowingnode/backend/fault"
-	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/identity"
 )
 

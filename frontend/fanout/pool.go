@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 // backend is one discovered endpoint and its long-lived connection.

@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 // serveFanOut serves s over real gRPC on loopback and returns a client.

@@ -15,11 +15,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
 	"github.com/knowingnode/knowingnode/frontend/fanout"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/identity"
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
 )
 
 // streamFrontend is the frontend's fan-out service and HTTP face over one

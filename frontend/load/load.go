@@ -22,7 +22,7 @@ import (
 	"github.com/knowingnode/knowingnode/frontend/fanout"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
 // Options are the admission limits and the shape of every load.

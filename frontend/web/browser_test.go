@@ -22,10 +22,10 @@ import (
 	"github.com/chromedp/chromedp"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/apijson"
-	"github.com/knowingnode/knowingnode/internal/testing/browser"
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/apijson"
+	"github.com/knowingnode/knowingnode/harness/browser"
+	"github.com/knowingnode/knowingnode/harness/poll"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // waitLimit bounds every wait for a condition. It is generous on purpose:

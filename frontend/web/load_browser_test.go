@@ -9,8 +9,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/knowingnode/knowingnode/internal/testing/browser"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/browser"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // The Load panel in headless Chromium against real processes: a load spreads

@@ -12,9 +12,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/knowingnode/knowingnode/internal/testing/browser"
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/browser"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // TestBrowserLiveUpdates: the page learns of discovery changes from the

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
 func TestWriteScalingPNG(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/knowingnode/knowingnode/internal/testing/browser"
+	"github.com/knowingnode/knowingnode/harness/browser"
 )
 
 // browserShows is scenario 7: the frontend's page, opened in headless

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/harness/poll"
 )
 
 // TestCluster runs every scenario on the one cluster, in an order that

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/poll"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // helmNS is the namespace the release's workloads get: the overlays' own

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/harness/poll"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 	"github.com/knowingnode/knowingnode/loadtest/plot"
 )
 

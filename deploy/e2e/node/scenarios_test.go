@@ -11,9 +11,9 @@ import (
 	"time"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/apijson"
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/apijson"
+	"github.com/knowingnode/knowingnode/harness/poll"
+	"github.com/knowingnode/knowingnode/harness/proc"
 	"google.golang.org/protobuf/proto"
 )
 

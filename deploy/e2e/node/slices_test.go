@@ -12,8 +12,8 @@ import (
 	"time"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/internal/testing/apijson"
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
+	"github.com/knowingnode/knowingnode/harness/apijson"
+	"github.com/knowingnode/knowingnode/harness/poll"
 )
 
 // The targets of the EndpointSlice frontend in these scenarios: the

@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
-	"github.com/knowingnode/knowingnode/loadtest/calls"
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/internal/load/calls"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
 // staticScheme names a fixed list of addresses, as the frontend's targets do.

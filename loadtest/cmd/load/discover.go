@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 // discovered keeps a target's addresses fresh with the frontend's own DNS

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
 // options is the parsed command line.

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // topology is three real backends on two nodes and a real frontend over

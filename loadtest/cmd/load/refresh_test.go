@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
-	"github.com/knowingnode/knowingnode/internal/testing/loopbackpods"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/loopbackpods"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // With --refresh, a load through a headless Service reaches the pods added

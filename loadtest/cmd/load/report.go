@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 	"github.com/knowingnode/knowingnode/loadtest/plot"
 )
 

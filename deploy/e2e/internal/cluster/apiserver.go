@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
 // StopAPIServer stops kube-apiserver (SIGTERM, then SIGKILL) and leaves

@@ -6,8 +6,8 @@
 package cluster
 
 import (
-	"github.com/knowingnode/knowingnode/internal/testing/poll"
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
+	"github.com/knowingnode/knowingnode/harness/poll"
+	"github.com/knowingnode/knowingnode/harness/proc"
 
 	"context"
 	"crypto/rand"

@@ -17,7 +17,7 @@ import (
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 // Options tune Check.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/knowingnode/knowingnode/frontend/discovery"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
 // ParseTargets parses TARGETS (space-separated name=spec items) with the

@@ -16,7 +16,7 @@ import (
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/grpccode"
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
 // maxBody bounds a REST reply read by the load tool.

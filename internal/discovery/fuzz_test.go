@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
 )
 
 // FuzzParseTarget: any string either fails with an error naming the target,

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
-	"github.com/knowingnode/knowingnode/internal/testing/proc"
-	"github.com/knowingnode/knowingnode/loadtest/calls"
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/harness/proc"
+	"github.com/knowingnode/knowingnode/internal/load/calls"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
 // startBackends runs n real backends, backend-0..n-1 on nodes node-0..n-1,

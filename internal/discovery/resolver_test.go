@@ -11,7 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
 )
 
 // startDNS serves cluster.local. from a real DNS server on loopback.

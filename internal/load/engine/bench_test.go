@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/knowingnode/knowingnode/loadtest/engine"
+	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
 // BenchmarkEngineOverhead is the engine's own cost per call: a closed loop

@@ -7,7 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/knowingnode/knowingnode/internal/testing/clusterdns"
+	"github.com/knowingnode/knowingnode/harness/clusterdns"
 )
 
 // TestTargetWatch: against a real DNS server, a refresh that changes the
