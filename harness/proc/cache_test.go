@@ -58,17 +58,26 @@ func TestBuildCache(t *testing.T) {
 		return n
 	}
 
-	// Four concurrent Builds of the same sources: one link, one binary.
-	dirs := make([]string, 4)
+	// Four concurrent builds of the same sources (as four test processes
+	// would ask): one link, one binary.
+	paths := make([]string, 4)
+	errs := make([]error, 4)
 	var wg sync.WaitGroup
-	for i := range dirs {
-		wg.Go(func() { dirs[i] = Build(t, "./hello") })
+	for i := range paths {
+		wg.Go(func() {
+			bins, err := cached([]string{"./hello"})
+			paths[i], errs[i] = bins["hello"], err
+		})
 	}
 	wg.Wait()
-	for _, d := range dirs[1:] {
-		if target(d) != target(dirs[0]) {
-			t.Errorf("concurrent builds gave %s and %s; want one binary", target(d), target(dirs[0]))
+	for i := range paths {
+		if errs[i] != nil || paths[i] != paths[0] {
+			t.Fatalf("concurrent builds: %v, %v; want one binary", paths, errs)
 		}
+	}
+	dirs := []string{Build(t, "./hello")}
+	if target(dirs[0]) != paths[0] {
+		t.Errorf("Build after the concurrent builds links %s, want %s", target(dirs[0]), paths[0])
 	}
 	if n := built(); n != 1 {
 		t.Errorf("%d binaries cached after 4 builds of the same sources, want 1", n)
