@@ -24,6 +24,9 @@ var overlays = []struct{ values, kustomization string }{
 	{"testdata/nodeport.yaml", "../overlays/nodeport"},
 	{"testdata/all.yaml", "../overlays/all"},
 	{"testdata/all-monitoring.yaml", "testdata/all-monitoring"},
+	{"testdata/endpointslices.yaml", "testdata/endpointslices"},
+	{"testdata/prefer-close.yaml", "testdata/prefer-close"},
+	{"testdata/loadtest.yaml", "testdata/loadtest"},
 }
 
 // TestChartMatchesKustomize is the one source of truth: for every topology

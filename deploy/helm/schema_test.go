@@ -33,6 +33,9 @@ func TestSchemaRejects(t *testing.T) {
 		{"topologies.deployment.backend.hpa.minReplicas=0", []string{"/topologies/deployment/backend/hpa/minReplicas", "minimum"}},
 		{"topologies.deployment.backend.hpa.minReplicas=12", []string{"topologies.deployment.backend.hpa", "minReplicas 12", "maxReplicas 10"}},
 		{"topologies.deployment.enabled=false", []string{"no topology is enabled"}},
+		{"endpointSlices.enabled=false,endpointSlices.frontend.replicas=-1", []string{"/endpointSlices/frontend/replicas", "minimum"}},
+		{"backend.trafficDistribution=Anywhere", []string{"/backend/trafficDistribution", "PreferClose"}},
+		{"endpointSlices.enabled=true,topologies.deployment.enabled=false,topologies.statefulset.enabled=true", []string{"endpointSlices.enabled needs topologies.deployment.enabled"}},
 	}
 	for _, c := range cases {
 		t.Run(c.set, func(t *testing.T) {
@@ -140,6 +143,11 @@ func TestHelmTestPod(t *testing.T) {
 			"-frontend=dns:///frontend-statefulset.knowingnode.svc.cluster.local:9090",
 			"-backend=dns:///backend-ds.knowingnode-node.svc.cluster.local:9090",
 			"-frontend=dns:///frontend-daemonset.knowingnode.svc.cluster.local:9090",
+		}},
+		{"testdata/endpointslices.yaml", []string{
+			"-backend=dns:///backend.knowingnode.svc.cluster.local:9090",
+			"-frontend=dns:///frontend-deployment.knowingnode.svc.cluster.local:9090",
+			"-frontend=dns:///frontend-endpointslices.knowingnode.svc.cluster.local:9090",
 		}},
 	}
 	for _, c := range cases {

@@ -47,22 +47,28 @@ func BuildTo(dir string, pkgs ...string) error {
 	if len(pkgs) == 0 {
 		pkgs = Binaries
 	}
-	args := append([]string{"build", "-trimpath", "-o", dir + string(filepath.Separator)}, pkgs...)
-	cmd := exec.Command("go", args...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
-	}
-	return nil
+	return goBuild(dir, pkgs...)
 }
 
-// Build builds pkgs (default Binaries) into a directory of the test's and
-// returns it.
+// Build returns a directory of the test's holding pkgs' binaries (default
+// Binaries), named after their package directories, as BuildTo makes them.
+// Each binary is linked once per content, not once per test: it comes from
+// a cache shared by every test process (cache.go), keyed by what it is built
+// from, and the directory holds links to it.
 func Build(tb testing.TB, pkgs ...string) string {
 	tb.Helper()
-	dir := tb.TempDir()
-	if err := BuildTo(dir, pkgs...); err != nil {
+	if len(pkgs) == 0 {
+		pkgs = Binaries
+	}
+	bins, err := cached(pkgs)
+	if err != nil {
 		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	for name, p := range bins {
+		if err := os.Symlink(p, filepath.Join(dir, name)); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	return dir
 }

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -273,7 +274,10 @@ func NewKubernetesWatcher(client kubernetes.Interface, spec Spec, log *slog.Logg
 			return untilReached(ctx, w, func(ctx context.Context) (watch.Interface, error) { return api.Watch(ctx, o) })
 		},
 	}
-	w.informer = cache.NewSharedIndexInformerWithOptions(lw, &discoveryv1.EndpointSlice{}, cache.SharedIndexInformerOptions{
+	// The wrapper tells the reflector whether the client can stream its
+	// initial list (WatchList): a real API server can, client-go's fake
+	// clientset cannot.
+	w.informer = cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, client), &discoveryv1.EndpointSlice{}, cache.SharedIndexInformerOptions{
 		ResyncPeriod:      ResyncPeriod,
 		ObjectDescription: "EndpointSlices of " + spec.Namespace + "/" + spec.Host,
 	})
@@ -309,12 +313,19 @@ func NewKubernetesWatcher(client kubernetes.Interface, spec Spec, log *slog.Logg
 	return w, nil
 }
 
-// ReconnectEvery is how often a list or watch is tried again while the API
-// server cannot be reached.
+// ReconnectEvery is how often, on average, a list or watch is tried again
+// while the API server cannot be reached; each wait is drawn from
+// ReconnectEvery ± 25% (reconnectDelay), so that many frontends cut off
+// together do not relist in lockstep when it comes back.
 const ReconnectEvery = time.Second
 
+// reconnectDelay is one jittered wait between two tries.
+func reconnectDelay() time.Duration {
+	return wait.Jitter(ReconnectEvery*3/4, 2.0/3) // 750 ms + up to 500 ms
+}
+
 // untilReached calls f (a list or a watch) until the API server answers,
-// every ReconnectEvery, recording each outcome. client-go's reflector would
+// about every ReconnectEvery, recording each outcome. client-go's reflector would
 // retry too, but with a backoff that an outage pushes from 0.8 s towards
 // 30 s (jittered up to twice that), and that no shared-informer option
 // sets: the first list after the API server is back came 22-45 s late in
@@ -332,7 +343,7 @@ func untilReached[T any](ctx context.Context, w *KubernetesWatcher, f func(conte
 		select {
 		case <-ctx.Done():
 			return v, err
-		case <-time.After(ReconnectEvery):
+		case <-time.After(reconnectDelay()):
 		}
 	}
 }
@@ -379,20 +390,14 @@ func (w *KubernetesWatcher) Resolve(ctx context.Context, spec Spec) ([]Endpoint,
 	if spec.Raw != w.spec.Raw {
 		return nil, fmt.Errorf("resolve %q: this watcher serves %q", spec.Raw, w.spec.Raw)
 	}
-	if !w.informer.HasSynced() {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for !w.informer.HasSynced() {
-			select {
-			case <-ctx.Done():
-				cause := w.err()
-				if cause == nil {
-					cause = ctx.Err()
-				}
-				return nil, fmt.Errorf("%s: no complete list from the API server yet: %w", spec.Query(), cause)
-			case <-tick.C:
-			}
+	// cache.WaitFor is client-go's WaitForCacheSync without its 100 ms
+	// polling: it returns as soon as the first list is in the store.
+	if !cache.WaitFor(ctx, "", w.informer.HasSyncedChecker()) {
+		cause := w.err()
+		if cause == nil {
+			cause = ctx.Err()
 		}
+		return nil, fmt.Errorf("%s: no complete list from the API server yet: %w", spec.Query(), cause)
 	}
 	if err := w.err(); err != nil {
 		return nil, fmt.Errorf("%s: list/watch failing, last list kept: %w", spec.Query(), err)

@@ -22,9 +22,9 @@ func NewCollector(targets ...*Target) *Collector {
 	return &Collector{
 		targets:   targets,
 		endpoints: prometheus.NewDesc("knowingnode_discovery_endpoints", "Endpoints currently discovered per target.", l, nil),
-		refreshes: prometheus.NewDesc("knowingnode_discovery_refreshes_total", "DNS refreshes per target.", l, nil),
-		errors:    prometheus.NewDesc("knowingnode_discovery_refresh_errors_total", "Failed DNS refreshes per target (the last good endpoints were kept, or none exist).", l, nil),
-		sinceGood: prometheus.NewDesc("knowingnode_discovery_seconds_since_success", "Seconds since the last successful refresh; -1 before the first.", l, nil),
+		refreshes: prometheus.NewDesc("knowingnode_discovery_refreshes_total", "Discovery refreshes per target (DNS lookups, or reads of the watched EndpointSlices).", l, nil),
+		errors:    prometheus.NewDesc("knowingnode_discovery_refresh_errors_total", "Failed refreshes per target: the last good endpoints were kept. An authoritative empty answer (NXDOMAIN, no EndpointSlices) is a success with 0 endpoints, not an error.", l, nil),
+		sinceGood: prometheus.NewDesc("knowingnode_discovery_seconds_since_success", "Seconds since the last successful refresh (an empty authoritative answer is one); -1 before the first.", l, nil),
 	}
 }
 

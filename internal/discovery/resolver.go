@@ -2,6 +2,11 @@
 // the cluster would: the A/AAAA records of a Service, the SRV records of a
 // headless Service's named port, or a StatefulSet's per-pod names; or from
 // the API server, by watching a Service's EndpointSlices (kubernetes.go).
+//
+// A Target keeps one spec's endpoints fresh; Builders makes gRPC resolvers
+// of it, so that any gRPC-Go client dials "srv:///…", "kubernetes:///…" and
+// the rest with the balancing policy it likes (grpc.go). README.md lists the
+// schemes, options and metrics.
 package discovery
 
 import (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -19,7 +20,8 @@ type State struct {
 	Refreshes     int64
 	RefreshErrors int64
 	// Version counts the changes: refreshes that changed the endpoints
-	// (their set or conditions) or the error. Unchanged refreshes keep it.
+	// (their set or conditions) or the error. Unchanged refreshes keep it,
+	// and so do failures that differ only in a local port (stableErrText).
 	Version uint64
 }
 
@@ -37,7 +39,8 @@ type changeNotifier interface {
 
 // Target keeps a spec's endpoints fresh: it re-resolves every interval, and
 // sooner when asked (after failed calls). A failed lookup keeps the last good
-// endpoints; an authoritative "no such name" empties them.
+// endpoints; an authoritative "no such name" (ErrNoRecords from the Source)
+// is a successful refresh that empties them.
 type Target struct {
 	spec     Spec
 	res      Source
@@ -157,21 +160,23 @@ func (t *Target) Refresh(ctx context.Context) error {
 	eps, err := t.res.Resolve(ctx, t.spec)
 	now := time.Now()
 
+	empty := errors.Is(err, ErrNoRecords)
+	if empty {
+		// An authoritative empty answer (NXDOMAIN, a Service scaled to 0,
+		// no EndpointSlices) is an answer, not a failure: the refresh
+		// succeeded and found nothing, as Thanos' DNS discovery counts it.
+		eps, err = nil, nil
+	}
+
 	t.mu.Lock()
 	next := t.state.Endpoints
 	changed := false
-	switch {
-	case err == nil:
+	if err == nil {
 		changed = !slices.Equal(eps, next)
 		if changed {
 			next = eps
 		}
-	case errors.Is(err, ErrNoRecords):
-		// An answer, not a failure: nothing is there now.
-		changed = len(next) > 0
-		next = nil
-	default: // keep the last good endpoints
-	}
+	} // else keep the last good endpoints
 	t.mu.Unlock()
 
 	// The pool first, then the state: whoever reads the state (ListTargets,
@@ -184,7 +189,7 @@ func (t *Target) Refresh(ctx context.Context) error {
 	s := &t.state
 	s.Refreshes++
 	s.LastRefresh = now
-	errChanged := errText(s.LastError) != errText(err)
+	errChanged := stableErrText(s.LastError) != stableErrText(err)
 	s.LastError = err
 	if err == nil {
 		s.LastSuccess = now
@@ -203,7 +208,7 @@ func (t *Target) Refresh(ctx context.Context) error {
 		t.log.Warn("discovery refresh failed", "query", t.spec.Query(), "err", err, "kept_endpoints", len(next))
 	}
 	if changed {
-		t.log.Info("discovered endpoints changed", "query", t.spec.Query(), "endpoints", len(next))
+		t.log.Info("discovered endpoints changed", "query", t.spec.Query(), "endpoints", len(next), "authoritative_empty", empty)
 	}
 	return err
 }
@@ -213,6 +218,17 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// localAddr matches the local end of a socket in an error's text, as in
+// "read udp 127.0.0.1:41234->10.96.0.10:53": a new port every query.
+var localAddr = regexp.MustCompile(`\S+->`)
+
+// stableErrText is err's text without what changes between two tries of
+// the same failure (the local port of each DNS query), so that an outage
+// that goes on is one change, not one per refresh.
+func stableErrText(err error) string {
+	return localAddr.ReplaceAllString(errText(err), "->")
 }
 
 // callable returns the endpoints fan-out should call, eps itself when that

@@ -31,8 +31,11 @@ const (
 	FanOutMode_FAN_OUT_MODE_UNSPECIFIED FanOutMode = 0
 	// One call to every discovered endpoint, each over its own connection.
 	FanOutMode_FAN_OUT_MODE_EACH FanOutMode = 1
-	// count calls through one load-balanced client over the target, to show how
-	// the calls spread over pods.
+	// count calls, each picked round robin over the connections of the same
+	// pool EACH uses (one per endpoint), skipping those not READY (connecting,
+	// failed or draining), to show how calls spread over pods. Behind a
+	// ClusterIP Service (one address) every call rides one connection, to
+	// whichever pod it reached.
 	FanOutMode_FAN_OUT_MODE_BALANCED FanOutMode = 2
 )
 
@@ -142,6 +145,8 @@ func (DiscoveryMode) EnumDescriptor() ([]byte, []int) {
 	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{1}
 }
 
+// FanOutRequest asks the frontend to call the backends of one target once
+// (EACH) or count times (BALANCED), within a deadline.
 type FanOutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A target configured at start-up; empty means the default target.
@@ -213,6 +218,10 @@ func (x *FanOutRequest) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+// FanOutResponse is one fan-out: every call's result, a summary of them, and
+// the discovery state the fan-out used. A backend that failed is a result
+// with its code; the fan-out itself fails only when it cannot start (an
+// unknown target, too many fan-outs at once, the frontend shutting down).
 type FanOutResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The frontend that answered.
@@ -301,7 +310,9 @@ func (x *FanOutResponse) GetDiscovery() *TargetState {
 	return nil
 }
 
-// BackendResult is the outcome of one call to one backend.
+// BackendResult is the outcome of one call to one backend (EACH), or of the
+// calls of one BALANCED group: those that reached the same address and ended
+// with the same code.
 type BackendResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The address dialed, host:port.
@@ -312,7 +323,9 @@ type BackendResult struct {
 	Identity *Identity `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
 	// The gRPC status code name, "OK" on success; or "DRAINING" when the
 	// backend announced through gRPC health checking that it is shutting down
-	// (NOT_SERVING), so it was not called: that is neither success nor failure.
+	// (NOT_SERVING: it stays up for its drain delay, finishing the calls it
+	// has), so it was not called: that is neither success nor failure, and it
+	// is counted in FanOutSummary.draining, not failed.
 	Code string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
 	// The gRPC status message on failure.
 	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
@@ -405,6 +418,12 @@ func (x *BackendResult) GetCalls() int32 {
 	return 0
 }
 
+// FanOutSummary counts the calls of one fan-out. Counts are over calls:
+// a BALANCED result of n calls counts n. The latency fields are exact
+// nearest-rank quantiles (the value at rank ceil(q x n) of the n sorted
+// latencies, no histogram) over the latency of every call that was made,
+// successful or failed; DRAINING results, which are never called, are not
+// latency samples.
 type FanOutSummary struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// total = ok + failed + draining.
@@ -416,7 +435,10 @@ type FanOutSummary struct {
 	// Successful calls per pod name.
 	ByPod map[string]int32 `protobuf:"bytes,5,rep,name=by_pod,json=byPod,proto3" json:"by_pod,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Calls per gRPC status code name.
-	ByCode     map[string]int32     `protobuf:"bytes,6,rep,name=by_code,json=byCode,proto3" json:"by_code,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	ByCode map[string]int32 `protobuf:"bytes,6,rep,name=by_code,json=byCode,proto3" json:"by_code,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The smallest, median (nearest rank), 99th percentile (nearest rank) and
+	// largest call latency, each measured from the call's start to its end at
+	// the frontend; unset when no call was made.
 	LatencyMin *durationpb.Duration `protobuf:"bytes,7,opt,name=latency_min,json=latencyMin,proto3" json:"latency_min,omitempty"`
 	LatencyP50 *durationpb.Duration `protobuf:"bytes,8,opt,name=latency_p50,json=latencyP50,proto3" json:"latency_p50,omitempty"`
 	LatencyP99 *durationpb.Duration `protobuf:"bytes,9,opt,name=latency_p99,json=latencyP99,proto3" json:"latency_p99,omitempty"`
@@ -554,6 +576,7 @@ func (x *FanOutSummary) GetByZone() map[string]int32 {
 	return nil
 }
 
+// ListTargetsRequest takes nothing: every configured target is listed.
 type ListTargetsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -590,6 +613,8 @@ func (*ListTargetsRequest) Descriptor() ([]byte, []int) {
 	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{4}
 }
 
+// ListTargetsResponse is every configured target's discovery state, in
+// configuration order.
 type ListTargetsResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Targets []*TargetState         `protobuf:"bytes,1,rep,name=targets,proto3" json:"targets,omitempty"`
@@ -643,6 +668,7 @@ func (x *ListTargetsResponse) GetDefaultTarget() string {
 	return ""
 }
 
+// WatchTargetsRequest chooses the targets a WatchTargets stream follows.
 type WatchTargetsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only this target; empty means every target.
@@ -688,6 +714,10 @@ func (x *WatchTargetsRequest) GetTarget() string {
 	return ""
 }
 
+// WatchTargetsResponse is one event of a WatchTargets stream: a target's
+// whole state, sent only when something it shows changed (its endpoints,
+// their conditions, its error, or its comparison with another target); a
+// failure that repeats (DNS down, refresh after refresh) is one event.
 type WatchTargetsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A target's state: that of every (watched) target first, then that of a
@@ -823,6 +853,7 @@ func (x *FanOutStreamRequest) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+// FanOutStreamResponse is one event of a FanOutStream: a result, or the end.
 type FanOutStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -925,10 +956,13 @@ type TargetState struct {
 	LastRefresh *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_refresh,json=lastRefresh,proto3" json:"last_refresh,omitempty"`
 	LastSuccess *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_success,json=lastSuccess,proto3" json:"last_success,omitempty"`
 	// The error of the last refresh; empty when it succeeded. On error the last
-	// good endpoints are kept.
-	LastError     string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	Refreshes     int64  `protobuf:"varint,10,opt,name=refreshes,proto3" json:"refreshes,omitempty"`
-	RefreshErrors int64  `protobuf:"varint,11,opt,name=refresh_errors,json=refreshErrors,proto3" json:"refresh_errors,omitempty"`
+	// good endpoints are kept. An authoritative empty answer (NXDOMAIN, a
+	// Service scaled to 0, no EndpointSlices) is a success with no endpoints.
+	LastError string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// Refreshes since start-up (DNS lookups, or reads of the watched
+	// EndpointSlices), and those that failed.
+	Refreshes     int64 `protobuf:"varint,10,opt,name=refreshes,proto3" json:"refreshes,omitempty"`
+	RefreshErrors int64 `protobuf:"varint,11,opt,name=refresh_errors,json=refreshErrors,proto3" json:"refresh_errors,omitempty"`
 	// For a target naming the same Service as another one through the other
 	// discovery (DNS against a kubernetes:/// target's EndpointSlices): how
 	// the two views compare, one entry per such target.

@@ -29,8 +29,11 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// FanOutService is served by the frontend: it calls the backends it discovered
-// through cluster DNS and aggregates their answers.
+// FanOutService is served by the frontend: it calls the backends of a target
+// it discovered (through cluster DNS: A, SRV or per-pod names; through the
+// API server's EndpointSlices; or from a fixed list) and aggregates their
+// answers. The frontend never dials an address taken from a request: a
+// request names a target configured at start-up.
 type FanOutServiceClient interface {
 	// FanOut calls the backends of one configured target.
 	FanOut(ctx context.Context, in *FanOutRequest, opts ...grpc.CallOption) (*FanOutResponse, error)
@@ -117,8 +120,11 @@ type FanOutService_FanOutStreamClient = grpc.ServerStreamingClient[FanOutStreamR
 // All implementations must embed UnimplementedFanOutServiceServer
 // for forward compatibility.
 //
-// FanOutService is served by the frontend: it calls the backends it discovered
-// through cluster DNS and aggregates their answers.
+// FanOutService is served by the frontend: it calls the backends of a target
+// it discovered (through cluster DNS: A, SRV or per-pod names; through the
+// API server's EndpointSlices; or from a fixed list) and aggregates their
+// answers. The frontend never dials an address taken from a request: a
+// request names a target configured at start-up.
 type FanOutServiceServer interface {
 	// FanOut calls the backends of one configured target.
 	FanOut(context.Context, *FanOutRequest) (*FanOutResponse, error)

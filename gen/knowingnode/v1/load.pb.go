@@ -23,6 +23,9 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RunRequest asks for a load: one target, one mode, a fixed rate (open
+// loop: calls are due on a schedule whether or not earlier ones finished)
+// for a duration.
 type RunRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A target configured at start-up; empty means the default target. Never an
@@ -99,6 +102,8 @@ func (x *RunRequest) GetDuration() *durationpb.Duration {
 	return nil
 }
 
+// RunResponse is one event of a load: a window as it closes, or the summary
+// of the whole run, sent last.
 type RunResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Result:
@@ -183,8 +188,14 @@ func (*RunResponse_Window) isRunResponse_Result() {}
 
 func (*RunResponse_Summary) isRunResponse_Result() {}
 
-// LoadLatency holds quantiles of the calls' latencies, measured from each
-// call's intended send time.
+// LoadLatency holds quantiles of the latencies of the calls sent (successful
+// and failed; dropped calls, never sent, are not samples), each measured from
+// the call's intended send time on the schedule, not from when it was sent, so
+// a stalled backend shows as latency (no coordinated omission). They are
+// read from an HdrHistogram of microseconds with 3 significant digits: the
+// value at the quantile's rank, rounded up to the histogram's resolution
+// (0.1%), not interpolated. A summary's quantiles come from the run's own
+// histogram, never from averaging windows.
 type LoadLatency struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	P50           *durationpb.Duration   `protobuf:"bytes,1,opt,name=p50,proto3" json:"p50,omitempty"`
@@ -253,7 +264,9 @@ func (x *LoadLatency) GetMax() *durationpb.Duration {
 	return nil
 }
 
-// LoadStats describes the calls of one window or of the whole run.
+// LoadStats describes the calls of one window or of the whole run. A call
+// belongs to the window of its intended send time. sent = ok + failed once
+// every call has ended.
 type LoadStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Start *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`

@@ -3,31 +3,28 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
+	"net/url"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
-// discovered keeps a target's addresses fresh with the frontend's own DNS
-// discovery and hands every refresh to each connection's resolver. gRPC's
-// dns resolver re-resolves only after a connection is lost, so without it a
-// load through a headless Service never reaches the pods an autoscaler adds.
+// discovered resolves a target with internal/discovery's gRPC resolver
+// (discovery.Builders), re-resolving it every refresh: gRPC's own dns
+// resolver re-resolves only after a connection is lost, so without it a
+// load through a headless Service never reaches the pods an autoscaler
+// adds. Each connection runs its own resolver, closed with it.
 type discovered struct {
-	target *discovery.Target
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu        sync.Mutex
-	resolvers []*manual.Resolver
-	last      resolver.State
+	target resolver.Target  // the target as given, for the inner builder
+	inner  resolver.Builder // discovery's builder of the target's scheme
 }
 
-// discover resolves raw (a dns, srv or statefulset target) once, failing when
-// that finds nothing, and then every refresh until close.
+// discover checks raw (a dns, srv or statefulset target) and resolves it
+// once, failing when that finds nothing, so a load never starts without a
+// backend.
 func discover(raw string, refresh time.Duration) (*discovered, error) {
 	spec, err := discovery.ParseSpec(raw)
 	if err != nil {
@@ -38,67 +35,42 @@ func discover(raw string, refresh time.Duration) (*discovered, error) {
 	default:
 		return nil, fmt.Errorf("target %q: --refresh needs a dns, srv or statefulset target, not %s", raw, spec.QType)
 	}
-	d := &discovered{}
-	d.target = discovery.NewTarget(spec, discovery.NewResolver(discovery.NetLookuper(spec.Server)),
-		discovery.TargetOptions{Interval: refresh, OnUpdate: d.update})
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.target.Refresh(ctx); err != nil {
-		cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	eps, err := discovery.NewResolver(discovery.NetLookuper(spec.Server)).Resolve(ctx, spec)
+	if err != nil {
 		return nil, fmt.Errorf("target %q: %w", raw, err)
 	}
-	st := d.target.State()
-	if len(st.Endpoints) == 0 {
-		cancel()
+	if len(eps) == 0 {
 		return nil, fmt.Errorf("target %q: %s found no address", raw, spec.Query())
 	}
-	d.last = state(st.Endpoints)
-	d.cancel = cancel
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.target.Run(ctx)
-	}()
+	if !strings.Contains(raw, "://") {
+		raw = string(discovery.A) + ":///" + raw // as ParseSpec reads it
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", raw, err)
+	}
+	d := &discovered{target: resolver.Target{URL: *u}}
+	for _, b := range discovery.Builders(discovery.Options{Refresh: refresh}) {
+		if b.Scheme() == string(spec.QType) {
+			d.inner = b
+		}
+	}
 	return d, nil
 }
 
-func state(eps []discovery.Endpoint) resolver.State {
-	var st resolver.State
-	for _, e := range eps {
-		if e.Callable() {
-			st.Addresses = append(st.Addresses, resolver.Address{Addr: e.Addr})
-		}
-	}
-	return st
+// builder returns the resolver builder of one more connection; whatever
+// target that connection names, it resolves the discovered one.
+func (d *discovered) builder() resolver.Builder { return d }
+
+// Scheme is the scheme dial gives its target.
+func (d *discovered) Scheme() string { return "discovered" }
+
+// Build starts discovery's resolver for the target given to discover.
+func (d *discovered) Build(_ resolver.Target, cc resolver.ClientConn, o resolver.BuildOptions) (resolver.Resolver, error) {
+	return d.inner.Build(d.target, cc, o)
 }
 
-// builder returns a resolver for one more connection, starting from the
-// latest addresses.
-func (d *discovered) builder() resolver.Builder {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	r := manual.NewBuilderWithScheme("discovered")
-	r.InitialState(d.last)
-	d.resolvers = append(d.resolvers, r)
-	return r
-}
-
-func (d *discovered) update(eps []discovery.Endpoint) {
-	st := state(eps)
-	if len(st.Addresses) == 0 {
-		// An empty answer would fail every call; the pods that were there
-		// keep getting calls until a refresh finds some again.
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.last = st
-	for _, r := range d.resolvers {
-		r.UpdateState(st)
-	}
-}
-
-// close stops the refreshes and waits for them.
-func (d *discovered) close() {
-	d.cancel()
-	d.wg.Wait()
-}
+// close is kept for newCaller: each resolver stops with its connection.
+func (d *discovered) close() {}

@@ -1,7 +1,8 @@
 {{/*
 The frontend of one topology: Deployment, Service, HPA and PDB, named
 frontend-<controlling>. Params: root, controlling, targets (the default
-TARGETS), fe (the topology's frontend values).
+TARGETS), fe (the topology's frontend values), serviceAccount (optional: the
+pod's account, whose token it then mounts).
 */}}
 {{- define "knowingnode.frontend" -}}
 {{- $v := .root.Values -}}
@@ -41,7 +42,12 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
-      {{- include "knowingnode.podCommon" .root | nindent 6 }}
+      {{- $common := include "knowingnode.podCommon" .root }}
+      {{- with .serviceAccount }}
+      {{- /* The one frontend that reads the API (endpointslices.yaml) mounts its account's token. */}}
+      {{- $common = replace "automountServiceAccountToken: false" (printf "serviceAccountName: %s\nautomountServiceAccountToken: true" .) $common }}
+      {{- end }}
+      {{- $common | nindent 6 }}
       topologySpreadConstraints:
         - maxSkew: 1
           topologyKey: kubernetes.io/hostname
