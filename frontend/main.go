@@ -100,7 +100,7 @@ func parseFlags(args []string) *flags {
 	// around in a few ms on loopback; beyond it latency grows, not throughput.
 	s.Int(&f.maxFanOuts, "max-fanouts", "MAX_FANOUTS", 32, "fan-outs running at once in the process; more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
 	s.Int(&f.maxBackendCalls, "max-backend-calls", "MAX_BACKEND_CALLS", 256, "backend calls in flight over all fan-outs; a fan-out reserves min(fanout-concurrency, its calls) and is refused with RESOURCE_EXHAUSTED (HTTP 429) when they do not fit")
-	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let cross-site browser requests (Sec-Fetch-Site: cross-site, or a foreign Origin) call the fan-out REST API")
+	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let browsers on other sites (Sec-Fetch-Site: cross-site, or a foreign Origin) call the REST API (/v1/..., /hostz) and send unsafe methods such as POST /v1/load")
 	s.Bool(&f.streaming, "streaming", "STREAMING", true, "serve WatchTargets and FanOutStream (REST: /v1/targets:watch, /v1/fanout:stream); when false they answer UNIMPLEMENTED (HTTP 501) and the page polls")
 	s.Int(&f.maxWatchers, "max-watchers", "MAX_WATCHERS", 256, "WatchTargets streams open at once (each page open on the frontend holds one); more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
 	f.load.Register(s)
@@ -238,6 +238,9 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		Metrics:    tel.MetricsHandler(),
 		Registerer: tel.Registry,
 		Fixed:      []proto.Message{t.IdentityServer.Response()},
+		Logger:     log,
+
+		AllowCrossSite: f.allowCrossSite,
 	}
 	if tel.Tracing {
 		gw.TracerProvider, gw.Propagator = tel.TracerProvider(), tel.Propagator()
@@ -246,7 +249,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h = retryAfter(sameSiteOnly(h, f.allowCrossSite, fanOutPaths...))
+	h = retryAfter(h)
 	if err := srv.ListenHTTP("http", f.httpAddr, h); err != nil {
 		return err
 	}
@@ -254,10 +257,6 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, loads)
 	return t.Run(ctx)
 }
-
-// fanOutPaths are the REST paths that make backend calls: cross-site
-// requests may not reach them (sameSiteOnly).
-var fanOutPaths = []string{"/v1/fanout", "/v1/fanout:stream"}
 
 // waitGroup waits for wg, or until ctx ends.
 func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {

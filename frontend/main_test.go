@@ -144,13 +144,10 @@ func TestFrontendOverHTTPAndGRPC(t *testing.T) {
 		{"timeout=soon", 400, "timeout"},
 		{"mode=sideways", 400, "want EACH or BALANCED"},
 	} {
-		var e struct {
-			Code    int
-			Message string
-		}
+		var e struct{ Error struct{ Message string } }
 		getJSON(t, base+"/v1/fanout?"+c.query, c.status, &e)
-		if !strings.Contains(e.Message, c.msg) {
-			t.Errorf("%s: message %q, want it to contain %q", c.query, e.Message, c.msg)
+		if !strings.Contains(e.Error.Message, c.msg) {
+			t.Errorf("%s: message %q, want it to contain %q", c.query, e.Error.Message, c.msg)
 		}
 	}
 

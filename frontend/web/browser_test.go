@@ -325,7 +325,7 @@ func TestBrowserPageEdgeCases(t *testing.T) {
 	mux.HandleFunc("GET /v1/fanout", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("target") == "gone" {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, `{"code":14,"message":"nothing discovered for target gone: no such host"}`)
+			fmt.Fprint(w, `{"error":{"code":14,"message":"nothing discovered for target gone: no such host"}}`)
 			return
 		}
 		id, _ := json.Marshal(map[string]any{"podName": hostile, "nodeName": hostile, "zone": hostile})

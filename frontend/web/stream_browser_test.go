@@ -164,7 +164,7 @@ func TestBrowserDNSBesideAPI(t *testing.T) {
 	})
 	mux.HandleFunc("GET /v1/fanout", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, `{"code":14,"message":"no endpoints reachable"}`)
+		fmt.Fprint(w, `{"error":{"code":14,"message":"no endpoints reachable"}}`)
 	})
 	srv := httptest.NewServer(mux)
 	// Closed after the browser (cleanups run last first): the open watch
