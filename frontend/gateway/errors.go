@@ -78,4 +78,3 @@ func handleError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w 
 // (runtime.WithStreamErrorHandler); the gateway writes it as
 // {"error": status}, the shape above.
 func streamError(_ context.Context, err error) *status.Status { return errorStatus(err) }
-
