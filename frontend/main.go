@@ -159,7 +159,10 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	defer t.Stop() // when returning before t.Run
 	fan := fanout.New(t.Identity, fo)
 	t.AtStop("fan-outs", time.Second, fan.Close)
-	f.load.Logger, f.load.CallTimeout = log, f.backendTimeout
+	f.load.Logger, f.load.CallTimeout, f.load.Stopping = log, f.backendTimeout, srv.Stopping()
+	if f.load.Metrics, err = load.NewMetrics(tel.Registry); err != nil {
+		return err
+	}
 	loads := load.New(f.load)
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
