@@ -335,7 +335,8 @@ function renderSummary(resp) {
   const item = (label, value, testid, cls) =>
     el("div", { class: "stat " + (cls || "") }, el("span", { class: "stat-label" }, label),
       el("span", { class: "stat-value", "data-testid": testid }, value));
-  $("summary").replaceChildren(
+  // replaceChildren, unlike el, would print a null child as the text "null".
+  $("summary").replaceChildren(...[
     item("Mode", enumName(resp.mode, "FAN_OUT_MODE_"), "sum-mode"),
     item("Target", resp.target || "–", "sum-target"),
     item("Total", String(s.total || 0), "sum-total"),
@@ -345,7 +346,7 @@ function renderSummary(resp) {
     item("p99", fmtDuration(s.latencyP99), "sum-p99"),
     item("Wall time", fmtDuration(s.duration), "sum-duration"),
     byCode ? item("Codes", byCode, "sum-codes") : null,
-    byZone ? item("Zones", byZone, "sum-zones") : null);
+    byZone ? item("Zones", byZone, "sum-zones") : null].filter(Boolean));
 }
 
 function renderSpread(resp) {
