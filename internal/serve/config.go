@@ -67,7 +67,7 @@ func (c *Config) Validate() error {
 	var lvl slog.Level
 	formats := []string{logging.FormatAuto, logging.FormatJSON, logging.FormatText}
 	return errors.Join(
-		config.Check(c.GRPCAddr != "", "grpc-addr", "must not be empty"),
+		config.CheckListenAddr("grpc-addr", c.GRPCAddr, false),
 		config.Check(c.DrainDelay >= 0 && c.DrainDelay <= maxShutdownTimeout, "drain-delay", "%v is outside 0s..%v", c.DrainDelay, maxShutdownTimeout),
 		config.Check(c.ShutdownTimeout > 0 && c.ShutdownTimeout <= maxShutdownTimeout, "shutdown-timeout", "%v is outside (0s, %v]", c.ShutdownTimeout, maxShutdownTimeout),
 		config.Check(c.MaxConnectionAge == 0 || c.MaxConnectionAge >= minConnectionAge, "max-connection-age", "%v: want 0 (off) or at least %v", c.MaxConnectionAge, minConnectionAge),
