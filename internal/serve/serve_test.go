@@ -110,6 +110,7 @@ func testConfig() Config {
 		MaxConnectionAgeGrace: time.Second,
 		MaxRecvBytes:          4096,
 		MaxConcurrentStreams:  100,
+		HTTPWriteTimeout:      DefaultHTTPWriteTimeout,
 	}
 }
 
@@ -533,6 +534,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no streams", func(c *Config) { c.MaxConcurrentStreams = 0 }, "-max-concurrent-streams"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "-log-format"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "-log-level"},
+		{"addr without port", func(c *Config) { c.GRPCAddr = "127.0.0.1" }, "-grpc-addr"},
+		{"write timeout below 1s", func(c *Config) { c.HTTPWriteTimeout = time.Millisecond }, "-http-write-timeout"},
+		{"write timeout over 1h", func(c *Config) { c.HTTPWriteTimeout = 2 * time.Hour }, "-http-write-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
