@@ -82,6 +82,11 @@ func parseFlags(args []string) *flags {
 	s := config.New("frontend")
 	// The admin port is off by default: /metrics is on the HTTP port too.
 	f.tier.Register(s, "")
+	// A gRPC stream on a connection that reaches --max-connection-age gets
+	// only the grace to finish: the frontend's default covers the default
+	// --load-max-duration (1m), so that a load runs to its summary.
+	f.tier.Serve.MaxConnectionAgeGrace = frontendConnectionAgeGrace
+	s.FlagSet().Lookup("max-connection-age-grace").DefValue = frontendConnectionAgeGrace.String()
 	s.String(&f.httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address: REST gateway, browser page, probes, /metrics")
 	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N], static:///host:port,... or kubernetes:///service.namespace:port")
 	s.String(&f.defaultTarget, "default-target", "DEFAULT_TARGET", "", "target used when a request names none (default: the first)")
@@ -98,11 +103,18 @@ func parseFlags(args []string) *flags {
 				"default-target", "%q is not a configured target (configured: %s)", f.defaultTarget, f.targets.names()),
 			config.Check(f.refreshInterval >= 100*time.Millisecond && f.refreshInterval <= time.Hour, "refresh-interval", "%v is outside 100ms..1h", f.refreshInterval),
 			config.CheckListenAddr("http-addr", f.httpAddr, false),
+			config.Check(f.tier.Serve.MaxConnectionAge == 0 || f.load.MaxDuration <= f.tier.Serve.MaxConnectionAgeGrace, "load-max-duration",
+				"%v is longer than --max-connection-age-grace (%v): a gRPC load could be cut when its connection ages; raise the grace, or set --max-connection-age 0",
+				f.load.MaxDuration, f.tier.Serve.MaxConnectionAgeGrace),
 			config.Check(f.kubeconfig == "" || fileExists(f.kubeconfig), "kubeconfig", "%q is not a readable file", f.kubeconfig),
 		)
 	})
 	return f
 }
+
+// frontendConnectionAgeGrace is the frontend's default
+// --max-connection-age-grace: the default --load-max-duration and a margin.
+const frontendConnectionAgeGrace = 70 * time.Second
 
 func main() {
 	f := parseFlags(os.Args[1:])

@@ -355,6 +355,9 @@ func TestBadFlagsExit2(t *testing.T) {
 		{append(ok, "--load-concurrency", "0"), "-load-concurrency", nil},
 		{append(ok, "--load-max-duration", "-1s"), "-load-max-duration", nil},
 		{append(ok, "--load-max-duration", "2h"), "-load-max-duration", nil},
+		// A gRPC load must fit in the grace of an aged connection.
+		{append(ok, "--load-max-duration", "5m"), "-max-connection-age-grace", nil},
+		{append(ok, "--load-max-duration", "30s", "--max-connection-age-grace", "10s"), "-max-connection-age-grace", nil},
 		{ok, "-load-max-rate", []string{"LOAD_MAX_RATE=1e9"}},
 		// The shared serving flags (tier).
 		{append(ok, "--grpc-addr", ""), "-grpc-addr", nil},

@@ -44,8 +44,9 @@ type Options struct {
 // Register adds the admission flags to s, with their defaults.
 func (o *Options) Register(s *config.Set) {
 	s.Float(&o.MaxRate, "load-max-rate", "LOAD_MAX_RATE", 500, "highest rate (calls/s) a LoadService/Run may ask for")
-	// A gRPC stream lives at most until --max-connection-age plus its grace
-	// closes the connection; keep loads well inside the HTTP write timeout too.
+	// A gRPC load must fit in --max-connection-age-grace (the frontend
+	// checks it): an aged connection gives its streams only the grace. The
+	// HTTP write timeout is lifted for REST loads.
 	s.Duration(&o.MaxDuration, "load-max-duration", "LOAD_MAX_DURATION", time.Minute, "longest duration a LoadService/Run may ask for")
 	s.Int(&o.MaxConcurrent, "load-max-concurrent", "LOAD_MAX_CONCURRENT", 2, "loads running at once on this frontend; more are refused with RESOURCE_EXHAUSTED")
 	s.Int(&o.Concurrency, "load-concurrency", "LOAD_CONCURRENCY", 64, "backend calls in flight at once within one load")
