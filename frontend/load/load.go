@@ -162,7 +162,7 @@ func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreaming
 				cancel() // the caller is gone: stop loading
 			}
 		})
-	if sendErr == nil && stream.Context().Err() == nil && s.opts.Stopping.Err() != nil && sum != nil {
+	if err != nil && sendErr == nil && stream.Context().Err() == nil && s.opts.Stopping.Err() != nil && sum != nil {
 		// Cut by the stop phase: the caller is still there, so it gets
 		// what ran, and why it ended, before the stream ends.
 		why := fmt.Sprintf("frontend shutting down: the load was cut after %v of %v", sum.Elapsed.Round(time.Millisecond), d)
