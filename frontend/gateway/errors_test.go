@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,4 +163,44 @@ func TestLoadOutlivesWriteTimeout(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/x-ndjson" {
 		t.Errorf("load Content-Type %q, want application/x-ndjson like the other streams", ct)
 	}
+}
+
+// panickyFanOut panics in its stream after one line.
+type panickyFanOut struct{ recordingFanOut }
+
+func (*panickyFanOut) FanOutStream(_ *knowingnodev1.FanOutStreamRequest, s grpc.ServerStreamingServer[knowingnodev1.FanOutStreamResponse]) error {
+	s.Send(&knowingnodev1.FanOutStreamResponse{})
+	var m map[string]int
+	m["x"]++ // a runtime panic
+	return nil
+}
+
+// A panic in a stream served over REST (on the in-process pipe's goroutine,
+// outside net/http's recovery: it killed the process) ends that stream with
+// an INTERNAL error line, and the log names the method.
+func TestRESTStreamPanicIsInternal(t *testing.T) {
+	var logs strings.Builder
+	h, err := New(t.Context(), Options{Identity: fixedIdentity{}, FanOut: &panickyFanOut{}, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := serve(h, http.MethodGet, "/v1/fanout:stream")
+	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
+	if code, _ := decodeError(t, []byte(lines[len(lines)-1])); len(lines) != 2 || codes.Code(code) != codes.Internal {
+		t.Errorf("panicking stream over REST: %q; want a result line, then INTERNAL", rec.Body)
+	}
+	if !strings.Contains(logs.String(), knowingnodev1.FanOutService_FanOutStream_FullMethodName) {
+		t.Errorf("log %q does not name the method", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
