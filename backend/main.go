@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/knowingnode/knowingnode/backend/fault"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
@@ -22,16 +20,12 @@ type flags struct {
 }
 
 func parseFlags(args []string) *flags {
-	f := &flags{fault: fault.Config{ErrorCode: codes.Unavailable}}
+	f := &flags{}
 	s := config.New("backend")
 	f.tier.Register(s, ":9091")
-	s.Duration(&f.fault.Latency, "fault-latency", "FAULT_LATENCY", 0, "fault injection: latency added to every Identity call")
-	s.Duration(&f.fault.Jitter, "fault-jitter", "FAULT_JITTER", 0, "fault injection: plus a uniformly random latency up to this")
-	s.Float(&f.fault.ErrorRate, "fault-error-rate", "FAULT_ERROR_RATE", 0, "fault injection: fraction 0..1 of Identity calls that fail")
-	s.Var(fault.CodeFlag{Code: &f.fault.ErrorCode}, "fault-error-code", "FAULT_ERROR_CODE", "fault injection: the gRPC code of injected failures (default UNAVAILABLE)")
-	// A closure, not the method value f.fault.Validate, which would copy the
-	// config before parsing fills it.
-	s.ParseOrExit(args, f.tier.Validate, func() error { return f.fault.Validate() })
+	f.fault.Register(s)
+	// Method values on pointers: each sees the values parsing fills in.
+	s.ParseOrExit(args, f.tier.Validate, f.fault.Validate)
 	return f
 }
 

@@ -293,6 +293,27 @@ func testBadFlags(t *testing.T, bin string) {
 		{"bad log level", []string{"--log-level", "loud"}, nil, "-log-level"},
 		{"two bad values", []string{"--max-recv-bytes", "1", "--max-concurrent-streams", "0"}, nil, "-max-recv-bytes"},
 		{"extra argument", []string{"serve"}, nil, `"serve"`},
+		// Every other flag's bad values.
+		{"gRPC address without port", []string{"--grpc-addr", "127.0.0.1"}, nil, "-grpc-addr"},
+		{"gRPC port out of range", []string{"--grpc-addr", ":70000"}, nil, "-grpc-addr"},
+		{"admin address without port", []string{"--admin-addr", "localhost"}, nil, "-admin-addr"},
+		{"pprof with the admin port off", []string{"--admin-addr", "", "--pprof"}, nil, "-pprof"},
+		{"pprof not a bool", []string{"--pprof=yes please"}, nil, "-pprof"},
+		{"negative drain", []string{"--drain-delay", "-1s"}, nil, "-drain-delay"},
+		{"zero shutdown timeout", []string{"--shutdown-timeout", "0s"}, nil, "-shutdown-timeout"},
+		{"connection age below 1s", []string{"--max-connection-age", "10ms"}, nil, "-max-connection-age"},
+		{"negative connection age grace", []string{"--max-connection-age-grace", "-1s"}, nil, "-max-connection-age-grace"},
+		{"write timeout below 1s", []string{"--http-write-timeout", "1ms"}, nil, "-http-write-timeout"},
+		{"recv bytes too large", []string{"--max-recv-bytes", "1000000000"}, nil, "-max-recv-bytes"},
+		{"no streams", []string{"--max-concurrent-streams", "0"}, nil, "-max-concurrent-streams"},
+		{"reflection not a bool", []string{"--no-reflection=maybe"}, nil, "-no-reflection"},
+		{"too many annotation globs", []string{"--annotations-allow", strings.Repeat("x,", 101)}, nil, "-annotations-allow"},
+		{"negative latency", []string{"--fault-latency", "-1s"}, nil, "-fault-latency"},
+		{"latency over a minute", []string{"--fault-latency", "2m"}, nil, "-fault-latency"},
+		{"negative jitter", []string{"--fault-jitter", "-1ms"}, nil, "-fault-jitter"},
+		{"NaN error rate", []string{"--fault-error-rate", "NaN"}, nil, "-fault-error-rate"},
+		{"NaN error rate from env", nil, []string{"FAULT_ERROR_RATE=NaN"}, "-fault-error-rate"},
+		{"negative error rate", []string{"--fault-error-rate", "-0.1"}, nil, "-fault-error-rate"},
 	}
 	oneLine := regexp.MustCompile(`^backend: [^\n]+\n$`)
 	for _, tt := range tests {

@@ -35,17 +35,10 @@ type flags struct {
 	targets         targetsFlag
 	defaultTarget   string
 	refreshInterval time.Duration
-	backendTimeout  time.Duration
-	fanoutTimeout   time.Duration
-	concurrency     int
-	maxFanOuts      int
-	maxBackendCalls int
 	allowCrossSite  bool
+	fanout          fanout.Options
 	load            load.Options
 	kubeconfig      string
-
-	streaming   bool
-	maxWatchers int
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -89,38 +82,39 @@ func parseFlags(args []string) *flags {
 	s := config.New("frontend")
 	// The admin port is off by default: /metrics is on the HTTP port too.
 	f.tier.Register(s, "")
+	// A gRPC stream on a connection that reaches --max-connection-age gets
+	// only the grace to finish: the frontend's default covers the default
+	// --load-max-duration (1m), so that a load runs to its summary.
+	f.tier.Serve.MaxConnectionAgeGrace = frontendConnectionAgeGrace
+	s.FlagSet().Lookup("max-connection-age-grace").DefValue = frontendConnectionAgeGrace.String()
 	s.String(&f.httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address: REST gateway, browser page, probes, /metrics")
 	s.Var(&f.targets, "target", "TARGETS", "a backend target name=spec, repeatable (env: space-separated); spec is dns://[server]/name:port, srv://[server]/_grpc._tcp.svc.ns.svc.cluster.local, statefulset://[server]/sts.svc.ns.svc.cluster.local:port[?replicas=N], static:///host:port,... or kubernetes:///service.namespace:port")
 	s.String(&f.defaultTarget, "default-target", "DEFAULT_TARGET", "", "target used when a request names none (default: the first)")
 	s.Duration(&f.refreshInterval, "refresh-interval", "REFRESH_INTERVAL", 5*time.Second, "how often discovery re-resolves each target")
-	s.Duration(&f.backendTimeout, "backend-timeout", "BACKEND_TIMEOUT", 2*time.Second, "timeout of one call to one backend")
-	s.Duration(&f.fanoutTimeout, "fanout-timeout", "FANOUT_TIMEOUT", 5*time.Second, "default deadline of a whole fan-out")
-	s.Int(&f.concurrency, "fanout-concurrency", "FANOUT_CONCURRENCY", 64, "calls in flight at once within one fan-out")
-	// Sized for a 2-core pod: 256 calls in flight is what two cores turn
-	// around in a few ms on loopback; beyond it latency grows, not throughput.
-	s.Int(&f.maxFanOuts, "max-fanouts", "MAX_FANOUTS", 32, "fan-outs running at once in the process; more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
-	s.Int(&f.maxBackendCalls, "max-backend-calls", "MAX_BACKEND_CALLS", 256, "backend calls in flight over all fan-outs; a fan-out reserves min(fanout-concurrency, its calls) and is refused with RESOURCE_EXHAUSTED (HTTP 429) when they do not fit")
-	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let cross-site browser requests (Sec-Fetch-Site: cross-site, or a foreign Origin) call the fan-out REST API")
-	s.Bool(&f.streaming, "streaming", "STREAMING", true, "serve WatchTargets and FanOutStream (REST: /v1/targets:watch, /v1/fanout:stream); when false they answer UNIMPLEMENTED (HTTP 501) and the page polls")
-	s.Int(&f.maxWatchers, "max-watchers", "MAX_WATCHERS", 256, "WatchTargets streams open at once (each page open on the frontend holds one); more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
+	f.fanout.Register(s)
+	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let browsers on other sites (Sec-Fetch-Site: cross-site, or a foreign Origin) call the REST API (/v1/..., /hostz) and send unsafe methods such as POST /v1/load")
 	f.load.Register(s)
 	s.String(&f.kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig for kubernetes:/// targets when running outside a cluster (default: the pod's service account)")
-	s.ParseOrExit(args, f.tier.Validate, f.load.Validate, func() error {
+	// Method values on pointers: each sees the values parsing fills in.
+	s.ParseOrExit(args, f.tier.Validate, f.fanout.Validate, f.load.Validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
 			config.Check(f.defaultTarget == "" || slices.ContainsFunc(f.targets.specs, func(s discovery.Spec) bool { return s.Name == f.defaultTarget }),
 				"default-target", "%q is not a configured target (configured: %s)", f.defaultTarget, f.targets.names()),
 			config.Check(f.refreshInterval >= 100*time.Millisecond && f.refreshInterval <= time.Hour, "refresh-interval", "%v is outside 100ms..1h", f.refreshInterval),
-			config.Check(f.backendTimeout > 0 && f.backendTimeout <= fanout.MaxTimeout, "backend-timeout", "%v is outside (0s, %v]", f.backendTimeout, fanout.MaxTimeout),
-			config.Check(f.fanoutTimeout > 0 && f.fanoutTimeout <= fanout.MaxTimeout, "fanout-timeout", "%v is outside (0s, %v]", f.fanoutTimeout, fanout.MaxTimeout),
-			config.Check(f.concurrency >= 1 && f.concurrency <= 10000, "fanout-concurrency", "%d is outside 1..10000", f.concurrency),
-			config.Check(f.maxFanOuts >= 1 && f.maxFanOuts <= 100000, "max-fanouts", "%d is outside 1..100000", f.maxFanOuts),
-			config.Check(f.maxWatchers >= 1 && f.maxWatchers <= 100000, "max-watchers", "%d is outside 1..100000", f.maxWatchers),
-			config.Check(f.maxBackendCalls >= f.concurrency && f.maxBackendCalls <= 1000000, "max-backend-calls", "%d is outside fanout-concurrency (%d)..1000000", f.maxBackendCalls, f.concurrency),
+			config.CheckListenAddr("http-addr", f.httpAddr, false),
+			config.Check(f.tier.Serve.MaxConnectionAge == 0 || f.load.MaxDuration <= f.tier.Serve.MaxConnectionAgeGrace, "load-max-duration",
+				"%v is longer than --max-connection-age-grace (%v): a gRPC load could be cut when its connection ages; raise the grace, or set --max-connection-age 0",
+				f.load.MaxDuration, f.tier.Serve.MaxConnectionAgeGrace),
+			config.Check(f.kubeconfig == "" || fileExists(f.kubeconfig), "kubeconfig", "%q is not a readable file", f.kubeconfig),
 		)
 	})
 	return f
 }
+
+// frontendConnectionAgeGrace is the frontend's default
+// --max-connection-age-grace: the default --load-max-duration and a margin.
+const frontendConnectionAgeGrace = 70 * time.Second
 
 func main() {
 	f := parseFlags(os.Args[1:])
@@ -137,18 +131,8 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fo := fanout.Options{
-		BackendTimeout:  f.backendTimeout,
-		DefaultTimeout:  f.fanoutTimeout,
-		Concurrency:     f.concurrency,
-		MaxFanOuts:      f.maxFanOuts,
-		MaxBackendCalls: f.maxBackendCalls,
-		Logger:          log,
-		Metrics:         metrics,
-		MaxWatchers:     f.maxWatchers,
-		NoStreaming:     !f.streaming,
-		Stopping:        srv.Stopping(),
-	}
+	fo := f.fanout
+	fo.Logger, fo.Metrics, fo.Stopping = log, metrics, srv.Stopping()
 	if tel.Tracing {
 		fo.Tracer = tel.Tracer("github.com/knowingnode/knowingnode/frontend/fanout")
 	}
@@ -159,7 +143,10 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	defer t.Stop() // when returning before t.Run
 	fan := fanout.New(t.Identity, fo)
 	t.AtStop("fan-outs", time.Second, fan.Close)
-	f.load.Logger, f.load.CallTimeout = log, f.backendTimeout
+	f.load.Logger, f.load.CallTimeout, f.load.Stopping = log, f.fanout.BackendTimeout, srv.Stopping()
+	if f.load.Metrics, err = load.NewMetrics(tel.Registry); err != nil {
+		return err
+	}
 	loads := load.New(f.load)
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -199,7 +186,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		if err != nil {
 			return err
 		}
-		pool, err := fanout.NewPool(spec.Name, f.backendTimeout+time.Second, log, dialOpts...)
+		pool, err := fanout.NewPool(spec.Name, f.fanout.BackendTimeout+time.Second, log, dialOpts...)
 		if err != nil {
 			return err
 		}
@@ -238,6 +225,9 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		Metrics:    tel.MetricsHandler(),
 		Registerer: tel.Registry,
 		Fixed:      []proto.Message{t.IdentityServer.Response()},
+		Logger:     log,
+
+		AllowCrossSite: f.allowCrossSite,
 	}
 	if tel.Tracing {
 		gw.TracerProvider, gw.Propagator = tel.TracerProvider(), tel.Propagator()
@@ -246,7 +236,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h = retryAfter(sameSiteOnly(h, f.allowCrossSite, fanOutPaths...))
+	h = retryAfter(h)
 	if err := srv.ListenHTTP("http", f.httpAddr, h); err != nil {
 		return err
 	}
@@ -254,10 +244,6 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, loads)
 	return t.Run(ctx)
 }
-
-// fanOutPaths are the REST paths that make backend calls: cross-site
-// requests may not reach them (sameSiteOnly).
-var fanOutPaths = []string{"/v1/fanout", "/v1/fanout:stream"}
 
 // waitGroup waits for wg, or until ctx ends.
 func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
@@ -269,4 +255,15 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// fileExists reports whether path names a file that can be opened.
+func fileExists(path string) bool {
+	fh, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	st, err := fh.Stat()
+	fh.Close()
+	return err == nil && st.Mode().IsRegular()
 }

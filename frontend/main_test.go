@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -144,13 +145,10 @@ func TestFrontendOverHTTPAndGRPC(t *testing.T) {
 		{"timeout=soon", 400, "timeout"},
 		{"mode=sideways", 400, "want EACH or BALANCED"},
 	} {
-		var e struct {
-			Code    int
-			Message string
-		}
+		var e struct{ Error struct{ Message string } }
 		getJSON(t, base+"/v1/fanout?"+c.query, c.status, &e)
-		if !strings.Contains(e.Message, c.msg) {
-			t.Errorf("%s: message %q, want it to contain %q", c.query, e.Message, c.msg)
+		if !strings.Contains(e.Error.Message, c.msg) {
+			t.Errorf("%s: message %q, want it to contain %q", c.query, e.Error.Message, c.msg)
 		}
 	}
 
@@ -310,25 +308,87 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 }
 
+// Every flag's bad values exit 2 before anything starts, with one line
+// naming the flag, the value and what is accepted. The --load-* values were
+// validated on a copy taken before parsing, so all of them started (and
+// --load-max-rate 1e9 then ran 40,000 calls in 2 s).
 func TestBadFlagsExit2(t *testing.T) {
 	frontend := filepath.Join(proc.Build(t, "."), "frontend")
-	for _, args := range [][]string{
-		{"--target", "x"},
-		{"--target", "a=ftp:///x"},
-		{"--target", "a=static:///127.0.0.1:1", "--refresh-interval", "1ns"},
-		{"--bogus"},
-		{"--target", "a=static:///127.0.0.1:1", "--max-fanouts", "0"},
-		{"--target", "a=static:///127.0.0.1:1", "--max-backend-calls", "10"}, // below fanout-concurrency
-		{"--target", "a=static:///127.0.0.1:1", "--default-target", "b"},
-		{"--target", "a=static:///127.0.0.1:1", "--annotations-deny", strings.Repeat("x,", 101)},
+	ok := []string{"--target", "a=static:///127.0.0.1:1"}
+	for _, c := range []struct {
+		args []string
+		flag string // the flag the line must name
+		env  []string
+	}{
+		{[]string{"--bogus"}, "-bogus", nil},
+		{[]string{"extra"}, `"extra"`, nil},
+		// Targets.
+		{[]string{"--target", "x"}, "-target", nil},
+		{[]string{"--target", "a=ftp:///x"}, "-target", nil},
+		{[]string{"--grpc-addr", "127.0.0.1:0"}, "-target", nil}, // none given
+		{append(ok, "--target", "a=static:///127.0.0.1:2"), "-target", nil},
+		{append(ok, "--default-target", "b"), "-default-target", nil},
+		{append(ok, "--refresh-interval", "1ns"), "-refresh-interval", nil},
+		{append(ok, "--refresh-interval", "2h"), "-refresh-interval", nil},
+		// Addresses and files.
+		{append(ok, "--http-addr", ""), "-http-addr", nil},
+		{append(ok, "--http-addr", "8080"), "-http-addr", nil},
+		{append(ok, "--http-addr", ":http-alt"), "-http-addr", nil},
+		{append(ok, "--kubeconfig", "/nonexistent/kubeconfig"), "-kubeconfig", nil},
+		{append(ok, "--allow-cross-site=maybe"), "-allow-cross-site", nil},
+		// The fan-out.
+		{append(ok, "--backend-timeout", "0s"), "-backend-timeout", nil},
+		{append(ok, "--backend-timeout", "2m"), "-backend-timeout", nil},
+		{append(ok, "--fanout-timeout", "-1s"), "-fanout-timeout", nil},
+		{append(ok, "--fanout-concurrency", "0"), "-fanout-concurrency", nil},
+		{append(ok, "--max-fanouts", "0"), "-max-fanouts", nil},
+		{append(ok, "--max-backend-calls", "10"), "-max-backend-calls", nil}, // below fanout-concurrency
+		{append(ok, "--max-watchers", "0"), "-max-watchers", nil},
+		{append(ok, "--streaming=sometimes"), "-streaming", nil},
+		{ok, "-streaming", []string{"STREAMING=sometimes"}},
+		// Loads: each was accepted before.
+		{append(ok, "--load-max-rate", "1e9"), "-load-max-rate", nil},
+		{append(ok, "--load-max-rate", "NaN"), "-load-max-rate", nil},
+		{append(ok, "--load-max-rate", "0"), "-load-max-rate", nil},
+		{append(ok, "--load-max-concurrent", "101"), "-load-max-concurrent", nil},
+		{append(ok, "--load-max-concurrent", "-1"), "-load-max-concurrent", nil},
+		{append(ok, "--load-concurrency", "0"), "-load-concurrency", nil},
+		{append(ok, "--load-max-duration", "-1s"), "-load-max-duration", nil},
+		{append(ok, "--load-max-duration", "2h"), "-load-max-duration", nil},
+		// A gRPC load must fit in the grace of an aged connection.
+		{append(ok, "--load-max-duration", "5m"), "-max-connection-age-grace", nil},
+		{append(ok, "--load-max-duration", "30s", "--max-connection-age-grace", "10s"), "-max-connection-age-grace", nil},
+		{ok, "-load-max-rate", []string{"LOAD_MAX_RATE=1e9"}},
+		// The shared serving flags (tier).
+		{append(ok, "--grpc-addr", ""), "-grpc-addr", nil},
+		{append(ok, "--grpc-addr", "127.0.0.1:99999"), "-grpc-addr", nil},
+		{append(ok, "--admin-addr", "nope"), "-admin-addr", nil},
+		{append(ok, "--pprof"), "-pprof", nil}, // the admin port is off
+		{append(ok, "--drain-delay", "-1s"), "-drain-delay", nil},
+		{append(ok, "--shutdown-timeout", "0s"), "-shutdown-timeout", nil},
+		{append(ok, "--max-connection-age", "1ms"), "-max-connection-age", nil},
+		{append(ok, "--max-connection-age-grace", "-1s"), "-max-connection-age-grace", nil},
+		{append(ok, "--http-write-timeout", "0s"), "-http-write-timeout", nil},
+		{append(ok, "--max-recv-bytes", "1"), "-max-recv-bytes", nil},
+		{append(ok, "--max-concurrent-streams", "0"), "-max-concurrent-streams", nil},
+		{append(ok, "--log-format", "xml"), "-log-format", nil},
+		{append(ok, "--log-level", "loud"), "-log-level", nil},
+		{append(ok, "--no-reflection=perhaps"), "-no-reflection", nil},
+		{append(ok, "--annotations-deny", strings.Repeat("x,", 101)), "-annotations-deny", nil},
 	} {
-		cmd := exec.CommandContext(context.Background(), frontend, append(args, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")...)
-		out, _ := cmd.CombinedOutput()
-		code := cmd.ProcessState.ExitCode()
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		last := lines[len(lines)-1]
-		if code != 2 || len(lines) != 1 || !strings.HasPrefix(last, "frontend: ") || !strings.Contains(last, "flag") {
-			t.Errorf("%v: exit %d, output %q; want exit 2 and one line naming the flag", args, code, out)
-		}
+		t.Run(strings.Join(append(c.env, c.args...), " "), func(t *testing.T) {
+			// A frontend that starts instead is stopped by the timeout,
+			// and fails the test with its exit code.
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, frontend, c.args...)
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "GRPC_ADDR=127.0.0.1:0", "HTTP_ADDR=127.0.0.1:0", "DOWNWARD_DIR="}, c.env...)
+			out, _ := cmd.CombinedOutput()
+			code := cmd.ProcessState.ExitCode()
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if code != 2 || len(lines) != 1 || !strings.HasPrefix(lines[0], "frontend: ") || !strings.Contains(lines[0], c.flag) {
+				t.Errorf("exit %d, output %q; want exit 2 and one line naming %s", code, out, c.flag)
+			}
+		})
 	}
 }

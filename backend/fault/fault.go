@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/knowingnode/knowingnode/internal/config"
 	"github.com/knowingnode/knowingnode/internal/grpccode"
 )
 
@@ -31,14 +32,25 @@ const MethodPrefix = "/knowingnode.v1."
 // Enabled reports whether c injects anything.
 func (c Config) Enabled() bool { return c.Latency > 0 || c.Jitter > 0 || c.ErrorRate > 0 }
 
-// Validate checks c's ranges.
-func (c Config) Validate() error {
+// Register adds the fault-injection flags to s. The error code defaults to
+// UNAVAILABLE.
+func (c *Config) Register(s *config.Set) {
+	c.ErrorCode = codes.Unavailable
+	s.Duration(&c.Latency, "fault-latency", "FAULT_LATENCY", 0, "fault injection: latency added to every Identity call")
+	s.Duration(&c.Jitter, "fault-jitter", "FAULT_JITTER", 0, "fault injection: plus a uniformly random latency up to this")
+	s.Float(&c.ErrorRate, "fault-error-rate", "FAULT_ERROR_RATE", 0, "fault injection: fraction 0..1 of Identity calls that fail")
+	s.Var(CodeFlag{Code: &c.ErrorCode}, "fault-error-code", "FAULT_ERROR_CODE", "fault injection: the gRPC code of injected failures (default UNAVAILABLE)")
+}
+
+// Validate checks c's ranges. A pointer receiver, so that the method value
+// taken before parsing sees what parsing fills in.
+func (c *Config) Validate() error {
 	switch {
 	case c.Latency < 0 || c.Latency > time.Minute:
 		return fmt.Errorf("invalid value for flag -fault-latency: %v is outside 0s..1m", c.Latency)
 	case c.Jitter < 0 || c.Jitter > time.Minute:
 		return fmt.Errorf("invalid value for flag -fault-jitter: %v is outside 0s..1m", c.Jitter)
-	case c.ErrorRate < 0 || c.ErrorRate > 1:
+	case !(c.ErrorRate >= 0 && c.ErrorRate <= 1): // NaN too
 		return fmt.Errorf("invalid value for flag -fault-error-rate: %v is outside 0..1", c.ErrorRate)
 	case c.ErrorRate > 0 && c.ErrorCode == codes.OK:
 		return fmt.Errorf("invalid value for flag -fault-error-code: OK cannot be an injected error")

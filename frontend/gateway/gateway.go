@@ -5,9 +5,9 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -33,6 +32,11 @@ type Options struct {
 	Ready    func() bool                     // readiness of the process, for /readyz
 	Page     http.Handler                    // the browser page at /; nil for none
 	Metrics  http.Handler                    // served at /metrics; nil for none
+	Logger   *slog.Logger                    // logs panics in streams; nil: slog.Default
+
+	// AllowCrossSite lets browsers on other sites reach the API (see
+	// crossOrigin): the frontend's --allow-cross-site.
+	AllowCrossSite bool
 
 	// Registerer receives the HTTP request metrics; nil for none.
 	Registerer prometheus.Registerer
@@ -59,7 +63,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler))
+	// One error shape for every answer (errors.go), unary and streams.
+	errOpts := []runtime.ServeMuxOption{runtime.WithErrorHandler(handleError), runtime.WithStreamErrorHandler(streamError)}
+	gw := runtime.NewServeMux(append(errOpts, runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler))...)
 	if err := knowingnodev1.RegisterIdentityServiceHandlerServer(ctx, gw, o.Identity); err != nil {
 		return nil, fmt.Errorf("register identity gateway: %w", err)
 	}
@@ -67,12 +73,12 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		return nil, fmt.Errorf("register fan-out gateway: %w", err)
 	}
 	// The server streams, through an in-process client (see streams).
-	streamer := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, ndjson{marshaler}))
-	if err := knowingnodev1.RegisterFanOutServiceHandlerClient(ctx, streamer, fanOutStreams{o.FanOut}); err != nil {
+	streamer := runtime.NewServeMux(append(errOpts, runtime.WithMarshalerOption(runtime.MIMEWildcard, ndjson{marshaler}))...)
+	if err := knowingnodev1.RegisterFanOutServiceHandlerClient(ctx, streamer, fanOutStreams{o.FanOut, o.Logger}); err != nil {
 		return nil, fmt.Errorf("register fan-out stream gateway: %w", err)
 	}
 	if o.Load != nil {
-		if err := knowingnodev1.RegisterLoadServiceHandlerClient(ctx, gw, o.Load); err != nil {
+		if err := knowingnodev1.RegisterLoadServiceHandlerClient(ctx, streamer, o.Load); err != nil {
 			return nil, fmt.Errorf("register load gateway: %w", err)
 		}
 	}
@@ -85,12 +91,13 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	cross := crossOrigin{allow: o.AllowCrossSite}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", instrument("api", &api{routes: routes, next: streams(gw, streamer)}))
+	mux.Handle("/v1/", instrument("api", &api{routes: routes, next: streams(routes, gw, streamer), cross: cross}))
 	// The walkthrough's /hostz: a fan-out over the default target. It takes
 	// no parameters, and is held to the same conventions as /v1/.
 	hostz := []route{{path: "/hostz", methods: []string{http.MethodGet}, allow: allowHeader([]string{http.MethodGet})}}
-	mux.Handle("/hostz", instrument("hostz", &api{routes: hostz, next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/hostz", instrument("hostz", &api{routes: hostz, cross: cross, next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/v1/fanout"
 		r2.URL.RawQuery = ""
@@ -127,6 +134,7 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 		}
 		mux.ServeHTTP(w, r)
 	})
+	h = cross.protect(h)
 	if o.TracerProvider != nil {
 		return otelhttp.NewHandler(h, "frontend.http",
 			otelhttp.WithTracerProvider(o.TracerProvider),
@@ -160,22 +168,4 @@ func newInstrumenter(reg prometheus.Registerer) (func(string, http.Handler) http
 		return promhttp.InstrumentHandlerDuration(dur.MustCurryWith(l),
 			promhttp.InstrumentHandlerCounter(reqs.MustCurryWith(l), h))
 	}, nil
-}
-
-// gRPC codes in error bodies written before a request reaches the gateway.
-const (
-	codeInvalidArgument = int(codes.InvalidArgument)
-	codeUnimplemented   = int(codes.Unimplemented)
-)
-
-// writeError answers in the gateway's error shape, for errors found before a
-// request reaches it.
-func writeError(w http.ResponseWriter, httpStatus int, grpcCode int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus)
-	b, _ := json.Marshal(struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{grpcCode, msg})
-	w.Write(append(b, '\n'))
 }

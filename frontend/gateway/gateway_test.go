@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -74,12 +75,7 @@ func TestGateway(t *testing.T) {
 		t.Errorf("/v1/identity: %d %s", rec.Code, rec.Body)
 	}
 	rec := get("/v1/fanout?target=" + strings.Repeat("x", maxQuery))
-	var e struct {
-		Code    int
-		Message string
-	}
-	json.Unmarshal(rec.Body.Bytes(), &e)
-	if rec.Code != http.StatusRequestURITooLong || e.Code != 3 || !strings.Contains(e.Message, "exceeds the limit") {
+	if code, msg := errorJSON(t, rec); rec.Code != http.StatusRequestURITooLong || code != 3 || !strings.Contains(msg, "exceeds the limit") {
 		t.Errorf("long query: %d %s", rec.Code, rec.Body)
 	}
 	if rec := get("/v1/fanout?mode=up"); rec.Code != 400 || !strings.Contains(rec.Body.String(), "want EACH or BALANCED") {
@@ -127,17 +123,30 @@ func serve(h http.Handler, method, target string) *httptest.ResponseRecorder {
 	return rec
 }
 
-// errorJSON decodes the gateway's error shape.
+// errorJSON decodes the one error shape, {"error": {"code", "message"}},
+// and fails on any other.
 func errorJSON(t *testing.T, rec *httptest.ResponseRecorder) (code int, message string) {
 	t.Helper()
+	return decodeError(t, rec.Body.Bytes())
+}
+
+func decodeError(t *testing.T, body []byte) (code int, message string) {
+	t.Helper()
 	var e struct {
-		Code    int
-		Message string
+		Error *struct {
+			Code    *int
+			Message string
+		}
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
-		t.Fatalf("error body %q is not JSON: %v", rec.Body, err)
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&e); err != nil || e.Error == nil || e.Error.Message == "" {
+		t.Fatalf("error body %q is not {\"error\": {\"code\", \"message\"}}: %v", body, err)
 	}
-	return e.Code, e.Message
+	if e.Error.Code == nil { // protojson leaves out code 0; no error has it
+		t.Fatalf("error body %q has no code", body)
+	}
+	return *e.Error.Code, e.Error.Message
 }
 
 func TestRESTMethods(t *testing.T) {

@@ -18,6 +18,7 @@ type route struct {
 	methods []string // upper case, as registered
 	allow   string   // the Allow header: the methods, HEAD with GET, and OPTIONS
 	params  []param  // query parameters, in the document's order
+	stream  bool     // a server stream: newline-delimited JSON, as long as it runs
 }
 
 type param struct {
@@ -54,11 +55,20 @@ func routesFromOpenAPI(doc []byte) ([]route, error) {
 			}
 			var op struct {
 				Parameters []schema `json:"parameters"`
+				Responses  map[string]struct {
+					Schema struct {
+						Title string `json:"title"`
+					} `json:"schema"`
+				} `json:"responses"`
 			}
 			if err := json.Unmarshal(raw, &op); err != nil {
 				return nil, fmt.Errorf("read routes from the OpenAPI document: %s %s: %w", method, path, err)
 			}
 			rt.methods = append(rt.methods, method)
+			// protoc-gen-openapiv2 titles a server stream's reply so.
+			if strings.HasPrefix(op.Responses["200"].Schema.Title, "Stream result of ") {
+				rt.stream = true
+			}
 			for _, p := range op.Parameters {
 				if p.In != "query" || slices.ContainsFunc(rt.params, func(q param) bool { return q.name == p.Name }) {
 					continue
@@ -117,7 +127,8 @@ func (rt *route) matches(path string) bool {
 	return true
 }
 
-// api enforces REST conventions in front of the gateway, for the routes it
+// api enforces the cross-origin policy (crossOrigin) for every path it
+// serves, and REST conventions in front of the gateway, for the routes it
 // knows: 405 with Allow for another method, HEAD answered as GET, OPTIONS
 // answered with Allow, and a query that is well formed, valid UTF-8, names
 // only parameters the route takes, each (unless repeated) once. Everything
@@ -128,12 +139,16 @@ func (rt *route) matches(path string) bool {
 type api struct {
 	routes []route
 	next   http.Handler
+	cross  crossOrigin // every route of the API refuses cross-site browsers
 }
 
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
+	if a.cross.refused(w, r) {
+		return
+	}
 	if !utf8.ValidString(r.URL.Path) {
 		writeError(w, http.StatusBadRequest, codeInvalidArgument, fmt.Sprintf("path %q is not valid UTF-8", r.URL.Path))
 		return
@@ -173,6 +188,14 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The gateway reads exactly what was checked here.
 	r2.URL.RawQuery = q.Encode()
 	r2.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if method == http.MethodGet && r.ContentLength != 0 {
+		// A GET takes no body, and one declared but never sent would hold
+		// the gateway (which drains it) and then net/http (which discards
+		// it before answering) until the read timeout. Ignore it, and close
+		// the connection after the answer instead of reading what is left.
+		r2.Body, r2.ContentLength = http.NoBody, 0
+		h.Set("Connection", "close")
+	}
 	a.next.ServeHTTP(w, r2)
 }
 

@@ -33,20 +33,29 @@ type Options struct {
 	Concurrency   int           // calls in flight within one load
 	CallTimeout   time.Duration // timeout of one backend call
 	Logger        *slog.Logger
+	Metrics       *Metrics // nil for none
+
+	// Stopping, when set, ends every running load once it is done (the
+	// stop phase of a shutdown, serve.Server.Stopping): the summary so far,
+	// marked cut, then UNAVAILABLE, so that no load holds the drain.
+	Stopping context.Context
 }
 
 // Register adds the admission flags to s, with their defaults.
 func (o *Options) Register(s *config.Set) {
 	s.Float(&o.MaxRate, "load-max-rate", "LOAD_MAX_RATE", 500, "highest rate (calls/s) a LoadService/Run may ask for")
-	// A gRPC stream lives at most until --max-connection-age plus its grace
-	// closes the connection; keep loads well inside the HTTP write timeout too.
+	// A gRPC load must fit in --max-connection-age-grace (the frontend
+	// checks it): an aged connection gives its streams only the grace. The
+	// HTTP write timeout is lifted for REST loads.
 	s.Duration(&o.MaxDuration, "load-max-duration", "LOAD_MAX_DURATION", time.Minute, "longest duration a LoadService/Run may ask for")
 	s.Int(&o.MaxConcurrent, "load-max-concurrent", "LOAD_MAX_CONCURRENT", 2, "loads running at once on this frontend; more are refused with RESOURCE_EXHAUSTED")
 	s.Int(&o.Concurrency, "load-concurrency", "LOAD_CONCURRENCY", 64, "backend calls in flight at once within one load")
 }
 
-// Validate checks the flags' ranges.
-func (o Options) Validate() error {
+// Validate checks the flags' ranges. A pointer receiver: the method value
+// o.Validate, handed to config.ParseOrExit before parsing, must see the
+// values parsing fills in, not a copy of the defaults.
+func (o *Options) Validate() error {
 	return errors.Join(
 		config.Check(o.MaxRate > 0 && o.MaxRate <= engine.MaxRate, "load-max-rate", "%g is outside (0, %g]", o.MaxRate, float64(engine.MaxRate)),
 		config.Check(o.MaxDuration > 0 && o.MaxDuration <= time.Hour, "load-max-duration", "%v is outside (0s, 1h]", o.MaxDuration),
@@ -73,6 +82,9 @@ func New(o Options) *Service {
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 2 * time.Second
+	}
+	if o.Stopping == nil {
+		o.Stopping = context.Background() // never done
 	}
 	return &Service{opts: o, log: o.Logger, pools: map[string]*fanout.Pool{}}
 }
@@ -119,14 +131,20 @@ func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreaming
 		return status.Errorf(codes.InvalidArgument, "duration %v is outside (0s, %v]: the limit is this frontend's --load-max-duration", d, s.opts.MaxDuration)
 	}
 	// Admission: a slot, or a refusal naming the limit.
+	if s.opts.Stopping.Err() != nil {
+		s.opts.Metrics.refused(limitShuttingDown)
+		return status.Error(codes.Unavailable, "frontend shutting down: no new loads")
+	}
 	if n := s.running.Add(1); n > int64(s.opts.MaxConcurrent) {
 		s.running.Add(-1)
+		s.opts.Metrics.refused(limitMaxConcurrent)
 		return status.Errorf(codes.ResourceExhausted, "%d loads are already running on this frontend, the limit of --load-max-concurrent=%d; try again when one ends", n-1, s.opts.MaxConcurrent)
 	}
 	defer s.running.Add(-1)
 
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
+	defer context.AfterFunc(s.opts.Stopping, cancel)()
 	call := identity(pool.Pick)
 	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED {
 		lb := pool.Balanced()
@@ -144,6 +162,16 @@ func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreaming
 				cancel() // the caller is gone: stop loading
 			}
 		})
+	if err != nil && sendErr == nil && stream.Context().Err() == nil && s.opts.Stopping.Err() != nil && sum != nil {
+		// Cut by the stop phase: the caller is still there, so it gets
+		// what ran, and why it ended, before the stream ends.
+		why := fmt.Sprintf("frontend shutting down: the load was cut after %v of %v", sum.Elapsed.Round(time.Millisecond), d)
+		log.Info("load cut by shutdown", "sent", sum.Sent, "elapsed", sum.Elapsed)
+		if err := stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Summary{Summary: toProto(sum)}, Cut: why}); err != nil {
+			return err
+		}
+		return status.Error(codes.Unavailable, why)
+	}
 	if sendErr != nil || err != nil {
 		log.Info("load stopped early", "error", errors.Join(sendErr, err))
 		if stream.Context().Err() != nil {

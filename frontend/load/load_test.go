@@ -247,7 +247,23 @@ func TestAdmission(t *testing.T) {
 			if resp.StatusCode != tc.httpCode || !strings.Contains(string(body), tc.want) {
 				t.Errorf("REST: %d %s, want %d naming %q", resp.StatusCode, body, tc.httpCode, tc.want)
 			}
+			var shape struct{ Error *struct{ Code int } }
+			if json.Unmarshal(body, &shape); shape.Error == nil || shape.Error.Code != int(tc.code) {
+				t.Errorf("REST: body %s is not the error shape {\"error\": {\"code\": %d, ...}}", body, tc.code)
+			}
 		})
+	}
+
+	// Both refusals at the limit (gRPC and REST) are counted, as fan-out
+	// refusals are; before, no metric saw them.
+	resp, err := http.Get(tp.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `knowingnode_load_refused_total{limit="max_concurrent"} 2`; !strings.Contains(string(metrics), want) {
+		t.Errorf("metrics lack %s", want)
 	}
 
 	// The caller going away ends its load and frees the slot.

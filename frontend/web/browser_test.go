@@ -91,6 +91,7 @@ func TestBrowserPage(t *testing.T) {
 	if got.FrontendPod != "frontend-0" || !strings.Contains(got.FrontendPodSource, "Downward API") {
 		t.Errorf("frontend identity: pod %q from %q, want frontend-0 from the Downward API", got.FrontendPod, got.FrontendPodSource)
 	}
+	noPlaceholders(t, ctx, "EACH, every backend ok, no zones")
 	shot := os.Getenv("KNOWINGNODE_SCREENSHOT")
 	screenshot(t, ctx, shot, "page.png")
 
@@ -118,6 +119,7 @@ func TestBrowserPage(t *testing.T) {
 	if len(got.Spread) != 3 || spread != 30 {
 		t.Errorf("BALANCED spread = %+v, want 3 pods sharing 30 calls", got.Spread)
 	}
+	noPlaceholders(t, ctx, "BALANCED")
 
 	// Stop one backend as a crash would, and trigger again: the page must mark
 	// it failed with its gRPC code, and keep the other two OK under their nodes.
@@ -148,6 +150,7 @@ func TestBrowserPage(t *testing.T) {
 		t.Errorf("changes line %q does not say that backend-2 stopped answering", got.Changes)
 	}
 	screenshot(t, ctx, shot, "page-failed.png")
+	noPlaceholders(t, ctx, "EACH, a backend failed")
 
 	// Auto-refresh: with the toggle on, new results arrive with no click.
 	gen := got.Generation
@@ -325,7 +328,7 @@ func TestBrowserPageEdgeCases(t *testing.T) {
 	mux.HandleFunc("GET /v1/fanout", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("target") == "gone" {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, `{"code":14,"message":"nothing discovered for target gone: no such host"}`)
+			fmt.Fprint(w, `{"error":{"code":14,"message":"nothing discovered for target gone: no such host"}}`)
 			return
 		}
 		id, _ := json.Marshal(map[string]any{"podName": hostile, "nodeName": hostile, "zone": hostile})
@@ -349,6 +352,7 @@ func TestBrowserPageEdgeCases(t *testing.T) {
 	if len(got.Groups) != 1 || got.Groups[0].Zone != "· zone "+hostile {
 		t.Errorf("node groups %+v, want one showing the zone %q", got.Groups, hostile)
 	}
+	noPlaceholders(t, ctx, "with zones")
 	injected, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.pwned === 1 || document.querySelector("#groups img, #summary img") !== null`))
 	if err != nil || injected {
 		t.Errorf("a pod name became markup (injected=%v, err=%v)", injected, err)
@@ -366,4 +370,5 @@ func TestBrowserPageEdgeCases(t *testing.T) {
 	if !strings.Contains(got.Error, "UNAVAILABLE") || !strings.Contains(got.Error, "nothing discovered") || len(got.Groups) != 0 {
 		t.Errorf("failed fan-out shown as error %q with %d node groups; want the code, the message and no stale backends", got.Error, len(got.Groups))
 	}
+	noPlaceholders(t, ctx, "a failed fan-out, discovery failing")
 }

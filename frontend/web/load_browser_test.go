@@ -67,14 +67,17 @@ func TestBrowserLoadPanel(t *testing.T) {
 	if order != "node-a/backend-0,node-b/backend-1,node-b/backend-2" {
 		t.Errorf("bands %s, want grouped by node", order)
 	}
+	noPlaceholders(t, ctx, "a load running")
 
 	if err := backends[2].Kill(); err != nil {
 		t.Fatal(err)
 	}
 	poll("backend-2's band at zero and its failures shown",
 		share("backend-2")+` === 0 && `+share("backend-0")+` > 35 && document.getElementById("load-failures").dataset.codes.includes("UNAVAILABLE")`)
+	noPlaceholders(t, ctx, "a load with failures")
 	do(t, ctx, "stop the load", chromedp.Click(chromedp.ID("load-stop")))
 	poll("the load to stop", `document.getElementById("load-status").dataset.state === "stopped"`)
+	noPlaceholders(t, ctx, "a load stopped")
 
 	for _, m := range br.Console() {
 		if m.Type == "error" || m.Type == "warning" || strings.Contains(m.Text, "Content Security Policy") {

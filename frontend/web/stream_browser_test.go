@@ -68,6 +68,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	if got := readPage(t, ctx); len(got.withStatus("ok")) != 2 || !strings.Contains(got.Status, "2 ok") {
 		t.Errorf("after the streamed fan-out: %+v; want both backends OK", got)
 	}
+	noPlaceholders(t, ctx, "streaming")
 	if mode := evalString(t, ctx, `document.querySelector("[data-testid=fanout-transport]").dataset.mode`); mode != "streaming" {
 		t.Errorf("fan-out transport %q, want streaming", mode)
 	}
@@ -104,6 +105,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	start := time.Now()
 	waitFor(t, ctx, "web's 3 endpoints, polled", endpointsShown("web", 3))
 	t.Logf("polling: the page showed 3 endpoints %v after the DNS answer changed (poll every 3 s)", time.Since(start).Round(time.Millisecond))
+	noPlaceholders(t, ctx, "polling")
 
 	for _, m := range br.Console() {
 		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
@@ -164,7 +166,7 @@ func TestBrowserDNSBesideAPI(t *testing.T) {
 	})
 	mux.HandleFunc("GET /v1/fanout", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, `{"code":14,"message":"no endpoints reachable"}`)
+		fmt.Fprint(w, `{"error":{"code":14,"message":"no endpoints reachable"}}`)
 	})
 	srv := httptest.NewServer(mux)
 	// Closed after the browser (cleanups run last first): the open watch
@@ -194,4 +196,5 @@ func TestBrowserDNSBesideAPI(t *testing.T) {
 	if mode := evalString(t, ctx, `document.querySelector("[data-testid=live-mode]").dataset.mode`); mode != "streaming" {
 		t.Errorf("live mode %q, want streaming", mode)
 	}
+	noPlaceholders(t, ctx, "DNS beside the API, the fan-out failing")
 }

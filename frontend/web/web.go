@@ -90,3 +90,17 @@ func contentETags(fsys fs.FS) map[string]string {
 	}
 	return tags
 }
+
+// Paths are the page's own URL paths: "/" and each embedded file, for
+// tests that must cover every path the frontend serves.
+func Paths() []string {
+	static, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err) // the embed directive guarantees the directory
+	}
+	paths := []string{"/"}
+	for name := range contentETags(static) {
+		paths = append(paths, "/"+name)
+	}
+	return paths
+}

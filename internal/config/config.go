@@ -8,7 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -59,10 +62,28 @@ func (s *Set) Int(p *int, name, env string, value int, usage string) {
 	s.Env(name, env)
 }
 
-// Float defines a float64 flag with an environment equivalent.
+// Float defines a float64 flag with an environment equivalent. NaN and the
+// infinities are refused when parsed: no range check would catch NaN,
+// which compares false with everything.
 func (s *Set) Float(p *float64, name, env string, value float64, usage string) {
-	s.fs.Float64Var(p, name, value, usage)
+	*p = value
+	s.fs.Var((*finiteFloat)(p), name, usage)
 	s.Env(name, env)
+}
+
+type finiteFloat float64
+
+func (f *finiteFloat) String() string { return strconv.FormatFloat(float64(*f), 'g', -1, 64) }
+func (f *finiteFloat) Set(v string) error {
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return errors.New("not a finite number")
+	}
+	*f = finiteFloat(x)
+	return nil
 }
 
 // Bool defines a bool flag with an environment equivalent.
@@ -149,4 +170,19 @@ func Check(ok bool, flagName, format string, args ...any) error {
 		return nil
 	}
 	return fmt.Errorf("invalid value for flag -%s: %s", flagName, fmt.Sprintf(format, args...))
+}
+
+// CheckListenAddr checks a listen address flag: host:port with a numeric
+// port 0..65535 (0: any free port), the host empty (every interface), a
+// name or an IP. Empty is allowed when optional (the listener is off).
+func CheckListenAddr(flagName, addr string, optional bool) error {
+	if addr == "" {
+		return Check(optional, flagName, "must not be empty; want host:port, e.g. :8080")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return Check(false, flagName, "%q is not host:port (e.g. :8080, 127.0.0.1:8080)", addr)
+	}
+	n, err := strconv.Atoi(port)
+	return Check(err == nil && n >= 0 && n <= 65535, flagName, "%q: the port must be a number 0..65535", addr)
 }

@@ -194,3 +194,43 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check(false) = %v", err)
 	}
 }
+
+// NaN compares false with everything, so no range check written as
+// "x < lo || x > hi" catches it: a float flag refuses it, and the
+// infinities, when parsed.
+func TestFloatRefusesNonFinite(t *testing.T) {
+	for _, v := range []string{"NaN", "nan", "+Inf", "-Inf", "1e999", "x"} {
+		var f float64
+		s := New("t")
+		s.Float(&f, "rate", "RATE", 1, "")
+		if err := s.Parse([]string{"--rate", v}, func(string) string { return "" }); err == nil {
+			t.Errorf("--rate %s accepted as %v", v, f)
+		}
+		s = New("t")
+		s.Float(&f, "rate", "RATE", 1, "")
+		if err := s.Parse(nil, func(string) string { return v }); err == nil || !strings.Contains(err.Error(), "RATE") {
+			t.Errorf("RATE=%s: %v, want an error naming the variable", v, err)
+		}
+	}
+	var f float64
+	s := New("t")
+	s.Float(&f, "rate", "RATE", 1, "")
+	if err := s.Parse([]string{"--rate", "2.5"}, func(string) string { return "" }); err != nil || f != 2.5 {
+		t.Errorf("--rate 2.5: %v, %v", f, err)
+	}
+}
+
+func TestCheckListenAddr(t *testing.T) {
+	for _, c := range []struct {
+		addr     string
+		optional bool
+		ok       bool
+	}{
+		{":8080", false, true}, {"127.0.0.1:0", false, true}, {"[::1]:9090", false, true}, {"localhost:65535", false, true},
+		{"", true, true}, {"", false, false}, {"8080", false, false}, {":http", false, false}, {":65536", false, false}, {"host", true, false},
+	} {
+		if err := CheckListenAddr("a", c.addr, c.optional); (err == nil) != c.ok {
+			t.Errorf("%q optional=%v: %v, want ok=%v", c.addr, c.optional, err, c.ok)
+		}
+	}
+}

@@ -18,6 +18,7 @@ type Config struct {
 	ShutdownTimeout       time.Duration
 	MaxConnectionAge      time.Duration
 	MaxConnectionAgeGrace time.Duration
+	HTTPWriteTimeout      time.Duration
 	MaxRecvBytes          int
 	MaxConcurrentStreams  int
 	LogFormat             string
@@ -31,6 +32,10 @@ const (
 	maxStreamsLimit    = 1 << 20
 	minConnectionAge   = time.Second
 	maxShutdownTimeout = 10 * time.Minute
+
+	// DefaultHTTPWriteTimeout bounds writing a reply: a fan-out may
+	// legitimately take its full deadline (at most a minute).
+	DefaultHTTPWriteTimeout = 2 * time.Minute
 )
 
 // Register defines the shared serving flags on s.
@@ -44,6 +49,8 @@ func (c *Config) Register(s *config.Set) {
 		"close client connections after this age so clients behind a ClusterIP rebalance; 0 disables")
 	s.Duration(&c.MaxConnectionAgeGrace, "max-connection-age-grace", "MAX_CONNECTION_AGE_GRACE", 10*time.Second,
 		"how long calls on an aged connection may finish")
+	s.Duration(&c.HTTPWriteTimeout, "http-write-timeout", "HTTP_WRITE_TIMEOUT", DefaultHTTPWriteTimeout,
+		"how long an HTTP reply may take to write; streams (NDJSON routes) are exempt and end at shutdown instead")
 	s.Int(&c.MaxRecvBytes, "max-recv-bytes", "MAX_RECV_BYTES", 64<<10,
 		"largest request message accepted; larger ones get RESOURCE_EXHAUSTED")
 	s.Int(&c.MaxConcurrentStreams, "max-concurrent-streams", "MAX_CONCURRENT_STREAMS", 1000,
@@ -60,11 +67,12 @@ func (c *Config) Validate() error {
 	var lvl slog.Level
 	formats := []string{logging.FormatAuto, logging.FormatJSON, logging.FormatText}
 	return errors.Join(
-		config.Check(c.GRPCAddr != "", "grpc-addr", "must not be empty"),
+		config.CheckListenAddr("grpc-addr", c.GRPCAddr, false),
 		config.Check(c.DrainDelay >= 0 && c.DrainDelay <= maxShutdownTimeout, "drain-delay", "%v is outside 0s..%v", c.DrainDelay, maxShutdownTimeout),
 		config.Check(c.ShutdownTimeout > 0 && c.ShutdownTimeout <= maxShutdownTimeout, "shutdown-timeout", "%v is outside (0s, %v]", c.ShutdownTimeout, maxShutdownTimeout),
 		config.Check(c.MaxConnectionAge == 0 || c.MaxConnectionAge >= minConnectionAge, "max-connection-age", "%v: want 0 (off) or at least %v", c.MaxConnectionAge, minConnectionAge),
 		config.Check(c.MaxConnectionAgeGrace >= 0, "max-connection-age-grace", "%v must not be negative", c.MaxConnectionAgeGrace),
+		config.Check(c.HTTPWriteTimeout >= time.Second && c.HTTPWriteTimeout <= time.Hour, "http-write-timeout", "%v is outside 1s..1h", c.HTTPWriteTimeout),
 		config.Check(c.MaxRecvBytes >= 1024 && c.MaxRecvBytes <= maxRecvLimit, "max-recv-bytes", "%d is outside 1024..%d", c.MaxRecvBytes, maxRecvLimit),
 		config.Check(c.MaxConcurrentStreams >= 1 && c.MaxConcurrentStreams <= maxStreamsLimit, "max-concurrent-streams", "%d is outside 1..%d", c.MaxConcurrentStreams, maxStreamsLimit),
 		config.Check(slices.Contains(formats, strings.ToLower(c.LogFormat)), "log-format", "%q: want auto, json or text", c.LogFormat),

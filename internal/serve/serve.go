@@ -4,6 +4,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -39,7 +41,7 @@ type options struct {
 }
 
 // WithUnaryInterceptors appends interceptors after the shared ones
-// (panic recovery), in the order given.
+// (panic recovery, which streams have too), in the order given.
 func WithUnaryInterceptors(i ...grpc.UnaryServerInterceptor) Option {
 	return func(o *options) { o.unary = append(o.unary, i...) }
 }
@@ -92,11 +94,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
-	recover := recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(
-		func(ctx context.Context, p any) error {
-			log.ErrorContext(ctx, "panic in handler", "panic", p)
-			return status.Error(codes.Internal, "internal error")
-		}))
+	// A panic in a handler, unary or stream, is logged with its method and
+	// stack and answered INTERNAL; the process goes on serving.
+	onPanic := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		method, _ := grpc.Method(ctx)
+		log.ErrorContext(ctx, "panic in handler", "method", method, "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})
+	recover := recovery.UnaryServerInterceptor(onPanic)
 	kp := keepalive.ServerParameters{MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace}
 	if cfg.MaxConnectionAge > 0 {
 		kp.MaxConnectionAge = cfg.MaxConnectionAge
@@ -105,6 +110,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	so := append(slices.Clone(o.serverOpts),
 		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recover}, o.unary...)...),
+		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(onPanic)),
 		grpc.KeepaliveParams(kp),
 		// Clients may ping idle connections, but not flood.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -149,7 +155,7 @@ func (s *Server) ListenHTTP(name, addr string, h http.Handler) error {
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      2 * time.Minute, // a fan-out may legitimately take its full deadline
+		WriteTimeout:      cmp.Or(s.cfg.HTTPWriteTimeout, DefaultHTTPWriteTimeout),
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -110,6 +110,7 @@ func testConfig() Config {
 		MaxConnectionAgeGrace: time.Second,
 		MaxRecvBytes:          4096,
 		MaxConcurrentStreams:  100,
+		HTTPWriteTimeout:      DefaultHTTPWriteTimeout,
 	}
 }
 
@@ -533,6 +534,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no streams", func(c *Config) { c.MaxConcurrentStreams = 0 }, "-max-concurrent-streams"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "-log-format"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "-log-level"},
+		{"addr without port", func(c *Config) { c.GRPCAddr = "127.0.0.1" }, "-grpc-addr"},
+		{"write timeout below 1s", func(c *Config) { c.HTTPWriteTimeout = time.Millisecond }, "-http-write-timeout"},
+		{"write timeout over 1h", func(c *Config) { c.HTTPWriteTimeout = 2 * time.Hour }, "-http-write-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -579,5 +583,56 @@ func TestAdvertisedAddrs(t *testing.T) {
 		}
 		srv.grpcLis.Close()
 		srv.GRPC.Stop() // its stream workers
+	}
+}
+
+type panickyLoad struct {
+	knowingnodev1.UnimplementedLoadServiceServer
+}
+
+func (panickyLoad) Run(_ *knowingnodev1.RunRequest, s grpc.ServerStreamingServer[knowingnodev1.RunResponse]) error {
+	s.Send(&knowingnodev1.RunResponse{})
+	var m map[string]int
+	m["x"]++ // a runtime panic: assignment to a nil map
+	return nil
+}
+
+// A panic in a server stream is recovered as a unary one is: the caller
+// gets INTERNAL after what was sent, the log names the method, and the
+// process serves on (without the interceptor, the panic killed it).
+func TestStreamPanicIsInternal(t *testing.T) {
+	logs := newLogWatch()
+	srv, err := New(testConfig(), slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, panickyLoad{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := knowingnodev1.NewLoadServiceClient(conn).Run(ctx, &knowingnodev1.RunRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ; ; n++ {
+		if _, err = stream.Recv(); err != nil {
+			break
+		}
+	}
+	if n != 1 || status.Code(err) != codes.Internal {
+		t.Errorf("panicking stream: %d messages then %v; want 1 then INTERNAL", n, err)
+	}
+	if !logs.seen("panic in handler") {
+		t.Error("panic not logged")
+	}
+	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("after the panic: Check = %v", err)
 	}
 }

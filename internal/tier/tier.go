@@ -43,7 +43,11 @@ func (c *Config) Register(s *config.Set, adminAddr string) {
 }
 
 // Validate checks the shared values.
-func (c *Config) Validate() error { return errors.Join(c.Serve.Validate(), c.Annotations.Validate()) }
+func (c *Config) Validate() error {
+	return errors.Join(c.Serve.Validate(), c.Annotations.Validate(),
+		config.CheckListenAddr("admin-addr", c.AdminAddr, true),
+		config.Check(!c.Pprof || c.AdminAddr != "", "pprof", "pprof is served on the admin port, which is off: give --admin-addr too"))
+}
 
 // Tier is a started binary: what it knows of itself and what it serves with.
 type Tier struct {

@@ -13,7 +13,7 @@ const WATCH_RETRY_MS = 5000;
 const FANOUT_TIMEOUT = "5s";
 const UNKNOWN_NODE = "unknown node";
 
-// gRPC code numbers, for the {"code": n, "message": "..."} error bodies.
+// gRPC code numbers, for the {"error": {"code": n, "message": "..."}} error bodies.
 const GRPC_CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
   "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
   "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
@@ -79,6 +79,8 @@ const SOURCE_TEXT = {
 
 class APIError extends Error {
   constructor(status, body) {
+    // Every REST error is {"error": {"code", "message"}} (a google.rpc.Status).
+    if (body && body.error) body = body.error;
     const code = body && typeof body.code === "number" ? (GRPC_CODES[body.code] || String(body.code)) : `HTTP ${status}`;
     super((body && body.message) || `HTTP ${status}`);
     this.code = code;
@@ -119,7 +121,6 @@ async function openStream(url, signal) {
     try { body = await resp.json(); } catch (_) { /* not JSON: reported by status */ }
     // A stream that failed before its first message says so in a line
     // {"error": {...}}, with the HTTP status of its code.
-    if (body && body.error) body = body.error;
     const err = new APIError(resp.status, body);
     err.unsupported = resp.status === 404 || resp.status === 501 || !resp.body;
     throw err;
@@ -334,7 +335,8 @@ function renderSummary(resp) {
   const item = (label, value, testid, cls) =>
     el("div", { class: "stat " + (cls || "") }, el("span", { class: "stat-label" }, label),
       el("span", { class: "stat-value", "data-testid": testid }, value));
-  $("summary").replaceChildren(
+  // replaceChildren, unlike el, would print a null child as the text "null".
+  $("summary").replaceChildren(...[
     item("Mode", enumName(resp.mode, "FAN_OUT_MODE_"), "sum-mode"),
     item("Target", resp.target || "–", "sum-target"),
     item("Total", String(s.total || 0), "sum-total"),
@@ -344,7 +346,7 @@ function renderSummary(resp) {
     item("p99", fmtDuration(s.latencyP99), "sum-p99"),
     item("Wall time", fmtDuration(s.duration), "sum-duration"),
     byCode ? item("Codes", byCode, "sum-codes") : null,
-    byZone ? item("Zones", byZone, "sum-zones") : null);
+    byZone ? item("Zones", byZone, "sum-zones") : null].filter(Boolean));
 }
 
 function renderSpread(resp) {

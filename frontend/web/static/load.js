@@ -128,9 +128,9 @@
     if (r.window) {
       windows.push(w);
       draw();
-      setStatus(`running: ${windows.length}s, ${Math.round(w.rate)}/s, ok ${num(w.ok)}, failed ${num(w.failed)}`, "running");
+      setStatus(`running: ${windows.length}s, ${Math.round(w.rate || 0)}/s, ok ${num(w.ok)}, failed ${num(w.failed)}`, "running");
     } else {
-      setStatus(`done: ${num(w.sent)} calls, ${Math.round(w.rate)}/s, ok ${num(w.ok)}, failed ${num(w.failed)}`, "done");
+      setStatus(`done: ${num(w.sent)} calls, ${Math.round(w.rate || 0)}/s, ok ${num(w.ok)}, failed ${num(w.failed)}`, "done");
     }
   }
 

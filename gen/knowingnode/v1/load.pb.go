@@ -110,7 +110,11 @@ type RunResponse struct {
 	//
 	//	*RunResponse_Window
 	//	*RunResponse_Summary
-	Result        isRunResponse_Result `protobuf_oneof:"result"`
+	Result isRunResponse_Result `protobuf_oneof:"result"`
+	// Set beside a summary that covers less than the duration asked for: why
+	// the run was cut, e.g. "frontend shutting down". The stream then ends
+	// with an error status (UNAVAILABLE when the frontend is shutting down).
+	Cut           string `protobuf:"bytes,3,opt,name=cut,proto3" json:"cut,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -168,6 +172,13 @@ func (x *RunResponse) GetSummary() *LoadStats {
 		}
 	}
 	return nil
+}
+
+func (x *RunResponse) GetCut() string {
+	if x != nil {
+		return x.Cut
+	}
+	return ""
 }
 
 type isRunResponse_Result interface {
@@ -449,10 +460,11 @@ const file_knowingnode_v1_load_proto_rawDesc = "" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12.\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x1a.knowingnode.v1.FanOutModeR\x04mode\x12\x12\n" +
 	"\x04rate\x18\x03 \x01(\x01R\x04rate\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x83\x01\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x95\x01\n" +
 	"\vRunResponse\x123\n" +
 	"\x06window\x18\x01 \x01(\v2\x19.knowingnode.v1.LoadStatsH\x00R\x06window\x125\n" +
-	"\asummary\x18\x02 \x01(\v2\x19.knowingnode.v1.LoadStatsH\x00R\asummaryB\b\n" +
+	"\asummary\x18\x02 \x01(\v2\x19.knowingnode.v1.LoadStatsH\x00R\asummary\x12\x10\n" +
+	"\x03cut\x18\x03 \x01(\tR\x03cutB\b\n" +
 	"\x06result\"\xc1\x01\n" +
 	"\vLoadLatency\x12+\n" +
 	"\x03p50\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03p50\x12+\n" +

@@ -30,7 +30,9 @@ const (
 // configured target at a fixed rate and streams what happens, window by window.
 type LoadServiceClient interface {
 	// Run loads a target for a duration, streaming a window per second and then
-	// the summary. It ends early when the caller goes away.
+	// the summary. It ends early when the caller goes away, or when the
+	// frontend shuts down: then the summary so far comes, marked cut, and the
+	// stream ends with UNAVAILABLE.
 	Run(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunResponse], error)
 }
 
@@ -69,7 +71,9 @@ type LoadService_RunClient = grpc.ServerStreamingClient[RunResponse]
 // configured target at a fixed rate and streams what happens, window by window.
 type LoadServiceServer interface {
 	// Run loads a target for a duration, streaming a window per second and then
-	// the summary. It ends early when the caller goes away.
+	// the summary. It ends early when the caller goes away, or when the
+	// frontend shuts down: then the summary so far comes, marked cut, and the
+	// stream ends with UNAVAILABLE.
 	Run(*RunRequest, grpc.ServerStreamingServer[RunResponse]) error
 	mustEmbedUnimplementedLoadServiceServer()
 }
