@@ -20,20 +20,23 @@ import (
 // busiest is how many pods a live line names.
 const busiest = 3
 
-// reporter prints a line per window, writes JSON lines and keeps the windows
-// for the plot. Its methods are called from one goroutine at a time.
+// reporter prints a line per window, writes JSON lines and, with --plot,
+// keeps the windows to draw, in memory bounded by plot.MaxPoints. Its
+// methods are called from one goroutine at a time.
 type reporter struct {
 	out      io.Writer
 	jsonFile *os.File
 	json     *bufio.Writer
-	plotFile string
-	windows  []*engine.Stats
+	plotFile *os.File
+	series   *plot.Series // nil without --plot: no window is kept
 	fanout   bool
 	err      error
 }
 
+// newReporter opens the --json and --plot files before the run, so that a
+// path that cannot be written is reported before any call is made.
 func newReporter(o *options, out io.Writer) (*reporter, error) {
-	r := &reporter{out: out, plotFile: o.plotFile, fanout: o.call != "identity"}
+	r := &reporter{out: out, fanout: o.call != "identity"}
 	switch o.jsonFile {
 	case "":
 	case "-":
@@ -41,9 +44,19 @@ func newReporter(o *options, out io.Writer) (*reporter, error) {
 	default:
 		f, err := os.Create(o.jsonFile)
 		if err != nil {
-			return nil, fmt.Errorf("--json: %w", err)
+			return nil, fmt.Errorf("--json %s: %w", o.jsonFile, err)
 		}
 		r.jsonFile, r.json = f, bufio.NewWriter(f)
+	}
+	if o.plotFile != "" {
+		f, err := os.Create(o.plotFile)
+		if err != nil {
+			if r.jsonFile != nil {
+				r.jsonFile.Close()
+			}
+			return nil, fmt.Errorf("--plot %s: %w", o.plotFile, err)
+		}
+		r.plotFile, r.series = f, &plot.Series{}
 	}
 	return r, nil
 }
@@ -73,7 +86,9 @@ func (r *reporter) writeJSON(kind string, s *engine.Stats) {
 }
 
 func (r *reporter) window(w *engine.Stats) {
-	r.windows = append(r.windows, w)
+	if r.series != nil {
+		r.series.Add(w)
+	}
 	fmt.Fprintln(r.out, r.line(w))
 	r.writeJSON("window", w)
 }
@@ -149,9 +164,19 @@ func (r *reporter) close(sum *engine.Stats) error {
 	if r.jsonFile != nil {
 		err = errors.Join(err, r.jsonFile.Close())
 	}
-	if r.plotFile != "" && sum != nil {
-		if perr := plot.WritePNG(r.plotFile, r.windows, sum, r.fanout); perr != nil {
-			err = errors.Join(err, fmt.Errorf("--plot: %w", perr))
+	if r.plotFile != nil {
+		name := r.plotFile.Name()
+		var perr error
+		if sum != nil {
+			perr = r.series.WritePNG(r.plotFile, sum, r.fanout)
+		}
+		perr = errors.Join(perr, r.plotFile.Close())
+		if sum == nil {
+			// No run, no plot: leave no empty file behind.
+			perr = errors.Join(perr, os.Remove(name))
+		}
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("--plot %s: %w", name, perr))
 		}
 	}
 	return err
