@@ -44,7 +44,7 @@ func newReporter(o *options, out io.Writer) (*reporter, error) {
 	default:
 		f, err := os.Create(o.jsonFile)
 		if err != nil {
-			return nil, fmt.Errorf("--json %s: %w", o.jsonFile, err)
+			return nil, fmt.Errorf("invalid value %q for flag --json: %w; want %s", o.jsonFile, err, accepted["json"])
 		}
 		r.jsonFile, r.json = f, bufio.NewWriter(f)
 	}
@@ -54,7 +54,7 @@ func newReporter(o *options, out io.Writer) (*reporter, error) {
 			if r.jsonFile != nil {
 				r.jsonFile.Close()
 			}
-			return nil, fmt.Errorf("--plot %s: %w", o.plotFile, err)
+			return nil, fmt.Errorf("invalid value %q for flag --plot: %w; want %s", o.plotFile, err, accepted["plot"])
 		}
 		r.plotFile, r.series = f, &plot.Series{}
 	}
