@@ -2,7 +2,7 @@ package plot
 
 import (
 	"io"
-	"maps"
+	"time"
 
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
@@ -11,17 +11,76 @@ import (
 const MaxPoints = 1024
 
 // Series keeps a run's windows for drawing in memory that does not grow
-// with the run's length. Up to MaxPoints windows it keeps them as they
-// came; past that, neighbours are merged in pairs, and from then on every
-// point stands for Span windows. A merged point sums the counts exactly
-// (calls, codes, pods) and takes, for each latency quantile, the highest of
-// its windows' (window quantiles cannot be merged without their
+// with the run's length. It keeps only what the panels draw (rate,
+// failures, latency quantiles, calls by pod and by backend pod, the pods
+// interned once), about 100 bytes plus 8 per pod a point. Up to MaxPoints
+// windows it keeps them as they came; past that, neighbours are merged in
+// pairs, and from then on every point stands for Span windows. A merged
+// point sums the counts exactly and takes, for each latency quantile, the
+// highest of its windows' (window quantiles cannot be merged without their
 // histograms, and an average would hide a spike); the latency panel says so.
 type Series struct {
-	points  []*engine.Stats
-	span    int // windows per point
-	pending *engine.Stats
-	pendN   int
+	pods, backendPods names
+	points            []point
+	span              int // windows per point
+	pending           *point
+	pendN             int
+}
+
+// point is one drawn window, or several merged.
+type point struct {
+	start           time.Time
+	elapsed, length time.Duration
+	sent, failed    int64
+	lat             engine.Latency
+	byPod, byBack   []int64 // by index into Series.pods, backendPods
+}
+
+// names interns pod names, at most engine.MaxKeys; further ones count
+// under engine.Other, as the engine's own maps do.
+type names struct {
+	list  []string
+	index map[string]int
+}
+
+func (n *names) id(name string) int {
+	if i, ok := n.index[name]; ok {
+		return i
+	}
+	if len(n.list) >= engine.MaxKeys {
+		name = engine.Other
+		if i, ok := n.index[name]; ok {
+			return i
+		}
+	}
+	if n.index == nil {
+		n.index = map[string]int{}
+	}
+	n.index[name] = len(n.list)
+	n.list = append(n.list, name)
+	return len(n.list) - 1
+}
+
+func (n *names) counts(m map[string]int64) []int64 {
+	var c []int64
+	for name, v := range m {
+		i := n.id(name)
+		if i >= len(c) {
+			c = append(c, make([]int64, i+1-len(c))...)
+		}
+		c[i] += v
+	}
+	return c
+}
+
+func (n *names) toMap(c []int64) map[string]int64 {
+	m := make(map[string]int64, len(c))
+	for i, v := range c {
+		if v != 0 {
+			m[n.list[i]] += v
+		}
+	}
+	return m
 }
 
 // Add keeps w (or merges it into the last point).
@@ -29,15 +88,18 @@ func (s *Series) Add(w *engine.Stats) {
 	if s.span == 0 {
 		s.span = 1
 	}
+	p := point{start: w.Start, elapsed: w.Elapsed, length: w.Length, sent: w.Sent, failed: w.Failed, lat: w.Latency,
+		byPod: s.pods.counts(w.ByPod), byBack: s.backendPods.counts(w.BackendByPod)}
 	if s.pending == nil {
-		s.pending, s.pendN = w, 1
+		s.pending, s.pendN = &p, 1
 	} else {
-		s.pending, s.pendN = merge(s.pending, w), s.pendN+1
+		m := merge(*s.pending, p)
+		s.pending, s.pendN = &m, s.pendN+1
 	}
 	if s.pendN < s.span {
 		return
 	}
-	s.points = append(s.points, s.pending)
+	s.points = append(s.points, *s.pending)
 	s.pending, s.pendN = nil, 0
 	if len(s.points) < MaxPoints {
 		return
@@ -51,12 +113,24 @@ func (s *Series) Add(w *engine.Stats) {
 	s.span *= 2
 }
 
-// Windows are the points kept, with a partly filled last one.
+// Windows are the points kept, with a partly filled last one, as the
+// Stats the panels draw: only their time, rate, failures, latency and
+// calls by pod and by backend pod are filled.
 func (s *Series) Windows() []*engine.Stats {
-	if s.pending == nil {
-		return s.points
+	ps := s.points
+	if s.pending != nil {
+		ps = append(ps[:len(ps):len(ps)], *s.pending)
 	}
-	return append(s.points[:len(s.points):len(s.points)], s.pending)
+	ws := make([]*engine.Stats, len(ps))
+	for i, p := range ps {
+		w := &engine.Stats{Start: p.start, Elapsed: p.elapsed, Length: p.length, Sent: p.sent, Failed: p.failed, Latency: p.lat,
+			ByPod: s.pods.toMap(p.byPod), BackendByPod: s.backendPods.toMap(p.byBack)}
+		if p.length > 0 {
+			w.Rate = float64(p.sent) / p.length.Seconds()
+		}
+		ws[i] = w
+	}
+	return ws
 }
 
 // Span is how many windows a point stands for (1 until the first merge).
@@ -71,59 +145,31 @@ func (s *Series) WritePNG(w io.Writer, sum *engine.Stats, backends bool) error {
 	return renderTo(w, panels)
 }
 
-// merge is the window from a's start to b's end.
-func merge(a, b *engine.Stats) *engine.Stats {
-	m := *a
-	m.Elapsed = b.Elapsed
-	m.Length = a.Length + b.Length
-	m.Sent += b.Sent
-	m.Late += b.Late
-	m.Dropped += b.Dropped
-	m.OK += b.OK
-	m.Failed += b.Failed
-	m.Draining += b.Draining
-	if m.Length > 0 {
-		m.Rate = float64(m.Sent) / m.Length.Seconds()
+// merge is the point from a's start to b's end.
+func merge(a, b point) point {
+	return point{
+		start: a.start, elapsed: b.elapsed, length: a.length + b.length,
+		sent: a.sent + b.sent, failed: a.failed + b.failed,
+		lat: engine.Latency{
+			P50: max(a.lat.P50, b.lat.P50), P90: max(a.lat.P90, b.lat.P90),
+			P99: max(a.lat.P99, b.lat.P99), Max: max(a.lat.Max, b.lat.Max),
+		},
+		byPod: add(a.byPod, b.byPod), byBack: add(a.byBack, b.byBack),
 	}
-	m.RequestedRate = max(a.RequestedRate, b.RequestedRate)
-	m.Latency = engine.Latency{
-		P50: max(a.Latency.P50, b.Latency.P50), P90: max(a.Latency.P90, b.Latency.P90),
-		P99: max(a.Latency.P99, b.Latency.P99), Max: max(a.Latency.Max, b.Latency.Max),
-	}
-	m.ByCode = sum(a.ByCode, b.ByCode)
-	m.ByPod = sum(a.ByPod, b.ByPod)
-	m.ByNode = sum(a.ByNode, b.ByNode)
-	m.ByZone = sum(a.ByZone, b.ByZone)
-	m.BackendByPod = sum(a.BackendByPod, b.BackendByPod)
-	m.BackendByNode = sum(a.BackendByNode, b.BackendByNode)
-	m.BackendByZone = sum(a.BackendByZone, b.BackendByZone)
-	m.BackendByCode = sum(a.BackendByCode, b.BackendByCode)
-	m.PodNode = maps.Clone(a.PodNode)
-	for p, n := range b.PodNode {
-		if _, ok := m.PodNode[p]; ok || len(m.PodNode) < engine.MaxKeys {
-			if m.PodNode == nil {
-				m.PodNode = map[string]string{}
-			}
-			m.PodNode[p] = n
-		}
-	}
-	return &m
 }
 
-// sum adds two count maps, holding at most engine.MaxKeys names as the
-// engine does: further ones count under engine.Other.
-func sum(a, b map[string]int64) map[string]int64 {
-	if len(a) == 0 && len(b) == 0 {
-		return a
+// add sums two count vectors into a new one.
+func add(a, b []int64) []int64 {
+	if len(a) < len(b) {
+		a, b = b, a
 	}
-	m := make(map[string]int64, max(len(a), len(b)))
-	for _, src := range []map[string]int64{a, b} {
-		for k, n := range src {
-			if _, ok := m[k]; !ok && len(m) >= engine.MaxKeys {
-				k = engine.Other
-			}
-			m[k] += n
-		}
+	if len(a) == 0 {
+		return nil
 	}
-	return m
+	c := make([]int64, len(a))
+	copy(c, a)
+	for i, v := range b {
+		c[i] += v
+	}
+	return c
 }
