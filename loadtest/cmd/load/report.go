@@ -101,6 +101,9 @@ func (r *reporter) line(w *engine.Stats) string {
 	if w.Failed > 0 {
 		fmt.Fprintf(&b, " failed %d %s", w.Failed, codes(w.ByCode))
 	}
+	if w.Draining > 0 {
+		fmt.Fprintf(&b, " draining %d", w.Draining)
+	}
 	if n := w.Late + w.Dropped; n > 0 {
 		fmt.Fprintf(&b, " not-on-time %d", n)
 	}
@@ -126,7 +129,7 @@ func round(d time.Duration) time.Duration {
 func codes(by map[string]int64) string {
 	var s []string
 	for _, c := range slices.Sorted(maps.Keys(by)) {
-		if c != "OK" {
+		if c != "OK" && c != engine.CodeDraining {
 			s = append(s, fmt.Sprintf("%s %d", c, by[c]))
 		}
 	}
@@ -155,8 +158,8 @@ func shares(by map[string]int64, total int64) string {
 // close prints and writes the summary, draws the plot and closes the files.
 func (r *reporter) close(sum *engine.Stats) error {
 	if sum != nil {
-		fmt.Fprintf(r.out, "summary: %d sent in %v (%.1f/s of %g asked), %d ok, %d failed %s, %d late, %d dropped, p50 %v p90 %v p99 %v max %v, pods %s\n",
-			sum.Sent, sum.Length.Round(time.Millisecond), sum.Rate, sum.RequestedRate, sum.OK, sum.Failed, codes(sum.ByCode), sum.Late, sum.Dropped,
+		fmt.Fprintf(r.out, "summary: %d sent in %v (%.1f/s of %g asked), %d ok, %d failed %s, %d draining, %d late, %d dropped (not sent, not in the latency), latency of the calls made p50 %v p90 %v p99 %v max %v, pods %s\n",
+			sum.Sent, sum.Length.Round(time.Millisecond), sum.Rate, sum.RequestedRate, sum.OK, sum.Failed, codes(sum.ByCode), sum.Draining, sum.Late, sum.Dropped,
 			round(sum.Latency.P50), round(sum.Latency.P90), round(sum.Latency.P99), round(sum.Latency.Max), shares(sum.ByPod, sum.OK))
 		r.writeJSON("summary", sum)
 	}
