@@ -230,7 +230,8 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 // Schedule, and hands each call to an idle worker; when none is idle the
 // call waits in a bounded backlog (late), and when that is full too it is
 // dropped. Both are counted. With a duration, it returns at end even when
-// the last call was due earlier, so the run lasts what was asked.
+// the last call was due earlier, so the run lasts what was asked, unless a
+// count ended the schedule first.
 func openLoop(ctx context.Context, c Config, start, measureFrom, end time.Time, rec *recorder, workers *sync.WaitGroup, do func(job)) {
 	idle := make(chan job)                   // unbuffered: a send succeeds only into an idle worker
 	backlog := make(chan job, c.Concurrency) // bounded: at most one queued call per worker
@@ -310,10 +311,12 @@ func openLoop(ctx context.Context, c Config, start, measureFrom, end time.Time, 
 	if c.Warmup > 0 && !pace(start, NewSchedule(c.Rate, 0, c.Warmup, 0), false) {
 		return
 	}
-	if !pace(measureFrom, NewSchedule(c.Rate, c.Phase, c.Duration, c.Count), true) {
+	sched := NewSchedule(c.Rate, c.Phase, c.Duration, c.Count)
+	if !pace(measureFrom, sched, true) {
 		return
 	}
-	if !end.IsZero() {
+	// A count reached before the duration ends the run (whichever first).
+	if countFirst := c.Count > 0 && c.Count < NewSchedule(c.Rate, c.Phase, c.Duration, 0).N; !end.IsZero() && !countFirst {
 		if d := time.Until(end); d > 0 {
 			sleep(d)
 		}
