@@ -223,7 +223,13 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 		// spent waiting for the last ones.
 		runEnd = end
 	}
-	return rec.summary(runEnd, c.Rate), ctx.Err()
+	err := ctx.Err()
+	if err == nil && stopping(ctx) {
+		// The deadline passed and the workers saw it before the context's
+		// own timer fired: the run was still cut by it.
+		err = context.DeadlineExceeded
+	}
+	return rec.summary(runEnd, c.Rate), err
 }
 
 // openLoop sends the warm-up's calls, then the measured run's, each on its
