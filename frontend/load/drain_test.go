@@ -3,6 +3,7 @@ package load_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,9 +42,18 @@ func TestEachLoadCallsADrainingBackendDraining(t *testing.T) {
 	if err := backends[1].Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	// The frontend's health watch sees NOT_SERVING within moments; the load
-	// runs well inside the 20 s drain.
-	time.Sleep(500 * time.Millisecond)
+	// Wait until the frontend's health watch has seen NOT_SERVING, as its
+	// fan-out reports it; the load then runs well inside the 20 s drain.
+	fo := knowingnodev1.NewFanOutServiceClient(cc)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := fo.FanOut(t.Context(), &knowingnodev1.FanOutRequest{Target: "backends", Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH})
+		if err == nil && slices.ContainsFunc(resp.GetResults(), func(r *knowingnodev1.BackendResult) bool { return r.GetCode() == "DRAINING" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fan-out never saw backend-1 draining: %v %v", resp, err)
+		}
+	}
 	_, sum, err := runGRPC(t.Context(), knowingnodev1.NewLoadServiceClient(cc), &knowingnodev1.RunRequest{
 		Target: "backends", Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH, Rate: 40, Duration: durationpb.New(1500 * time.Millisecond),
 	}, nil)
