@@ -81,6 +81,9 @@ func parseFlags(args []string) (*options, error) {
 	return o, nil
 }
 
+// targetName is the form of a frontend's target names (--target name=spec).
+var targetName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
 // parseErrFlag finds the flag in the flag package's error.
 var parseErrFlag = regexp.MustCompile(`for flag -(\S+):`)
 
@@ -140,6 +143,9 @@ func (o *options) check(mode string, count int) error {
 		o.fanout.Mode = knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED
 	default:
 		bad("fanout-mode", mode)
+	}
+	if t := o.fanout.Target; t != "" && !targetName.MatchString(t) {
+		bad("fanout-target", t)
 	}
 	if count < 0 || count > maxFanoutCount {
 		bad("fanout-count", count)

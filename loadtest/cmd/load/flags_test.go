@@ -54,6 +54,7 @@ func TestParseFlagsRefusesEachBadValue(t *testing.T) {
 		{"refresh", append(ok, "--refresh", "2h"), `"2h0m0s"`},
 		{"balancing", append(ok, "--balancing", "random"), `"random"`},
 		{"fanout-mode", append(ok, "--fanout-mode", "all"), `"all"`},
+		{"fanout-target", append(ok, "--fanout-target", "Backends!"), `"Backends!"`},
 		{"fanout-count", append(ok, "--fanout-count", "-1"), `"-1"`},
 		{"fanout-count", append(ok, "--fanout-count", "10001"), `"10001"`},
 		{"path", append(ok, "--path", "v1/fanout"), `"v1/fanout"`},
