@@ -22,6 +22,7 @@ import (
 	"github.com/knowingnode/knowingnode/frontend/fanout"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
+	"github.com/knowingnode/knowingnode/internal/load/calls"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
@@ -145,10 +146,10 @@ func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreaming
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	defer context.AfterFunc(s.opts.Stopping, cancel)()
-	call := identity(pool.Pick)
+	call := calls.IdentityPick(pool.Pick)
 	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED {
 		lb := pool.Balanced()
-		call = identity(func(uint64) knowingnodev1.IdentityServiceClient { return lb })
+		call = calls.IdentityPick(func(uint64) knowingnodev1.IdentityServiceClient { return lb })
 	}
 	log := s.log.With("target", name, "mode", mode.String(), "rate", req.GetRate(), "duration", d)
 	log.Info("load started")
@@ -184,24 +185,6 @@ func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreaming
 	}
 	log.Info("load ended", "sent", sum.Sent, "ok", sum.OK, "failed", sum.Failed, "rate", fmt.Sprintf("%.1f", sum.Rate))
 	return stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Summary{Summary: toProto(sum)}})
-}
-
-// identity calls GetIdentity on the client pick returns for the n-th call.
-func identity(pick func(n uint64) knowingnodev1.IdentityServiceClient) engine.Caller {
-	var next atomic.Uint64
-	req := &knowingnodev1.GetIdentityRequest{}
-	return func(ctx context.Context) (engine.Result, error) {
-		c := pick(next.Add(1))
-		if c == nil {
-			return engine.Result{}, status.Error(codes.Unavailable, "the target has no endpoints")
-		}
-		resp, err := c.GetIdentity(ctx, req)
-		if err != nil {
-			return engine.Result{}, err
-		}
-		id := resp.GetIdentity()
-		return engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetZone()}, nil
-	}
 }
 
 func toProto(s *engine.Stats) *knowingnodev1.LoadStats {

@@ -5,6 +5,7 @@ package plot
 import (
 	"fmt"
 	"image/color"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -22,20 +23,21 @@ import (
 // WritePNG draws the windows of a run to file. With backends, a fourth panel
 // shows the backend pods' share of the backend calls (a frontend tier run).
 func WritePNG(file string, windows []*engine.Stats, sum *engine.Stats, backends bool) error {
-	panels, err := runPanels(windows, sum, backends)
+	panels, err := runPanels(windows, sum, backends, 1)
 	if err != nil {
 		return err
 	}
 	return render(file, panels)
 }
 
-// runPanels draws rate, latency and the pods' shares of a run.
-func runPanels(windows []*engine.Stats, sum *engine.Stats, backends bool) ([]*plot.Plot, error) {
+// runPanels draws rate, latency and the pods' shares of a run whose points
+// each stand for span windows.
+func runPanels(windows []*engine.Stats, sum *engine.Stats, backends bool, span int) ([]*plot.Plot, error) {
 	rp, err := ratePanel(windows, sum)
 	if err != nil {
 		return nil, err
 	}
-	lp, err := latencyPanel(windows)
+	lp, err := latencyPanel(windows, span)
 	if err != nil {
 		return nil, err
 	}
@@ -59,8 +61,21 @@ func runPanels(windows []*engine.Stats, sum *engine.Stats, backends bool) ([]*pl
 	return panels, nil
 }
 
-// render stacks the panels in one PNG.
+// render stacks the panels in one PNG file.
 func render(file string, panels []*plot.Plot) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := renderTo(f, panels); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return f.Close()
+}
+
+// renderTo stacks the panels in one PNG written to w.
+func renderTo(w io.Writer, panels []*plot.Plot) error {
 	const width, panelHeight = 20 * vg.Centimeter, 8 * vg.Centimeter
 	img := vgimg.New(width, panelHeight*vg.Length(len(panels)))
 	dc := draw.New(img)
@@ -72,15 +87,8 @@ func render(file string, panels []*plot.Plot) error {
 	for i, p := range panels {
 		p.Draw(canvases[i][0])
 	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	return f.Close()
+	_, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(w)
+	return err
 }
 
 func newPanel(title, y string) *plot.Plot {
@@ -130,8 +138,12 @@ func ratePanel(windows []*engine.Stats, sum *engine.Stats) (*plot.Plot, error) {
 	return p, nil
 }
 
-func latencyPanel(windows []*engine.Stats) (*plot.Plot, error) {
-	p := newPanel("latency (from the intended send time)", "ms")
+func latencyPanel(windows []*engine.Stats, span int) (*plot.Plot, error) {
+	title := "latency of the calls made (from the intended send time)"
+	if span > 1 {
+		title += fmt.Sprintf("; each point the highest of %d windows", span)
+	}
+	p := newPanel(title, "ms")
 	for i, q := range []struct {
 		name string
 		f    func(engine.Latency) float64

@@ -68,7 +68,7 @@ func WriteScalingPNG(file string, windows []*engine.Stats, sum *engine.Stats, ba
 			return err
 		}
 	}
-	rest, err := runPanels(windows, sum, backends)
+	rest, err := runPanels(windows, sum, backends, 1)
 	if err != nil {
 		return err
 	}

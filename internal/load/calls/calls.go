@@ -6,8 +6,10 @@ package calls
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -28,17 +30,46 @@ func Identity(conns ...grpc.ClientConnInterface) engine.Caller {
 	for i, c := range conns {
 		clients[i] = knowingnodev1.NewIdentityServiceClient(c)
 	}
+	return IdentityPick(func(n uint64) knowingnodev1.IdentityServiceClient { return clients[n%uint64(len(clients))] })
+}
+
+// IdentityPick calls GetIdentity on the client pick returns for the n-th
+// call; a nil client fails the call as UNAVAILABLE (no endpoints). A backend
+// found draining is engine.ErrDraining, as the fan-out reports it.
+func IdentityPick(pick func(n uint64) knowingnodev1.IdentityServiceClient) engine.Caller {
 	var next atomic.Uint64
 	req := &knowingnodev1.GetIdentityRequest{}
 	return func(ctx context.Context) (engine.Result, error) {
-		c := clients[next.Add(1)%uint64(len(clients))]
+		c := pick(next.Add(1))
+		if c == nil {
+			return engine.Result{}, status.Error(codes.Unavailable, "the target has no endpoints")
+		}
 		resp, err := c.GetIdentity(ctx, req)
 		if err != nil {
-			return engine.Result{}, err
+			return engine.Result{}, Draining(err)
 		}
 		id := resp.GetIdentity()
 		return engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetZone()}, nil
 	}
+}
+
+// CodeDraining is the code a fan-out gives a backend it found draining.
+const CodeDraining = engine.CodeDraining
+
+// healthNotServing is how grpc-go's client-side health checking words a
+// connection whose server said NOT_SERVING (google.golang.org/grpc/health,
+// client.go); the fan-out tells a draining backend by it too.
+const healthNotServing = "health check failed. status=NOT_SERVING"
+
+// Draining returns err wrapping engine.ErrDraining when it is a call the
+// channel refused because the server's health is NOT_SERVING (it is
+// shutting down, and was not called), else err.
+func Draining(err error) error {
+	st, ok := status.FromError(err)
+	if ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), healthNotServing) {
+		return fmt.Errorf("%w (%s)", engine.ErrDraining, st.Message())
+	}
+	return err
 }
 
 // FanOut calls a frontend's FanOut with req, rotating over the connections;
@@ -53,7 +84,7 @@ func FanOut(req *knowingnodev1.FanOutRequest, conns ...grpc.ClientConnInterface)
 		c := clients[next.Add(1)%uint64(len(clients))]
 		resp, err := c.FanOut(ctx, req)
 		if err != nil {
-			return engine.Result{}, err
+			return engine.Result{}, Draining(err)
 		}
 		return FanOutResult(resp), nil
 	}
@@ -64,11 +95,24 @@ func FanOutResult(resp *knowingnodev1.FanOutResponse) engine.Result {
 	fe := resp.GetFrontend()
 	r := engine.Result{Pod: fe.GetPodName(), Node: fe.GetNodeName(), Zone: fe.GetZone()}
 	for _, b := range resp.GetResults() {
-		code, _ := grpccode.Parse(b.GetCode())
 		id := b.GetIdentity()
-		r.Backends = append(r.Backends, engine.Hit{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetZone(), Code: code, Calls: int(b.GetCalls())})
+		r.Backends = append(r.Backends, hit(b.GetCode(), int(b.GetCalls()), id.GetPodName(), id.GetNodeName(), id.GetZone()))
 	}
 	return r
+}
+
+// hit is one backend result of a fan-out. DRAINING is no gRPC code: it is
+// kept apart, not read as OK (the zero code) nor as a failure; any other
+// name that is no code is UNKNOWN.
+func hit(code string, calls int, pod, node, zone string) engine.Hit {
+	if code == CodeDraining {
+		return engine.Hit{Draining: true, Calls: calls}
+	}
+	c, err := grpccode.Parse(code)
+	if err != nil {
+		c = codes.Unknown
+	}
+	return engine.Hit{Pod: pod, Node: node, Zone: zone, Code: c, Calls: calls}
 }
 
 // restIdentity is the JSON shape shared by GET /v1/identity ("identity") and
@@ -131,12 +175,11 @@ func REST(client *http.Client, url string) engine.Caller {
 			r = engine.Result{Pod: who.PodName, Node: who.NodeName, Zone: who.Zone}
 		}
 		for _, b := range reply.Results {
-			code, _ := grpccode.Parse(b.Code)
-			h := engine.Hit{Code: code, Calls: b.Calls}
+			var id restIdentity
 			if b.Identity != nil {
-				h.Pod, h.Node, h.Zone = b.Identity.PodName, b.Identity.NodeName, b.Identity.Zone
+				id = *b.Identity
 			}
-			r.Backends = append(r.Backends, h)
+			r.Backends = append(r.Backends, hit(b.Code, b.Calls, id.PodName, id.NodeName, id.Zone))
 		}
 		return r, nil
 	}

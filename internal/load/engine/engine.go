@@ -3,12 +3,17 @@
 // run, how many calls were sent, how they ended, how long they took and which
 // pods, nodes and zones answered them.
 //
-// In open loop every call has an intended send time set by the pacer. Its
-// latency is measured from that time, not from when a free worker actually
-// sent it, so a stalled server shows up as latency instead of silently
-// slowing the load down (no coordinated omission). Calls that could not be
-// sent on time are counted: Late ones waited for a free worker, Dropped ones
-// were never sent because the backlog was full as well.
+// In open loop the calls follow an absolute schedule (see Schedule): over a
+// duration d at rate r, call i of N = ⌈r × d⌉ is due at start + phase + i/r.
+// A call's latency is measured from that intended time, not from when a
+// free worker actually sent it, so a stalled server shows up as latency
+// instead of silently slowing the load down (no coordinated omission).
+// Calls that could not be sent on time are counted: Late ones waited for a
+// free worker; Dropped ones were never sent, because every worker was busy
+// and the backlog was full too. Dropped calls are not latency samples: the
+// quantiles cover the calls made (ok or failed), and the summary's Dropped
+// says how many are missing from them, so Sent + Dropped = N for a run that
+// was not stopped.
 package engine
 
 import (
@@ -18,7 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -30,16 +34,25 @@ const (
 	MaxDuration    = 24 * time.Hour
 	DefaultWindow  = time.Second
 	DefaultTimeout = 10 * time.Second
-	// pacerSlack is how late the pacer may wake without losing calls.
-	pacerSlack = 100 * time.Millisecond
 )
+
+// CodeDraining is the ByCode key of calls that met a draining backend, as
+// the fan-out names them.
+const CodeDraining = "DRAINING"
+
+// ErrDraining marks a call refused because its backend announced, through
+// gRPC health checking, that it is shutting down (NOT_SERVING): the channel
+// did not call it. A Caller wraps it; the call counts as Draining, neither
+// ok nor failed, and is no latency sample.
+var ErrDraining = errors.New("backend is draining (its health is NOT_SERVING): not called")
 
 // Hit is one pod that answered part of a call: a frontend's fan-out reports
 // the backends it reached.
 type Hit struct {
 	Pod, Node, Zone string
 	Code            codes.Code
-	Calls           int // how many calls this hit stands for; 0 means 1
+	Calls           int  // how many calls this hit stands for; 0 means 1
+	Draining        bool // the backend was draining and not called; Code is then ignored
 }
 
 // Result is what one call learned about who answered it.
@@ -51,7 +64,7 @@ type Result struct {
 }
 
 // Caller makes one call. A non-nil error is the call's failure; its gRPC code
-// (status.Code) is what the windows count.
+// (status.Code) is what the windows count, unless it wraps ErrDraining.
 type Caller func(ctx context.Context) (Result, error)
 
 // Config describes a run.
@@ -59,6 +72,10 @@ type Config struct {
 	// Rate is calls per second in open loop; 0 selects closed loop, where
 	// Concurrency workers call back to back.
 	Rate float64
+	// Phase delays the open loop's schedule: call i is due at the measured
+	// start + Phase + i/Rate, and the run ends at start + Phase + Duration.
+	// Several engines sharing one rate use it to interleave their calls.
+	Phase time.Duration
 	// Concurrency bounds the calls in flight (open loop) or is the number of
 	// workers (closed loop).
 	Concurrency int
@@ -83,6 +100,8 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.Rate >= 0 && c.Rate <= MaxRate, "rate %g is outside 0..%g calls/s", c.Rate, float64(MaxRate))
+	check(c.Phase >= 0 && c.Phase <= time.Hour, "phase %v is outside 0s..1h", c.Phase)
+	check(c.Phase == 0 || c.Rate > 0, "phase %v needs a rate (open loop)", c.Phase)
 	check(c.Concurrency >= 1 && c.Concurrency <= MaxConcurrency, "concurrency %d is outside 1..%d", c.Concurrency, MaxConcurrency)
 	check(c.Duration >= 0 && c.Duration <= MaxDuration, "duration %v is outside 0s..%v", c.Duration, MaxDuration)
 	check(c.Count >= 0, "count %d is negative", c.Count)
@@ -97,6 +116,7 @@ func (c Config) Validate() error {
 type job struct {
 	intended time.Time
 	late     bool
+	measured bool // false in the warm-up
 }
 
 // Run makes calls as c says until the duration or count is reached or ctx
@@ -121,18 +141,21 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 	rec := newRecorder(measureFrom)
 	var end time.Time
 	if c.Duration > 0 {
-		end = measureFrom.Add(c.Duration)
+		end = measureFrom.Add(c.Phase + c.Duration)
 	}
-	// The measured calls left to send, when a count is set.
-	budget := newBudget(c.Count)
+	// The measured calls left to send, when a count is set (closed loop;
+	// the open loop's schedule holds its count).
+	budget := newBudget(0)
+	if c.Rate == 0 {
+		budget = newBudget(c.Count)
+	}
 
 	var workers sync.WaitGroup
 	do := func(j job) {
-		measured := !j.intended.Before(measureFrom)
-		if measured && !budget.take() {
+		if j.measured && !budget.take() {
 			return
 		}
-		if measured {
+		if j.measured {
 			rec.sent(j.late)
 		}
 		cctx, ccancel := context.WithTimeout(ctx, c.Timeout)
@@ -144,7 +167,11 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 			// nothing about the target.
 			return
 		}
-		if measured {
+		switch {
+		case !j.measured:
+		case errors.Is(err, ErrDraining):
+			rec.draining(res)
+		default:
 			rec.done(done.Sub(j.intended), res, status.Code(err))
 		}
 	}
@@ -175,9 +202,9 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 	}()
 
 	if c.Rate > 0 {
-		openLoop(ctx, c, end, budget, rec, &workers, do)
+		openLoop(ctx, c, start, measureFrom, end, rec, &workers, do)
 	} else {
-		closedLoop(ctx, c, end, budget, &workers, do)
+		closedLoop(ctx, c, measureFrom, end, budget, &workers, do)
 	}
 	workers.Wait()
 	close(stopWindows)
@@ -196,13 +223,22 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 		// spent waiting for the last ones.
 		runEnd = end
 	}
-	return rec.summary(runEnd, c.Rate), ctx.Err()
+	err := ctx.Err()
+	if err == nil && stopping(ctx) {
+		// The deadline passed and the workers saw it before the context's
+		// own timer fired: the run was still cut by it.
+		err = context.DeadlineExceeded
+	}
+	return rec.summary(runEnd, c.Rate), err
 }
 
-// openLoop paces intended send times with a token bucket and hands each to an
-// idle worker; when none is idle the call waits in a bounded backlog (late),
-// and when that is full too it is dropped. Both are counted.
-func openLoop(ctx context.Context, c Config, end time.Time, b *budget, rec *recorder, workers *sync.WaitGroup, do func(job)) {
+// openLoop sends the warm-up's calls, then the measured run's, each on its
+// Schedule, and hands each call to an idle worker; when none is idle the
+// call waits in a bounded backlog (late), and when that is full too it is
+// dropped. Both are counted. With a duration, it returns at end even when
+// the last call was due earlier, so the run lasts what was asked, unless a
+// count ended the schedule first.
+func openLoop(ctx context.Context, c Config, start, measureFrom, end time.Time, rec *recorder, workers *sync.WaitGroup, do func(job)) {
 	idle := make(chan job)                   // unbuffered: a send succeeds only into an idle worker
 	backlog := make(chan job, c.Concurrency) // bounded: at most one queued call per worker
 	for range c.Concurrency {
@@ -232,65 +268,69 @@ func openLoop(ctx context.Context, c Config, end time.Time, b *budget, rec *reco
 	}
 	defer close(backlog)
 
-	// The bucket holds up to pacerSlack of calls, so that this goroutine
-	// waking late (a loaded machine) loses no calls: the ones due meanwhile
-	// go out at once, each stamped with the time its token became
-	// available. It starts empty: no burst at the start.
-	burst := max(1, int(c.Rate*pacerSlack.Seconds()))
-	lim := rate.NewLimiter(rate.Limit(c.Rate), burst)
-	first := time.Now()
-	lim.AllowN(first, burst)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	var scheduled int64
-	for {
-		now := time.Now()
-		r := lim.ReserveN(now, 1)
-		// The oldest token is the one taken: it became available as many
-		// intervals ago as tokens are left behind it.
-		intended := now.Add(r.DelayFrom(now)).Add(-time.Duration(max(0, lim.TokensAt(now)) / c.Rate * float64(time.Second)))
-		if !end.IsZero() && !intended.Before(end) || b.exhausted() {
-			r.CancelAt(now)
-			return
-		}
-		if d := r.DelayFrom(now); d > 0 {
-			t.Reset(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return
-			}
-		} else if ctx.Err() != nil {
-			return
-		}
-		scheduled++
-		// Calls the bucket could not hold because this goroutine was held
-		// up longer than pacerSlack: due by now minus issued.
-		if missed := int64(intended.Sub(first).Seconds()*c.Rate) - scheduled; missed > 0 {
-			scheduled += missed
-			if !intended.Before(rec.measureFrom) {
-				rec.dropped(missed)
-			}
-		}
-		j := job{intended: intended}
+	sleep := func(d time.Duration) bool {
+		t.Reset(d)
 		select {
-		case idle <- j:
-			continue
-		default:
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
 		}
-		j.late = true
-		select {
-		case backlog <- j:
-		default:
-			if !intended.Before(rec.measureFrom) {
-				rec.dropped(1)
+	}
+	pace := func(from time.Time, s Schedule, measured bool) bool {
+		var issued int64
+		for {
+			step := s.Next(issued, time.Since(from))
+			if step.Done {
+				return true
 			}
+			if step.Wait > 0 {
+				if !sleep(step.Wait) {
+					return false
+				}
+				continue
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			for i := step.From; i < step.To; i++ {
+				j := job{intended: from.Add(s.Due(i)), measured: measured}
+				select {
+				case idle <- j:
+					continue
+				default:
+				}
+				j.late = true
+				select {
+				case backlog <- j:
+				default:
+					if measured {
+						rec.dropped(1)
+					}
+				}
+			}
+			issued = step.To
+		}
+	}
+	if c.Warmup > 0 && !pace(start, NewSchedule(c.Rate, 0, c.Warmup, 0), false) {
+		return
+	}
+	sched := NewSchedule(c.Rate, c.Phase, c.Duration, c.Count)
+	if !pace(measureFrom, sched, true) {
+		return
+	}
+	// A count reached before the duration ends the run (whichever first).
+	if countFirst := c.Count > 0 && c.Count < NewSchedule(c.Rate, c.Phase, c.Duration, 0).N; !end.IsZero() && !countFirst {
+		if d := time.Until(end); d > 0 {
+			sleep(d)
 		}
 	}
 }
 
 // closedLoop runs Concurrency workers that call back to back.
-func closedLoop(ctx context.Context, c Config, end time.Time, b *budget, workers *sync.WaitGroup, do func(job)) {
+func closedLoop(ctx context.Context, c Config, measureFrom, end time.Time, b *budget, workers *sync.WaitGroup, do func(job)) {
 	for range c.Concurrency {
 		workers.Go(func() {
 			for !stopping(ctx) && !b.exhausted() {
@@ -298,7 +338,7 @@ func closedLoop(ctx context.Context, c Config, end time.Time, b *budget, workers
 				if !end.IsZero() && !now.Before(end) {
 					return
 				}
-				do(job{intended: now})
+				do(job{intended: now, measured: !now.Before(measureFrom)})
 			}
 		})
 	}

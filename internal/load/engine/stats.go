@@ -43,17 +43,24 @@ type Stats struct {
 	// Calls sent; of them, those sent late because every worker was busy.
 	Sent int64 `json:"sent"`
 	Late int64 `json:"late"`
-	// Calls never sent: the pacer fell behind or the backlog was full.
+	// Calls never sent: their time came while every worker was busy and
+	// the backlog was full. They are not latency samples.
 	Dropped int64 `json:"dropped"`
-	// Calls that completed in the window, by outcome.
-	OK     int64            `json:"ok"`
-	Failed int64            `json:"failed"`
-	ByCode map[string]int64 `json:"byCode"`
+	// Calls that completed in the window, by outcome. Draining calls met a
+	// backend that announced its shutdown (health NOT_SERVING), so the
+	// channel did not call it: they are neither ok nor failed, count in
+	// ByCode as DRAINING, and are not latency samples.
+	OK       int64            `json:"ok"`
+	Failed   int64            `json:"failed"`
+	Draining int64            `json:"draining,omitempty"`
+	ByCode   map[string]int64 `json:"byCode"`
 	// Rate is the achieved rate: calls sent per second of the window.
 	Rate float64 `json:"rate"`
 	// RequestedRate is the open loop's rate, 0 in closed loop (summary only).
 	RequestedRate float64 `json:"requestedRate,omitempty"`
-	Latency       Latency `json:"latency"`
+	// Latency covers the calls that completed with OK or a failure, each
+	// from its intended send time; dropped and draining calls are not in it.
+	Latency Latency `json:"latency"`
 	// Successful calls by the pod, node and zone that answered.
 	ByPod  map[string]int64 `json:"byPod"`
 	ByNode map[string]int64 `json:"byNode"`
@@ -69,7 +76,7 @@ type Stats struct {
 }
 
 // Completed is the number of calls that ended in the window.
-func (s *Stats) Completed() int64 { return s.OK + s.Failed }
+func (s *Stats) Completed() int64 { return s.OK + s.Failed + s.Draining }
 
 // acc accumulates one Stats.
 type acc struct {
@@ -78,12 +85,20 @@ type acc struct {
 }
 
 func newAcc(start time.Time) *acc {
-	return &acc{
-		s: Stats{Start: start, ByCode: map[string]int64{}, ByPod: map[string]int64{}, ByNode: map[string]int64{},
-			PodNode: map[string]string{}, ByZone: map[string]int64{}, BackendByPod: map[string]int64{}, BackendByNode: map[string]int64{},
-			BackendByZone: map[string]int64{}, BackendByCode: map[string]int64{}},
-		hist: hdrhistogram.New(histMin, histMax, histSigFigs),
-	}
+	a := &acc{hist: hdrhistogram.New(histMin, histMax, histSigFigs)}
+	a.reset(start)
+	return a
+}
+
+// reset starts a over at start. The histogram is kept and zeroed: at 3
+// significant digits over 1 µs..1 h it is about 194 kB, too much to
+// allocate once a window over a day-long run. The maps are new, since the
+// Stats handed out holds the old ones.
+func (a *acc) reset(start time.Time) {
+	a.s = Stats{Start: start, ByCode: map[string]int64{}, ByPod: map[string]int64{}, ByNode: map[string]int64{},
+		PodNode: map[string]string{}, ByZone: map[string]int64{}, BackendByPod: map[string]int64{}, BackendByNode: map[string]int64{},
+		BackendByZone: map[string]int64{}, BackendByCode: map[string]int64{}}
+	a.hist.Reset()
 }
 
 func count(m map[string]int64, k string, n int64) {
@@ -111,8 +126,23 @@ func (a *acc) done(lat time.Duration, r Result, code codes.Code) {
 	}
 	count(a.s.ByNode, r.Node, 1)
 	count(a.s.ByZone, r.Zone, 1)
-	for _, h := range r.Backends {
+	a.backends(r.Backends)
+}
+
+// draining counts a call that met a draining backend and was not made.
+func (a *acc) draining(r Result) {
+	a.s.Draining++
+	count(a.s.ByCode, CodeDraining, 1)
+	a.backends(r.Backends)
+}
+
+func (a *acc) backends(hits []Hit) {
+	for _, h := range hits {
 		n := int64(max(h.Calls, 1))
+		if h.Draining {
+			count(a.s.BackendByCode, CodeDraining, n)
+			continue
+		}
 		count(a.s.BackendByCode, grpccode.Name(h.Code), n)
 		if h.Code == codes.OK {
 			count(a.s.BackendByPod, h.Pod, n)
@@ -136,15 +166,18 @@ func (a *acc) finish(end, measureFrom time.Time) *Stats {
 	return &s
 }
 
-// recorder holds the current window and the whole run.
+// recorder holds the current window and the whole run. Its memory does not
+// grow with the run's length: three histograms (run, window, and the
+// window being closed) are allocated once and reused.
 type recorder struct {
 	measureFrom time.Time
 	mu          sync.Mutex
 	window, run *acc
+	spare       *acc // the window before last, zeroed and ready to swap in
 }
 
 func newRecorder(measureFrom time.Time) *recorder {
-	return &recorder{measureFrom: measureFrom, window: newAcc(measureFrom), run: newAcc(measureFrom)}
+	return &recorder{measureFrom: measureFrom, window: newAcc(measureFrom), run: newAcc(measureFrom), spare: newAcc(measureFrom)}
 }
 
 func (r *recorder) sent(late bool) {
@@ -172,11 +205,22 @@ func (r *recorder) done(lat time.Duration, res Result, code codes.Code) {
 	r.run.done(lat, res, code)
 }
 
-// closeWindow ends the current window at now and starts the next.
+func (r *recorder) draining(res Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.window.draining(res)
+	r.run.draining(res)
+}
+
+// closeWindow ends the current window at now and starts the next. Called
+// from one goroutine at a time: the spare is swapped in under the lock, and
+// the closed window's quantiles are read outside it, so calls completing
+// meanwhile are not held up.
 func (r *recorder) closeWindow(now time.Time) *Stats {
 	r.mu.Lock()
 	w := r.window
-	r.window = newAcc(now)
+	r.spare.reset(now)
+	r.window, r.spare = r.spare, w
 	r.mu.Unlock()
 	return w.finish(now, r.measureFrom)
 }

@@ -29,8 +29,9 @@ func newCaller(o *options) (engine.Caller, func(), error) {
 			base = "http://" + base
 		}
 		u, err := url.Parse(strings.TrimSuffix(base, "/") + o.path)
-		if err != nil || u.Host == "" {
-			return nil, nil, fmt.Errorf("target %q with path %q is not a URL: %v", o.target, o.path, err)
+		if err != nil {
+			// parseFlags has checked it: this is a bug if it happens.
+			return nil, nil, fmt.Errorf("target %q with path %q: %w", o.target, o.path, err)
 		}
 		tr := &http.Transport{MaxIdleConnsPerHost: o.engine.Concurrency, MaxConnsPerHost: o.connections * o.engine.Concurrency, IdleConnTimeout: 90 * time.Second}
 		return calls.REST(&http.Client{Transport: tr}, u.String()), tr.CloseIdleConnections, nil

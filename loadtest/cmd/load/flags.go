@@ -5,11 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
@@ -59,28 +63,78 @@ func parseFlags(args []string) (*options, error) {
 			// -h is asked for: the usage goes to stdout, like the other binaries'.
 			fs.SetOutput(os.Stdout)
 			fs.Usage()
+			return nil, err
+		}
+		// The flag package names the flag and the value; add what it takes.
+		if m := parseErrFlag.FindStringSubmatch(err.Error()); m != nil && accepted[m[1]] != "" {
+			return nil, fmt.Errorf("%w; accepted: %s", err, accepted[m[1]])
 		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: every option is a flag", fs.Arg(0))
 	}
-	var errs []error
-	bad := func(flag, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("invalid value for flag --%s: %s", flag, fmt.Sprintf(format, args...)))
+	o.fanout.Count = int32(min(max(count, 0), maxFanoutCount))
+	if err := o.check(mode, count); err != nil {
+		return nil, err
 	}
-	if o.target == "" {
-		bad("target", "a target is required")
+	return o, nil
+}
+
+// targetName is the form of a frontend's target names (--target name=spec).
+var targetName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// parseErrFlag finds the flag in the flag package's error.
+var parseErrFlag = regexp.MustCompile(`for flag -(\S+):`)
+
+const maxFanoutCount = 10000
+
+// accepted is what each checked flag takes, as its error names it.
+var accepted = map[string]string{
+	"target":       "host:port, dns://[server]/name:port or static:///host:port,... (srv:// and statefulset:// with --refresh); for --call rest an http(s) URL",
+	"call":         "identity, fanout or rest",
+	"rate":         fmt.Sprintf("0..%g calls/s (0: closed loop)", float64(engine.MaxRate)),
+	"concurrency":  fmt.Sprintf("1..%d", engine.MaxConcurrency),
+	"duration":     fmt.Sprintf("(0s, %v], or 0s with --count", engine.MaxDuration),
+	"count":        "0 (no limit) or more",
+	"warmup":       fmt.Sprintf("0s..%v", engine.MaxDuration),
+	"window":       "10ms..1h",
+	"timeout":      "(0s, 1h]",
+	"connections":  fmt.Sprintf("1..%d", maxConnections),
+	"refresh":      "0 (off) or 100ms..1h, with a dns, srv or statefulset gRPC target",
+	"balancing":    "pick_first or round_robin",
+	"fanout-mode":  "each or balanced",
+	"fanout-count": fmt.Sprintf("0..%d", maxFanoutCount),
+	"path":         "a path starting with /",
+	"json":         "a file path, or - for stdout",
+	"plot":         "a PNG file path, not the --json file",
+}
+
+// check validates every flag, so that nothing starts on a value that cannot
+// work; the error is one line naming each bad flag, its value and what it
+// accepts.
+func (o *options) check(mode string, count int) error {
+	var errs []string
+	bad := func(name string, value any) {
+		errs = append(errs, fmt.Sprintf("invalid value %q for flag --%s: want %s", fmt.Sprint(value), name, accepted[name]))
+	}
+	badWhy := func(name string, value any, why string) {
+		errs = append(errs, fmt.Sprintf("invalid value %q for flag --%s: %s; want %s", fmt.Sprint(value), name, why, accepted[name]))
 	}
 	switch o.call {
 	case "identity", "fanout", "rest":
 	default:
-		bad("call", "%q is not identity, fanout or rest", o.call)
+		bad("call", o.call)
+	}
+	if o.target == "" {
+		badWhy("target", o.target, "a target is required")
+	} else if why := o.checkTarget(); why != "" {
+		badWhy("target", o.target, why)
 	}
 	switch o.balancing {
 	case "pick_first", "round_robin":
 	default:
-		bad("balancing", "%q is not pick_first or round_robin", o.balancing)
+		bad("balancing", o.balancing)
 	}
 	switch strings.ToLower(mode) {
 	case "each":
@@ -88,53 +142,117 @@ func parseFlags(args []string) (*options, error) {
 	case "balanced":
 		o.fanout.Mode = knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED
 	default:
-		bad("fanout-mode", "%q is not each or balanced", mode)
+		bad("fanout-mode", mode)
 	}
-	if count < 0 || count > 10000 {
-		bad("fanout-count", "%d is outside 0..10000", count)
+	if t := o.fanout.Target; t != "" && !targetName.MatchString(t) {
+		bad("fanout-target", t)
 	}
-	o.fanout.Count = int32(count)
+	if count < 0 || count > maxFanoutCount {
+		bad("fanout-count", count)
+	}
 	if o.connections < 1 || o.connections > maxConnections {
-		bad("connections", "%d is outside 1..%d", o.connections, maxConnections)
+		bad("connections", o.connections)
 	}
 	if o.refresh < 0 || o.refresh > time.Hour || o.refresh > 0 && o.refresh < 100*time.Millisecond {
-		bad("refresh", "%v is outside 100ms..1h (or 0: off)", o.refresh)
-	}
-	if o.refresh > 0 && (o.call == "rest" || strings.HasPrefix(o.target, staticScheme)) {
-		bad("refresh", "works with a dns, srv or statefulset gRPC target, not %q with --call %s", o.target, o.call)
+		bad("refresh", o.refresh)
 	}
 	if !strings.HasPrefix(o.path, "/") {
-		bad("path", "%q does not start with /", o.path)
+		bad("path", o.path)
 	}
 	c := o.engine
-	if c.Rate < 0 || c.Rate > engine.MaxRate {
-		bad("rate", "%g is outside 0..%g", c.Rate, float64(engine.MaxRate))
+	// Written so that NaN fails: every comparison with NaN is false.
+	if !(c.Rate >= 0 && c.Rate <= engine.MaxRate) {
+		bad("rate", c.Rate)
 	}
 	if c.Concurrency < 1 || c.Concurrency > engine.MaxConcurrency {
-		bad("concurrency", "%d is outside 1..%d", c.Concurrency, engine.MaxConcurrency)
+		bad("concurrency", c.Concurrency)
 	}
 	if c.Duration < 0 || c.Duration > engine.MaxDuration || c.Duration == 0 && c.Count == 0 {
-		bad("duration", "%v is outside (0s, %v] and no --count is set", c.Duration, engine.MaxDuration)
+		bad("duration", c.Duration)
 	}
 	if c.Count < 0 {
-		bad("count", "%d is negative", c.Count)
+		bad("count", c.Count)
 	}
 	if c.Warmup < 0 || c.Warmup > engine.MaxDuration {
-		bad("warmup", "%v is outside 0s..%v", c.Warmup, engine.MaxDuration)
+		bad("warmup", c.Warmup)
 	}
 	if c.Window < 10*time.Millisecond || c.Window > time.Hour {
-		bad("window", "%v is outside 10ms..1h", c.Window)
+		bad("window", c.Window)
 	}
 	if c.Timeout <= 0 || c.Timeout > time.Hour {
-		bad("timeout", "%v is outside (0s, 1h]", c.Timeout)
+		bad("timeout", c.Timeout)
+	}
+	if o.plotFile != "" && o.plotFile == o.jsonFile {
+		badWhy("plot", o.plotFile, "the same file as --json")
+	}
+	if len(errs) == 0 {
+		// Whatever the flags above missed, the engine refuses too.
+		if err := o.engine.Validate(); err != nil {
+			errs = append(errs, strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
 	}
 	if len(errs) > 0 {
 		// One line: the flags at fault, joined.
-		var msgs []string
-		for _, e := range errs {
-			msgs = append(msgs, e.Error())
-		}
-		return nil, errors.New(strings.Join(msgs, "; "))
+		return errors.New(strings.Join(errs, "; "))
 	}
-	return o, nil
+	return nil
+}
+
+// checkTarget says why the target can never work with the other flags, or
+// "" when it may. gRPC targets take the frontend's target syntax, so a
+// missing port or an empty list is refused here rather than failing every
+// call.
+func (o *options) checkTarget() string {
+	if o.call == "rest" {
+		if o.refresh > 0 {
+			return "--refresh does not apply to --call rest"
+		}
+		base := o.target
+		if !strings.Contains(base, "://") {
+			base = "http://" + base
+		}
+		u, err := url.Parse(strings.TrimSuffix(base, "/") + o.path)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("not a URL with --path %q: %v", o.path, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return fmt.Sprintf("scheme %q is not http or https", u.Scheme)
+		case u.Hostname() == "":
+			return "the URL names no host"
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return fmt.Sprintf("port %q is not 1..65535", p)
+			}
+		}
+		return ""
+	}
+	scheme, _, _ := strings.Cut(o.target, "://")
+	switch scheme {
+	case "http", "https":
+		return "a URL is no gRPC target; for the REST gateway use --call rest"
+	case "passthrough", "unix", "unix-abstract":
+		if o.refresh > 0 {
+			return fmt.Sprintf("--refresh needs a dns, srv or statefulset target, not %s", scheme)
+		}
+		return "" // gRPC's own schemes: it checks them
+	}
+	spec, err := discovery.ParseSpec(o.target)
+	if err != nil {
+		return err.Error()
+	}
+	switch spec.QType {
+	case discovery.A:
+	case discovery.Static:
+		if o.refresh > 0 {
+			return "--refresh needs a dns, srv or statefulset target, not static"
+		}
+	case discovery.SRV, discovery.StatefulSet:
+		if o.refresh == 0 {
+			return fmt.Sprintf("gRPC cannot resolve a %s target: add --refresh", spec.QType)
+		}
+	default:
+		return fmt.Sprintf("bin/load does not resolve %s targets", spec.QType)
+	}
+	return ""
 }

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -30,25 +29,28 @@ func main() {
 		fmt.Fprintf(os.Stderr, "load: %v\n", err)
 		os.Exit(2)
 	}
+	// The output files are flags too: one that cannot be written is
+	// refused before any call, not reported after the whole run.
+	rep, err := newReporter(o, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "load: %v\n", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o, os.Stderr); err != nil {
+	if err := run(ctx, o, rep); err != nil {
 		fmt.Fprintf(os.Stderr, "load: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-// run loads the target as o says, printing a line per window to out.
-func run(ctx context.Context, o *options, out io.Writer) error {
+// run loads the target as o says, reporting to rep, which it closes.
+func run(ctx context.Context, o *options, rep *reporter) error {
 	call, closeCall, err := newCaller(o)
 	if err != nil {
-		return err
+		return errors.Join(err, rep.close(nil))
 	}
 	defer closeCall()
-	rep, err := newReporter(o, out)
-	if err != nil {
-		return err
-	}
 	sum, runErr := engine.Run(ctx, o.engine, call, rep.window)
 	if sum == nil {
 		return errors.Join(runErr, rep.close(nil))
@@ -58,6 +60,10 @@ func run(ctx context.Context, o *options, out io.Writer) error {
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
+	}
+	if sum.Sent == 0 && runErr == nil {
+		// A load that made no call measured nothing: never a success.
+		return errors.New("no call was sent")
 	}
 	return nil
 }

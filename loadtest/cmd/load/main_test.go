@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/knowingnode/knowingnode/harness/loopbackpods"
 	"github.com/knowingnode/knowingnode/harness/proc"
 )
 
@@ -154,9 +156,21 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"--target", "x:1", "--balancing", "random", "--connections", "0"}, []string{"--balancing", "--connections", "1..1000"}},
 		{[]string{"--target", "x:1", "--duration", "banana"}, []string{"-duration", "banana"}},
 		{[]string{"--target", "x:1", "--nope"}, []string{"-nope"}},
+		{[]string{"--target", "x:1", "--rate", "NaN"}, []string{"--rate", "NaN", "0..1e+06"}},
+		{[]string{"--target", "http://127.0.0.1:1"}, []string{"--target", "--call rest"}},
+		// Output files are checked before the run (10 s by default), not after it.
+		{[]string{"--target", "127.0.0.1:1", "--plot", "/nonexistent/run.png"}, []string{"--plot", "/nonexistent/run.png", "no such file"}},
+		{[]string{"--target", "127.0.0.1:1", "--json", "/nonexistent/run.jsonl"}, []string{"--json", "/nonexistent/run.jsonl"}},
 	} {
 		cmd := exec.Command(filepath.Join(dir, "load"), tc.args...)
+		start := time.Now()
 		out, err := cmd.CombinedOutput()
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%v: refused after %v: the flags were not checked before the run", tc.args, took)
+		}
+		if strings.Contains(string(out), "<nil>") {
+			t.Errorf("%v: %s", tc.args, out)
+		}
 		if code := cmd.ProcessState.ExitCode(); code != 2 {
 			t.Errorf("%v: exit %d (%v), want 2; output %s", tc.args, code, err, out)
 		}
@@ -168,5 +182,25 @@ func TestBadFlagsExit2(t *testing.T) {
 				t.Errorf("%v: %q does not name %s", tc.args, out, w)
 			}
 		}
+	}
+}
+
+// --rate 1 --duration 1s sends its one call, at the start, and exits 0.
+func TestOneCallPerSecondForOneSecond(t *testing.T) {
+	bin := filepath.Join(proc.Build(t, "."), "load")
+	ips, port := loopbackpods.Start(t, 1, 91, "pod")
+	cmd := exec.Command(bin, "--target", fmt.Sprintf("%s:%d", ips[0], port), "--rate", "1", "--duration", "1s", "--json", "-")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("load: %v\n%s", err, out)
+	}
+	var sum line
+	for l := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		if err := json.Unmarshal([]byte(l), &sum); err != nil {
+			t.Fatalf("%v in %s", err, l)
+		}
+	}
+	if sum.Type != "summary" || sum.Sent != 1 || sum.OK != 1 {
+		t.Errorf("last line %+v; want a summary of 1 call sent, ok", sum)
 	}
 }

@@ -20,20 +20,23 @@ import (
 // busiest is how many pods a live line names.
 const busiest = 3
 
-// reporter prints a line per window, writes JSON lines and keeps the windows
-// for the plot. Its methods are called from one goroutine at a time.
+// reporter prints a line per window, writes JSON lines and, with --plot,
+// keeps the windows to draw, in memory bounded by plot.MaxPoints. Its
+// methods are called from one goroutine at a time.
 type reporter struct {
 	out      io.Writer
 	jsonFile *os.File
 	json     *bufio.Writer
-	plotFile string
-	windows  []*engine.Stats
+	plotFile *os.File
+	series   *plot.Series // nil without --plot: no window is kept
 	fanout   bool
 	err      error
 }
 
+// newReporter opens the --json and --plot files before the run, so that a
+// path that cannot be written is reported before any call is made.
 func newReporter(o *options, out io.Writer) (*reporter, error) {
-	r := &reporter{out: out, plotFile: o.plotFile, fanout: o.call != "identity"}
+	r := &reporter{out: out, fanout: o.call != "identity"}
 	switch o.jsonFile {
 	case "":
 	case "-":
@@ -41,9 +44,19 @@ func newReporter(o *options, out io.Writer) (*reporter, error) {
 	default:
 		f, err := os.Create(o.jsonFile)
 		if err != nil {
-			return nil, fmt.Errorf("--json: %w", err)
+			return nil, fmt.Errorf("invalid value %q for flag --json: %w; want %s", o.jsonFile, err, accepted["json"])
 		}
 		r.jsonFile, r.json = f, bufio.NewWriter(f)
+	}
+	if o.plotFile != "" {
+		f, err := os.Create(o.plotFile)
+		if err != nil {
+			if r.jsonFile != nil {
+				r.jsonFile.Close()
+			}
+			return nil, fmt.Errorf("invalid value %q for flag --plot: %w; want %s", o.plotFile, err, accepted["plot"])
+		}
+		r.plotFile, r.series = f, &plot.Series{}
 	}
 	return r, nil
 }
@@ -73,7 +86,9 @@ func (r *reporter) writeJSON(kind string, s *engine.Stats) {
 }
 
 func (r *reporter) window(w *engine.Stats) {
-	r.windows = append(r.windows, w)
+	if r.series != nil {
+		r.series.Add(w)
+	}
 	fmt.Fprintln(r.out, r.line(w))
 	r.writeJSON("window", w)
 }
@@ -85,6 +100,9 @@ func (r *reporter) line(w *engine.Stats) string {
 	fmt.Fprintf(&b, "  ok %d", w.OK)
 	if w.Failed > 0 {
 		fmt.Fprintf(&b, " failed %d %s", w.Failed, codes(w.ByCode))
+	}
+	if w.Draining > 0 {
+		fmt.Fprintf(&b, " draining %d", w.Draining)
 	}
 	if n := w.Late + w.Dropped; n > 0 {
 		fmt.Fprintf(&b, " not-on-time %d", n)
@@ -111,7 +129,7 @@ func round(d time.Duration) time.Duration {
 func codes(by map[string]int64) string {
 	var s []string
 	for _, c := range slices.Sorted(maps.Keys(by)) {
-		if c != "OK" {
+		if c != "OK" && c != engine.CodeDraining {
 			s = append(s, fmt.Sprintf("%s %d", c, by[c]))
 		}
 	}
@@ -140,8 +158,8 @@ func shares(by map[string]int64, total int64) string {
 // close prints and writes the summary, draws the plot and closes the files.
 func (r *reporter) close(sum *engine.Stats) error {
 	if sum != nil {
-		fmt.Fprintf(r.out, "summary: %d sent in %v (%.1f/s of %g asked), %d ok, %d failed %s, %d late, %d dropped, p50 %v p90 %v p99 %v max %v, pods %s\n",
-			sum.Sent, sum.Length.Round(time.Millisecond), sum.Rate, sum.RequestedRate, sum.OK, sum.Failed, codes(sum.ByCode), sum.Late, sum.Dropped,
+		fmt.Fprintf(r.out, "summary: %d sent in %v (%.1f/s of %g asked), %d ok, %d failed %s, %d draining, %d late, %d dropped (not sent, not in the latency), latency of the calls made p50 %v p90 %v p99 %v max %v, pods %s\n",
+			sum.Sent, sum.Length.Round(time.Millisecond), sum.Rate, sum.RequestedRate, sum.OK, sum.Failed, codes(sum.ByCode), sum.Draining, sum.Late, sum.Dropped,
 			round(sum.Latency.P50), round(sum.Latency.P90), round(sum.Latency.P99), round(sum.Latency.Max), shares(sum.ByPod, sum.OK))
 		r.writeJSON("summary", sum)
 	}
@@ -149,9 +167,19 @@ func (r *reporter) close(sum *engine.Stats) error {
 	if r.jsonFile != nil {
 		err = errors.Join(err, r.jsonFile.Close())
 	}
-	if r.plotFile != "" && sum != nil {
-		if perr := plot.WritePNG(r.plotFile, r.windows, sum, r.fanout); perr != nil {
-			err = errors.Join(err, fmt.Errorf("--plot: %w", perr))
+	if r.plotFile != nil {
+		name := r.plotFile.Name()
+		var perr error
+		if sum != nil {
+			perr = r.series.WritePNG(r.plotFile, sum, r.fanout)
+		}
+		perr = errors.Join(perr, r.plotFile.Close())
+		if sum == nil {
+			// No run, no plot: leave no empty file behind.
+			perr = errors.Join(perr, os.Remove(name))
+		}
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("--plot %s: %w", name, perr))
 		}
 	}
 	return err
