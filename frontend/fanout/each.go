@@ -81,7 +81,7 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 			}
 			break
 		}
-		s.goCall(&wg, func() {
+		do := func() {
 			defer func() { <-sem }()
 			r := results[i]
 			s.call(ctx, b.client, b.ep, r, &lats[i])
@@ -100,7 +100,14 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 			if onResult != nil {
 				onResult(r)
 			}
-		})
+		}
+		if i == n-1 {
+			// The last call on this goroutine, which would only wait for
+			// it: a fan-out over one backend hands nothing over.
+			do()
+		} else {
+			s.goCall(&wg, do)
+		}
 	}
 	wg.Wait()
 	return results

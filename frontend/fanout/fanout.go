@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -154,9 +155,11 @@ func (s *Service) fanOut(ctx context.Context, name string, e *entry, mode knowin
 	if sum.ByCode[grpccode.Name(codes.Unavailable)] > 0 || sum.ByCode[grpccode.Name(codes.DeadlineExceeded)] > 0 {
 		e.target.RefreshSoon() // a backend may be gone: look again now
 	}
-	s.log.InfoContext(ctx, "fan-out", "target", name, "mode", shortMode(mode), "backends", len(backends),
-		"calls", sum.Total, "ok", sum.Ok, "failed", sum.Failed, "draining", sum.Draining, "not_sent", sum.NotSent,
-		"duration", sum.Duration.AsDuration())
+	if s.log.Enabled(ctx, slog.LevelInfo) { // its arguments cost allocations
+		s.log.InfoContext(ctx, "fan-out", "target", name, "mode", shortMode(mode), "backends", len(backends),
+			"calls", sum.Total, "ok", sum.Ok, "failed", sum.Failed, "draining", sum.Draining, "not_sent", sum.NotSent,
+			"duration", sum.Duration.AsDuration())
+	}
 	return &knowingnodev1.FanOutResponse{
 		Frontend:  s.self,
 		Target:    name,
