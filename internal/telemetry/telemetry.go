@@ -53,7 +53,7 @@ type Telemetry struct {
 	tp            trace.TracerProvider
 	prop          propagation.TextMapPropagator
 	serverMetrics *grpcprom.ServerMetrics
-	clientMetrics *grpcprom.ClientMetrics
+	clientMetrics *clientMetrics
 	shutdown      func(context.Context) error
 	shutdownIn    time.Duration
 }
@@ -78,7 +78,7 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 		Registry:      reg,
 		prop:          propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		serverMetrics: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
-		clientMetrics: grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram()),
+		clientMetrics: newClientMetrics(),
 		shutdown:      func(context.Context) error { return nil },
 		shutdownIn:    o.ShutdownTimeout,
 	}
@@ -163,7 +163,7 @@ func (t *Telemetry) ServerOptions() []grpc.ServerOption {
 
 // DialOptions instrument a gRPC client: metrics always, traces when on.
 func (t *Telemetry) DialOptions() []grpc.DialOption {
-	opts := []grpc.DialOption{grpc.WithChainUnaryInterceptor(t.clientMetrics.UnaryClientInterceptor())}
+	opts := []grpc.DialOption{grpc.WithChainUnaryInterceptor(t.clientMetrics.unaryInterceptor())}
 	if t.Tracing {
 		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 			otelgrpc.WithTracerProvider(t.tp), otelgrpc.WithPropagators(t.prop))))
