@@ -39,6 +39,8 @@ func (s *Service) balanced(ctx context.Context, p *Pool, backends []*backend, co
 	)
 	sem := make(chan struct{}, width)
 	lb := p.Balanced()
+	timers := s.callTimers(ctx)
+	defer timers.stop() // at return, after wg.Wait
 	for range count {
 		select {
 		case sem <- struct{}{}:
@@ -47,10 +49,9 @@ func (s *Service) balanced(ctx context.Context, p *Pool, backends []*backend, co
 		if ended(ctx) != nil {
 			break
 		}
+		cctx := timers.next()
 		s.goCall(&wg, func() {
 			defer func() { <-sem }()
-			cctx, cancel := s.callContext(ctx)
-			defer cancel()
 			var pr peer.Peer
 			start := time.Now()
 			resp, err := lb.GetIdentity(cctx, s.req, grpc.Peer(&pr))

@@ -63,6 +63,8 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 	lats := make([]durationpb.Duration, n)
 	sem := make(chan struct{}, width)
 	var wg sync.WaitGroup
+	timers := s.callTimers(ctx)
+	defer timers.stop() // at return, after wg.Wait
 	for i, b := range backends {
 		results[i] = &slab[i]
 		select {
@@ -81,10 +83,11 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 			}
 			break
 		}
+		cctx := timers.next()
 		do := func() {
 			defer func() { <-sem }()
 			r := results[i]
-			s.call(ctx, b.client, b.ep, r, &lats[i])
+			s.call(cctx, b.client, b.ep, r, &lats[i])
 			// Behind a VIP a new connection may reach another draining pod
 			// in a rollout: a few tries, each a new connection, none after
 			// the deadline.
@@ -95,7 +98,7 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 					break
 				}
 				cc = renewed
-				s.call(ctx, c, b.ep, r, &lats[i])
+				s.call(cctx, c, b.ep, r, &lats[i])
 			}
 			if onResult != nil {
 				onResult(r)
@@ -127,21 +130,55 @@ func ended(ctx context.Context) error {
 	return nil
 }
 
-// callContext bounds one backend call by BackendTimeout, unless the
-// fan-out's deadline comes first: a timer of its own would then be work
-// for nothing.
-func (s *Service) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= s.opts.BackendTimeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, s.opts.BackendTimeout)
+// timerSlack is how far apart two backend calls of a fan-out may start and
+// still share one deadline (callTimers).
+const timerSlack = 5 * time.Millisecond
+
+// callTimers bound a fan-out's backend calls by BackendTimeout. Calls that
+// start within timerSlack of the first one to use a deadline share it: a
+// context and timer per call were most of the allocations of a call's own
+// path. So a call may get up to timerSlack less than BackendTimeout. When
+// the fan-out's deadline comes first, the calls take it, and no timer of
+// their own. Not safe for concurrent use: the loop that starts the calls
+// uses it.
+type callTimers struct {
+	parent  context.Context
+	timeout time.Duration
+	cur     context.Context
+	at      time.Time
+	cancels []context.CancelFunc
 }
 
-// call calls one backend and writes the outcome into r, its latency into
-// lat (r's, so that a result costs no allocation of its own).
+func (s *Service) callTimers(ctx context.Context) *callTimers {
+	return &callTimers{parent: ctx, timeout: s.opts.BackendTimeout}
+}
+
+// next returns the context of a call starting now.
+func (t *callTimers) next() context.Context {
+	now := time.Now()
+	if dl, ok := t.parent.Deadline(); ok && dl.Sub(now) <= t.timeout {
+		return t.parent
+	}
+	if t.cur != nil && now.Sub(t.at) <= timerSlack {
+		return t.cur
+	}
+	ctx, cancel := context.WithDeadline(t.parent, now.Add(t.timeout))
+	t.cur, t.at = ctx, now
+	t.cancels = append(t.cancels, cancel)
+	return ctx
+}
+
+// stop releases the timers once every call has returned.
+func (t *callTimers) stop() {
+	for _, c := range t.cancels {
+		c()
+	}
+}
+
+// call calls one backend, ctx bounding it (callTimers), and writes the
+// outcome into r, its latency into lat (r's, so that a result costs no
+// allocation of its own).
 func (s *Service) call(ctx context.Context, c knowingnodev1.IdentityServiceClient, ep discovery.Endpoint, r *knowingnodev1.BackendResult, lat *durationpb.Duration) {
-	ctx, cancel := s.callContext(ctx)
-	defer cancel()
 	var span trace.Span
 	if s.opts.Tracer != nil {
 		ctx, span = s.opts.Tracer.Start(ctx, "fanout.backend", trace.WithAttributes(
