@@ -92,7 +92,7 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 			// in a rollout: a few tries, each a new connection, none after
 			// the deadline.
 			cc := b.cc
-			for try := 0; try < 3 && r.Code == CodeDraining && ended(ctx) == nil; try++ {
+			for try := 0; try < 3 && r.Code == CodeDraining && ended(cctx) == nil; try++ {
 				c, renewed, ok := pool.Renew(b.ep.Addr, cc, try > 0)
 				if !ok {
 					break
