@@ -10,17 +10,26 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 )
 
-// The cached client metrics export what go-grpc-middleware's provider does
-// for the same calls: names, help, types, labels, counts and buckets (not
-// the handling times, which differ).
-func TestClientMetricsMatchGRPCProm(t *testing.T) {
+// The cached metrics export what go-grpc-middleware's provider does for the
+// same calls, client and server side, and for a server's methods at zero:
+// names, help, types, labels, counts and buckets (not the handling times,
+// which differ).
+func TestRPCMetricsMatchGRPCProm(t *testing.T) {
 	theirs, ours := prometheus.NewRegistry(), prometheus.NewRegistry()
 	prov := grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram())
-	mine := newClientMetrics()
-	theirs.MustRegister(prov)
-	ours.MustRegister(mine)
+	provSrv := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	mine, mineSrv := newRPCMetrics("client"), newRPCMetrics("server")
+	theirs.MustRegister(prov, provSrv)
+	ours.MustRegister(mine, mineSrv)
+	srv := grpc.NewServer()
+	knowingnodev1.RegisterIdentityServiceServer(srv, knowingnodev1.UnimplementedIdentityServiceServer{})
+	knowingnodev1.RegisterFanOutServiceServer(srv, knowingnodev1.UnimplementedFanOutServiceServer{})
+	provSrv.InitializeMetrics(srv)
+	mineSrv.initialize(srv)
 	calls := []struct {
 		method string
 		err    error
@@ -32,7 +41,17 @@ func TestClientMetricsMatchGRPCProm(t *testing.T) {
 		{"/knowingnode.v1.FanOutService/FanOut", status.Error(codes.Code(42), "odd")},
 		{"noslash", nil},
 	}
-	for _, i := range []grpc.UnaryClientInterceptor{prov.UnaryClientInterceptor(), mine.unaryInterceptor()} {
+	for _, i := range []grpc.UnaryServerInterceptor{provSrv.UnaryServerInterceptor(), mineSrv.unaryServerInterceptor()} {
+		for _, c := range calls {
+			_, err := i(t.Context(), nil, &grpc.UnaryServerInfo{FullMethod: c.method}, func(context.Context, any) (any, error) {
+				return nil, c.err
+			})
+			if err != c.err {
+				t.Fatalf("server interceptor changed the error %v into %v", c.err, err)
+			}
+		}
+	}
+	for _, i := range []grpc.UnaryClientInterceptor{prov.UnaryClientInterceptor(), mine.unaryClientInterceptor()} {
 		for _, c := range calls {
 			err := i(t.Context(), c.method, nil, nil, nil, func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
 				return c.err
