@@ -241,6 +241,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		return err
 	}
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
+	srv.EncodeWith(fan.EncodeReply) // backend identities spliced in as they came
 	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, loads)
 	return t.Run(ctx)
 }

@@ -18,7 +18,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 export CGO_ENABLED=0
-go build -trimpath -o "$TMP/" ./backend ./frontend ./docs/load/bare
+go build -trimpath -o "$TMP/" ./backend ./frontend ./docs/load/bare ./docs/load/barefanout
 go build -modfile=tools/tools.mod -o "$TMP/ghz" github.com/bojand/ghz/cmd/ghz
 # The peers, pinned in their own modfile so they never move ours.
 go build -modfile=tools/peers.mod -o "$TMP/" github.com/stefanprodan/podinfo/cmd/podinfo fortio.org/fortio
@@ -118,8 +118,13 @@ env POD_NAME=frontend-0 NODE_NAME=node-a LOG_LEVEL=warn "$TMP/frontend" --grpc-a
   "${ADMIT[@]}" $(targets 3 1 10 30) 2>/dev/null & PIDS+=($!); FRONT=$!
 sleep 2
 measure_http "frontend REST /v1/identity" "$FRONT" http://127.0.0.1:18080/v1/identity 127.0.0.1:18080
+# The bare fan-out (docs/load/barefanout) over the same targets: a plain
+# grpc-go FanOut with none of the frontend's metrics, health or summary.
+"$TMP/barefanout" --grpc-addr 127.0.0.1:19180 $(targets 3 1 10 30) 2>/dev/null & PIDS+=($!); BAREFAN=$!
+sleep 1
 for n in 1 3 10 30; do
   measure "frontend FanOut EACH N=$n" "$FRONT" 127.0.0.1:19080 knowingnode.v1.FanOutService/FanOut "{\"target\":\"n$n\"}" 127.0.0.1:18080
+  measure "bare fan-out N=$n" "$BAREFAN" 127.0.0.1:19180 knowingnode.v1.FanOutService/FanOut "{\"target\":\"n$n\"}"
 done
 measure_http "frontend REST /v1/fanout N=3" "$FRONT" "http://127.0.0.1:18080/v1/fanout?target=n3" 127.0.0.1:18080
 
@@ -158,9 +163,14 @@ print("\nratios (CPU per call, this run)")
 print(f"  backend / podinfo gRPC              {r('backend GetIdentity', 'podinfo gRPC Info'):5.2f}x  (goal <= 0.75)")
 print(f"  backend / bare grpc-go              {r('backend GetIdentity', 'bare grpc-go (reference)'):5.2f}x  (goal <= 0.65)")
 print(f"  REST /v1/identity / podinfo HTTP    {r('frontend REST /v1/identity', 'podinfo HTTP /api/info'):5.2f}x  (goal <= 0.8)")
-n1, n30 = cpu["frontend FanOut EACH N=1"], cpu["frontend FanOut EACH N=30"]
+n1, n10, n30 = cpu["frontend FanOut EACH N=1"], cpu["frontend FanOut EACH N=10"], cpu["frontend FanOut EACH N=30"]
 print(f"  fan-out N=1 / backend call          {n1 / be:5.2f}x  (goal <= 3)")
-print(f"  marginal per backend / backend call {(n30 - n1) / 29 / be:5.2f}x  (goal <= 1.3; (N=30 - N=1) / 29)")
+print(f"  marginal per backend / backend call {(n10 - n1) / 9 / be:5.2f}x  (goal <= 1.3; (N=10 - N=1) / 9)")
+print(f"  marginal per backend / backend call {(n30 - n1) / 29 / be:5.2f}x  ((N=30 - N=1) / 29)")
+for n, goal in ((1, 1.1), (3, None), (10, 1.0), (30, 1.0)):
+    f, b = cpu.get(f"frontend FanOut EACH N={n}"), cpu.get(f"bare fan-out N={n}")
+    if f and b:
+        print(f"  fan-out / bare fan-out, N={n:<2}        {f / b:5.2f}x" + (f"  (goal <= {goal})" if goal else ""))
 print(f"  REST /v1/fanout / gRPC, N=3         {r('frontend REST /v1/fanout N=3', 'frontend FanOut EACH N=3'):5.2f}x  (goal <= 1.25)")
 w = {n: cpu.get(f"frontend FanOut EACH w={n} c=1") for n in (10, 100, 1000)}
 if all(w.values()):

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -28,6 +29,9 @@ type identityCodec struct {
 type decodedReply struct {
 	raw  []byte
 	resp *knowingnodev1.GetIdentityResponse
+	// The encoded Identity within raw, when the reply is that one field
+	// only: what the fan-out's reply splices in (EncodeReply).
+	identity []byte
 }
 
 func newIdentityCodec() *identityCodec {
@@ -65,6 +69,31 @@ func (c *identityCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		kept.ProtoReflect().Set(fd, v)
 		return true
 	})
-	c.last.Store(&decodedReply{raw: bytes.Clone(raw), resp: kept})
+	kraw := bytes.Clone(raw)
+	c.last.Store(&decodedReply{raw: kraw, resp: kept, identity: identityField(kraw)})
 	return nil
+}
+
+// identityBytes returns the encoded form of id when id is the identity this
+// codec decoded last (the very pointer, shared read-only), or nil.
+func (c *identityCodec) identityBytes(id *knowingnodev1.Identity) []byte {
+	if last := c.last.Load(); last != nil && id != nil && last.resp.GetIdentity() == id {
+		return last.identity
+	}
+	return nil
+}
+
+// identityField returns the bytes of field 1 (identity) of an encoded
+// GetIdentityResponse, when it is the only field and occurs once; nil
+// otherwise (then nothing is spliced: the reply is encoded as usual).
+func identityField(raw []byte) []byte {
+	num, typ, n := protowire.ConsumeTag(raw)
+	if n < 0 || num != 1 || typ != protowire.BytesType {
+		return nil
+	}
+	v, m := protowire.ConsumeBytes(raw[n:])
+	if m < 0 || n+m != len(raw) {
+		return nil
+	}
+	return v
 }

@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,8 @@ type backend struct {
 	ep      discovery.Endpoint
 	cc      *grpc.ClientConn
 	client  knowingnodev1.IdentityServiceClient
-	renewed time.Time // when Renew last replaced cc
+	codec   *identityCodec // cc's: keeps the last identity decoded, and its bytes
+	renewed time.Time      // when Renew last replaced cc
 }
 
 // Pool holds one connection per discovered endpoint of a target, reconciled
@@ -44,7 +46,7 @@ type Pool struct {
 
 type snapshot struct {
 	backends []*backend // in discovery order
-	addrs    map[string]bool
+	addrs    map[string]*backend
 }
 
 // endpointServiceConfig is that of each endpoint's own connection: health
@@ -83,7 +85,10 @@ func NewPool(name string, closeGrace time.Duration, log *slog.Logger, dialOpts .
 func (p *Pool) Backends() []*backend { return p.current.Load().backends }
 
 // Has reports whether addr is among the current endpoints.
-func (p *Pool) Has(addr string) bool { return p.current.Load().addrs[addr] }
+func (p *Pool) Has(addr string) bool { return p.current.Load().addrs[addr] != nil }
+
+// backend returns the current backend at addr, or nil.
+func (p *Pool) backend(addr string) *backend { return p.current.Load().addrs[addr] }
 
 // onVanish sets what Update tells about addresses that left discovery.
 func (p *Pool) onVanish(f func(addrs []string)) {
@@ -118,7 +123,7 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 				continue
 			}
 		} else if b.ep != ep {
-			b = &backend{ep: ep, cc: b.cc, client: b.client, renewed: b.renewed} // same address, new name
+			b = &backend{ep: ep, cc: b.cc, client: b.client, codec: b.codec, renewed: b.renewed} // same address, new name
 		}
 		keep[ep.Addr] = b
 		next = append(next, b)
@@ -132,11 +137,7 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 		}
 	}
 	p.conns = keep
-	live := make(map[string]bool, len(keep))
-	for a := range keep {
-		live[a] = true
-	}
-	p.current.Store(&snapshot{backends: next, addrs: live})
+	p.current.Store(&snapshot{backends: next, addrs: maps.Clone(keep)})
 	if len(gone) > 0 && p.vanish != nil {
 		p.vanish(gone)
 	}
@@ -172,7 +173,9 @@ func (p *Pool) Renew(addr string, cc *grpc.ClientConn, chained bool) (knowingnod
 			backends[i] = nb
 		}
 	}
-	p.current.Store(&snapshot{backends: backends, addrs: snap.addrs})
+	addrs := maps.Clone(snap.addrs)
+	addrs[addr] = nb
+	p.current.Store(&snapshot{backends: backends, addrs: addrs})
 	p.closeLater(b.cc)
 	return nb.client, nb.cc, true
 }
@@ -187,13 +190,14 @@ func (p *Pool) dial(ep discovery.Endpoint) (*backend, error) {
 		grpc.WithIdleTimeout(0),
 	}, p.dialOpts...)
 	// Last, so that it is this connection's codec whatever dialOpts say.
-	opts = append(opts, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newIdentityCodec())))
+	codec := newIdentityCodec()
+	opts = append(opts, grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec)))
 	cc, err := grpc.NewClient("passthrough:///"+ep.Addr, opts...)
 	if err != nil {
 		return nil, err
 	}
 	cc.Connect() // warm up now rather than on the first fan-out
-	return &backend{ep: ep, cc: cc, client: knowingnodev1.NewIdentityServiceClient(cc)}, nil
+	return &backend{ep: ep, cc: cc, client: knowingnodev1.NewIdentityServiceClient(cc), codec: codec}, nil
 }
 
 // closeLater closes cc after the grace; p.mu is held.

@@ -160,23 +160,28 @@ func (s *Service) FanOutStream(req *knowingnodev1.FanOutStreamRequest, stream gr
 			if o.err != nil {
 				return o.err
 			}
-			if o.resp.GetMode() == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED {
-				// Its results are groups, known at the end.
-				for _, r := range o.resp.GetResults() {
-					send(r)
-				}
-				if sendErr != nil {
-					return sendErr
-				}
-			}
-			last := &knowingnodev1.FanOutResponse{
-				Frontend:  o.resp.GetFrontend(),
-				Target:    o.resp.GetTarget(),
-				Mode:      o.resp.GetMode(),
-				Summary:   o.resp.GetSummary(),
-				Discovery: o.resp.GetDiscovery(),
-			}
-			return stream.Send(&knowingnodev1.FanOutStreamResponse{Event: &knowingnodev1.FanOutStreamResponse_Done{Done: last}})
+			return sendLast(stream, o.resp, send, &sendErr)
 		}
 	}
+}
+
+// sendLast ends a FanOutStream: BALANCED's results (groups, known only at
+// the end) through send, then the response without its results.
+func sendLast(stream grpc.ServerStreamingServer[knowingnodev1.FanOutStreamResponse], resp *knowingnodev1.FanOutResponse, send func(*knowingnodev1.BackendResult), sendErr *error) error {
+	if resp.GetMode() == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED {
+		for _, r := range resp.GetResults() {
+			send(r)
+		}
+		if *sendErr != nil {
+			return *sendErr
+		}
+	}
+	last := &knowingnodev1.FanOutResponse{
+		Frontend:  resp.GetFrontend(),
+		Target:    resp.GetTarget(),
+		Mode:      resp.GetMode(),
+		Summary:   resp.GetSummary(),
+		Discovery: resp.GetDiscovery(),
+	}
+	return stream.Send(&knowingnodev1.FanOutStreamResponse{Event: &knowingnodev1.FanOutStreamResponse_Done{Done: last}})
 }

@@ -13,8 +13,13 @@ import (
 // maps was the largest cost of a call.
 type replyCodec struct {
 	encoding.CodecV2
-	encoded map[protobuf.Message][]byte // written before serving, read-only after
+	encoded  map[protobuf.Message][]byte // written before serving, read-only after
+	encoders []Encoder                   // likewise
 }
+
+// Encoder encodes the replies it knows (ok), in its own way; the server
+// encodes the others as usual.
+type Encoder func(v any) (b mem.BufferSlice, ok bool, err error)
 
 func newReplyCodec() *replyCodec {
 	return &replyCodec{CodecV2: encoding.GetCodecV2(proto.Name), encoded: map[protobuf.Message][]byte{}}
@@ -27,7 +32,19 @@ func (c *replyCodec) Marshal(v any) (mem.BufferSlice, error) {
 			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 		}
 	}
+	for _, enc := range c.encoders {
+		if b, ok, err := enc(v); ok {
+			return b, err
+		}
+	}
 	return c.CodecV2.Marshal(v)
+}
+
+// EncodeWith has enc encode the replies it knows: a service whose replies
+// embed bytes it already holds can write them as they are. Call it before
+// Run.
+func (s *Server) EncodeWith(enc Encoder) {
+	s.codec.encoders = append(s.codec.encoders, enc)
 }
 
 // CacheReply encodes m now and sends those bytes whenever a handler returns

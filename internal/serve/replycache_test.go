@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -50,6 +52,44 @@ func TestCachedReplyIsSentAsEncoded(t *testing.T) {
 		if !proto.Equal(resp.GetIdentity(), want) {
 			t.Fatalf("got %v, want the identity as cached %v", resp.GetIdentity(), want)
 		}
+	}
+}
+
+// An Encoder registered with EncodeWith encodes the replies it takes (here:
+// every GetIdentityResponse, as another identity), and the server encodes
+// the others (health) as usual.
+func TestEncodeWith(t *testing.T) {
+	cfg := Config{GRPCAddr: "127.0.0.1:0", ShutdownTimeout: 1e9, MaxRecvBytes: 1 << 16, MaxConcurrentStreams: 10}
+	srv, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	knowingnodev1.RegisterIdentityServiceServer(srv.GRPC, identity.NewServer(&knowingnodev1.Identity{PodName: "real"}))
+	other, err := proto.Marshal(&knowingnodev1.GetIdentityResponse{Identity: &knowingnodev1.Identity{PodName: "encoded"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.EncodeWith(func(v any) (mem.BufferSlice, bool, error) {
+		if _, ok := v.(*knowingnodev1.GetIdentityResponse); !ok {
+			return nil, false, nil
+		}
+		return mem.BufferSlice{mem.SliceBuffer(other)}, true, nil
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	cc, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	resp, err := knowingnodev1.NewIdentityServiceClient(cc).GetIdentity(t.Context(), &knowingnodev1.GetIdentityRequest{})
+	if err != nil || resp.GetIdentity().GetPodName() != "encoded" {
+		t.Errorf("GetIdentity: %v %v; want the encoder's reply", resp, err)
+	}
+	if _, err := healthpb.NewHealthClient(cc).Check(t.Context(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health, which the encoder leaves alone: %v", err)
 	}
 }
 

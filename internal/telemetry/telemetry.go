@@ -12,7 +12,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,8 +51,8 @@ type Telemetry struct {
 	Tracing       bool // spans are exported
 	tp            trace.TracerProvider
 	prop          propagation.TextMapPropagator
-	serverMetrics *grpcprom.ServerMetrics
-	clientMetrics *grpcprom.ClientMetrics
+	serverMetrics *rpcMetrics
+	clientMetrics *rpcMetrics
 	shutdown      func(context.Context) error
 	shutdownIn    time.Duration
 }
@@ -77,8 +76,8 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 	t := &Telemetry{
 		Registry:      reg,
 		prop:          propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-		serverMetrics: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()),
-		clientMetrics: grpcprom.NewClientMetrics(grpcprom.WithClientHandlingTimeHistogram()),
+		serverMetrics: newRPCMetrics("server"),
+		clientMetrics: newRPCMetrics("client"),
 		shutdown:      func(context.Context) error { return nil },
 		shutdownIn:    o.ShutdownTimeout,
 	}
@@ -153,7 +152,7 @@ func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.prop }
 
 // ServerOptions instrument a gRPC server: metrics always, traces when on.
 func (t *Telemetry) ServerOptions() []grpc.ServerOption {
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(t.serverMetrics.UnaryServerInterceptor())}
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(t.serverMetrics.unaryServerInterceptor())}
 	if t.Tracing {
 		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(t.tp), otelgrpc.WithPropagators(t.prop))))
@@ -163,7 +162,7 @@ func (t *Telemetry) ServerOptions() []grpc.ServerOption {
 
 // DialOptions instrument a gRPC client: metrics always, traces when on.
 func (t *Telemetry) DialOptions() []grpc.DialOption {
-	opts := []grpc.DialOption{grpc.WithChainUnaryInterceptor(t.clientMetrics.UnaryClientInterceptor())}
+	opts := []grpc.DialOption{grpc.WithChainUnaryInterceptor(t.clientMetrics.unaryClientInterceptor())}
 	if t.Tracing {
 		opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 			otelgrpc.WithTracerProvider(t.tp), otelgrpc.WithPropagators(t.prop))))
@@ -173,7 +172,7 @@ func (t *Telemetry) DialOptions() []grpc.DialOption {
 
 // InitializeServerMetrics pre-registers every method of s at zero, so the
 // series exist before the first call.
-func (t *Telemetry) InitializeServerMetrics(s *grpc.Server) { t.serverMetrics.InitializeMetrics(s) }
+func (t *Telemetry) InitializeServerMetrics(s *grpc.Server) { t.serverMetrics.initialize(s) }
 
 // MetricsHandler serves the registry in the Prometheus format.
 func (t *Telemetry) MetricsHandler() http.Handler {

@@ -229,7 +229,8 @@ type FanOutResponse struct {
 	Target   string     `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
 	Mode     FanOutMode `protobuf:"varint,3,opt,name=mode,proto3,enum=knowingnode.v1.FanOutMode" json:"mode,omitempty"`
 	// EACH: one result per endpoint, in discovery order. BALANCED: one result
-	// per address reached and code, with the number of calls in calls.
+	// per address reached, pod that answered there and code, with the number
+	// of calls in calls.
 	Results []*BackendResult `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
 	Summary *FanOutSummary   `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
 	// What discovery saw when the fan-out started.
@@ -325,12 +326,13 @@ type BackendResult struct {
 	// backend announced through gRPC health checking that it is shutting down
 	// (NOT_SERVING: it stays up for its drain delay, finishing the calls it
 	// has), so it was not called: that is neither success nor failure, and it
-	// is counted in FanOutSummary.draining, not failed.
+	// is counted in FanOutSummary.draining, not failed; or "NOT_SENT" when the
+	// fan-out's deadline passed before this call's turn, so it was never sent.
 	Code string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
 	// The gRPC status message on failure.
 	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
 	// The call's latency; in BALANCED mode, that of the first call of its group
-	// (the summary's quantiles are over every call).
+	// (the summary's quantiles are over every call). Absent when NOT_SENT.
 	Latency *durationpb.Duration `protobuf:"bytes,6,opt,name=latency,proto3" json:"latency,omitempty"`
 	// How many calls this result stands for: 1 in EACH mode; in BALANCED mode,
 	// the calls that landed on this address with this code.
@@ -422,11 +424,11 @@ func (x *BackendResult) GetCalls() int32 {
 // a BALANCED result of n calls counts n. The latency fields are exact
 // nearest-rank quantiles (the value at rank ceil(q x n) of the n sorted
 // latencies, no histogram) over the latency of every call that was made,
-// successful or failed; DRAINING results, which are never called, are not
-// latency samples.
+// successful or failed; DRAINING and NOT_SENT results, which were never
+// sent, are not latency samples.
 type FanOutSummary struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// total = ok + failed + draining.
+	// total = ok + failed + draining + not_sent.
 	Total  int32 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
 	Ok     int32 `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
 	Failed int32 `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
@@ -436,9 +438,10 @@ type FanOutSummary struct {
 	ByPod map[string]int32 `protobuf:"bytes,5,rep,name=by_pod,json=byPod,proto3" json:"by_pod,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Calls per gRPC status code name.
 	ByCode map[string]int32 `protobuf:"bytes,6,rep,name=by_code,json=byCode,proto3" json:"by_code,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// The smallest, median (nearest rank), 99th percentile (nearest rank) and
-	// largest call latency, each measured from the call's start to its end at
-	// the frontend; unset when no call was made.
+	// Latency quantiles over every call sent (ok and failed, each BALANCED call
+	// on its own), each measured from the call's start to its end at the
+	// frontend: exact, nearest rank (p50: the ceil(n/2)-th fastest); calls not
+	// sent (DRAINING, NOT_SENT) are not samples. Absent when none was sent.
 	LatencyMin *durationpb.Duration `protobuf:"bytes,7,opt,name=latency_min,json=latencyMin,proto3" json:"latency_min,omitempty"`
 	LatencyP50 *durationpb.Duration `protobuf:"bytes,8,opt,name=latency_p50,json=latencyP50,proto3" json:"latency_p50,omitempty"`
 	LatencyP99 *durationpb.Duration `protobuf:"bytes,9,opt,name=latency_p99,json=latencyP99,proto3" json:"latency_p99,omitempty"`
@@ -450,7 +453,10 @@ type FanOutSummary struct {
 	// Successful calls per zone (the backend identity's zone, from its
 	// topology.kubernetes.io/zone label). Backends that report no zone are not
 	// counted here: ok minus the sum is how many calls answered without one.
-	ByZone        map[string]int32 `protobuf:"bytes,13,rep,name=by_zone,json=byZone,proto3" json:"by_zone,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	ByZone map[string]int32 `protobuf:"bytes,13,rep,name=by_zone,json=byZone,proto3" json:"by_zone,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Calls never sent because the fan-out's deadline passed before their turn
+	// (code "NOT_SENT"): neither failures of a backend nor latency samples.
+	NotSent       int32 `protobuf:"varint,14,opt,name=not_sent,json=notSent,proto3" json:"not_sent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -574,6 +580,13 @@ func (x *FanOutSummary) GetByZone() map[string]int32 {
 		return x.ByZone
 	}
 	return nil
+}
+
+func (x *FanOutSummary) GetNotSent() int32 {
+	if x != nil {
+		return x.NotSent
+	}
+	return 0
 }
 
 // ListTargetsRequest takes nothing: every configured target is listed.
@@ -1385,7 +1398,7 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x123\n" +
 	"\alatency\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x14\n" +
-	"\x05calls\x18\a \x01(\x05R\x05calls\"\x88\a\n" +
+	"\x05calls\x18\a \x01(\x05R\x05calls\"\xa3\a\n" +
 	"\rFanOutSummary\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x05R\x05total\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\x05R\x02ok\x12\x16\n" +
@@ -1404,7 +1417,8 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"latencyMax\x125\n" +
 	"\bduration\x18\v \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1a\n" +
 	"\bdraining\x18\f \x01(\x05R\bdraining\x12B\n" +
-	"\aby_zone\x18\r \x03(\v2).knowingnode.v1.FanOutSummary.ByZoneEntryR\x06byZone\x1a9\n" +
+	"\aby_zone\x18\r \x03(\v2).knowingnode.v1.FanOutSummary.ByZoneEntryR\x06byZone\x12\x19\n" +
+	"\bnot_sent\x18\x0e \x01(\x05R\anotSent\x1a9\n" +
 	"\vByNodeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a8\n" +
