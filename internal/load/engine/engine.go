@@ -72,6 +72,14 @@ type Config struct {
 	Window time.Duration
 	// Timeout bounds each call; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Start, when set, is the absolute time the run (its warm-up, then
+	// its windows) begins; Run waits for it. Workers of one distributed run
+	// share it, so their windows line up. Zero means now.
+	Start time.Time
+	// Phase delays the open loop's first call past Start: call j is due at
+	// Start + Phase + j/Rate. A distributed run gives worker i of N the
+	// phase i/R, so the N schedules interleave into the single one.
+	Phase time.Duration
 }
 
 // Validate checks c's ranges and names the field out of range.
@@ -90,6 +98,7 @@ func (c Config) Validate() error {
 	check(c.Warmup >= 0 && c.Warmup <= MaxDuration, "warmup %v is outside 0s..%v", c.Warmup, MaxDuration)
 	check(c.Window == 0 || c.Window >= 10*time.Millisecond && c.Window <= time.Hour, "window %v is outside 10ms..1h", c.Window)
 	check(c.Timeout >= 0 && c.Timeout <= time.Hour, "timeout %v is outside 0s..1h", c.Timeout)
+	check(c.Phase >= 0 && c.Phase <= time.Hour, "phase %v is outside 0s..1h", c.Phase)
 	return errors.Join(errs...)
 }
 
@@ -117,6 +126,12 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 	defer cancel()
 
 	start := time.Now()
+	if !c.Start.IsZero() {
+		if err := sleepUntil(ctx, c.Start); err != nil {
+			return nil, err
+		}
+		start = c.Start
+	}
 	measureFrom := start.Add(c.Warmup)
 	rec := newRecorder(measureFrom)
 	var end time.Time
@@ -239,7 +254,17 @@ func openLoop(ctx context.Context, c Config, end time.Time, b *budget, rec *reco
 	burst := max(1, int(c.Rate*pacerSlack.Seconds()))
 	lim := rate.NewLimiter(rate.Limit(c.Rate), burst)
 	first := time.Now()
-	lim.AllowN(first, burst)
+	keep := 0
+	if !c.Start.IsZero() {
+		// An absolute schedule: call 0 is due at Start + Phase, so one
+		// token is left for it.
+		first = c.Start.Add(c.Phase)
+		if err := sleepUntil(ctx, first); err != nil {
+			return
+		}
+		keep = 1
+	}
+	lim.AllowN(first, burst-keep)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	var scheduled int64
@@ -330,6 +355,22 @@ func (b *budget) exhausted() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.limited && b.remaining == 0
+}
+
+// sleepUntil waits until t or until ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // stopping reports whether the run's context has ended or is past its
