@@ -462,7 +462,10 @@ type WorkerWindow struct {
 	Cpu float64 `protobuf:"fixed64,18,opt,name=cpu,proto3" json:"cpu,omitempty"`
 	// When the worker sent its first call (warm-up included), in its clock;
 	// unset before it has.
-	FirstSend     *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=first_send,json=firstSend,proto3" json:"first_send,omitempty"`
+	FirstSend *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=first_send,json=firstSend,proto3" json:"first_send,omitempty"`
+	// The cores the worker may use (its GOMAXPROCS, which follows its CPU
+	// limit): cpu near it means the worker, not the tier, was the limit.
+	Cores         float64 `protobuf:"fixed64,20,opt,name=cores,proto3" json:"cores,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -630,6 +633,13 @@ func (x *WorkerWindow) GetFirstSend() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *WorkerWindow) GetCores() float64 {
+	if x != nil {
+		return x.Cores
+	}
+	return 0
+}
+
 // WorkerDone ends the worker's stream: its totals, to check the windows by.
 type WorkerDone struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -739,7 +749,7 @@ const file_knowingnode_v1_worker_proto_rawDesc = "" +
 	"\vWorkerReady\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x120\n" +
-	"\x05clock\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05clock\"\x8a\f\n" +
+	"\x05clock\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05clock\"\xa0\f\n" +
 	"\fWorkerWindow\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x121\n" +
 	"\x06length\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06length\x12\x12\n" +
@@ -761,7 +771,8 @@ const file_knowingnode_v1_worker_proto_rawDesc = "" +
 	"\thistogram\x18\x11 \x01(\fR\thistogram\x12\x10\n" +
 	"\x03cpu\x18\x12 \x01(\x01R\x03cpu\x129\n" +
 	"\n" +
-	"first_send\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSend\x1a9\n" +
+	"first_send\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSend\x12\x14\n" +
+	"\x05cores\x18\x14 \x01(\x01R\x05cores\x1a9\n" +
 	"\vByCodeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1a8\n" +
