@@ -298,4 +298,3 @@ func TestReadyPolicy(t *testing.T) {
 		t.Errorf("unknown target: %v", err)
 	}
 }
-
