@@ -52,6 +52,8 @@ type WorkerLine struct {
 	Index   int           `json:"index"`
 	CPU     float64       `json:"cpu"`
 	Cores   float64       `json:"cores"`
+	// FirstSend is when the worker sent its first call, in its clock.
+	FirstSend time.Time `json:"firstSend,omitzero"`
 	// Hist is the window's HdrHistogram (V2 compressed, base64), in µs.
 	Hist string `json:"hist,omitempty"`
 	*engine.Stats
@@ -193,6 +195,9 @@ func (w *Worker) Run(stream knowingnodev1.LoadWorkerService_RunServer) error {
 		if w.o.OnWindow != nil {
 			l := WorkerLine{Type: "worker-window", Run: plan.GetRunId(), Worker: w.o.Name, Node: w.o.Node, Slot: share.Index, Workers: share.Workers,
 				T0: t0, Warmup: cfg.Warmup, Window: cfg.Window, Rate: runRate, Index: index, CPU: cpu, Cores: cores, Stats: s}
+			if fs := ww.GetFirstSend(); fs != nil {
+				l.FirstSend = fs.AsTime()
+			}
 			if ww != nil {
 				l.Hist = string(ww.Histogram)
 			}
