@@ -79,14 +79,16 @@ func MergeFiles(files map[string][]WorkerLine, maxGap time.Duration) (*Result, [
 	var firstName, lastName string
 	for _, n := range names {
 		for i, l := range files[n] {
+			f0 := files[n][0]
 			switch {
+			case l.Run != f0.Run || l.Slot != f0.Slot || l.Worker != f0.Worker || !l.T0.Equal(f0.T0):
+				return nil, nil, fmt.Errorf("%s window %d is run %q worker %s slot %d, its first run %q worker %s slot %d: one file per worker and run",
+					n, i+1, l.Run, l.Worker, l.Slot, f0.Run, f0.Worker, f0.Slot)
 			case l.Run != ref.Run:
 				return nil, nil, fmt.Errorf("%s is run %q but %s is run %q: files of different runs do not merge", n, l.Run, names[0], ref.Run)
 			case l.Workers != ref.Workers || l.Window != ref.Window || l.Warmup != ref.Warmup || l.Rate != ref.Rate:
 				return nil, nil, fmt.Errorf("%s and %s disagree on the run's shape (workers %d/%d, window %v/%v, warm-up %v/%v, rate %g/%g)",
 					n, names[0], l.Workers, ref.Workers, l.Window, ref.Window, l.Warmup, ref.Warmup, l.Rate, ref.Rate)
-			case l.Slot != files[n][0].Slot || l.Worker != files[n][0].Worker || !l.T0.Equal(files[n][0].T0):
-				return nil, nil, fmt.Errorf("%s line %d is another worker's (%s slot %d) than its first (%s slot %d): one file per worker", n, i+1, l.Worker, l.Slot, files[n][0].Worker, files[n][0].Slot)
 			case l.Slot < 0 || l.Slot >= l.Workers:
 				return nil, nil, fmt.Errorf("%s: slot %d is outside 0..%d", n, l.Slot, l.Workers-1)
 			}
