@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -160,7 +161,7 @@ func TestMergedEqualsWorkersUnion(t *testing.T) {
 // latencies, within the histogram's precision (3 significant digits).
 func TestMergeRawLatencies(t *testing.T) {
 	var raw []int64
-	var parts []*engine.Stats
+	var packed []*hdrhistogram.PackedHistogram
 	seed := uint64(7)
 	for w := range 5 {
 		h := newHist()
@@ -181,9 +182,9 @@ func TestMergeRawLatencies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		parts = append(parts, p.stats)
+		packed = append(packed, p.packed)
 	}
-	m := mergeStats(parts, time.Time{}, time.Second, time.Second)
+	m := mergeStats(nil, packed, time.Time{}, time.Second, time.Second)
 	slices.Sort(raw)
 	exact := func(p float64) int64 {
 		rank := int(p/100*float64(len(raw))+0.5) - 1
@@ -199,8 +200,8 @@ func TestMergeRawLatencies(t *testing.T) {
 			t.Errorf("p%g: merged %d µs, raw union %d µs", tc.p, got, want)
 		}
 	}
-	if m.Sent != int64(len(raw)) {
-		t.Errorf("sent %d, want %d", m.Sent, len(raw))
+	if m.Hist.TotalCount() != int64(len(raw)) {
+		t.Errorf("merged %d latencies, want %d", m.Hist.TotalCount(), len(raw))
 	}
 }
 

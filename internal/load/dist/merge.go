@@ -43,11 +43,14 @@ type Window struct {
 	GeneratorBound bool    `json:"generatorBound,omitempty"`
 }
 
-// part is one worker's window.
+// part is one worker's window. A window off the wire keeps its histogram
+// packed (only the populated buckets): decoding and merging it then costs
+// what it holds, not the whole 1 µs..1 h range.
 type part struct {
-	stats *engine.Stats
-	cpu   float64 // cores used
-	cores float64 // cores the worker may use
+	stats  *engine.Stats
+	packed *hdrhistogram.PackedHistogram
+	cpu    float64 // cores used
+	cores  float64 // cores the worker may use
 }
 
 // generatorBound reports whether the worker, not the tier, held the rate back.
@@ -62,7 +65,7 @@ func (p part) generatorBound() bool {
 // mergeStats adds parts up: counts are summed, latency histograms merged,
 // and the quantiles read from the merged histogram, never averaged. start
 // and length are the window's; elapsed is how far into the run it ends.
-func mergeStats(parts []*engine.Stats, start time.Time, length, elapsed time.Duration) *engine.Stats {
+func mergeStats(parts []*engine.Stats, packed []*hdrhistogram.PackedHistogram, start time.Time, length, elapsed time.Duration) *engine.Stats {
 	m := &engine.Stats{Start: start, Length: length, Elapsed: elapsed, Hist: newHist(),
 		ByCode: map[string]int64{}, ByPod: map[string]int64{}, ByNode: map[string]int64{}, ByZone: map[string]int64{},
 		PodNode: map[string]string{}, BackendByPod: map[string]int64{}, BackendByNode: map[string]int64{},
@@ -88,6 +91,9 @@ func mergeStats(parts []*engine.Stats, start time.Time, length, elapsed time.Dur
 		if p.Hist != nil {
 			m.Hist.Merge(p.Hist)
 		}
+	}
+	for _, p := range packed {
+		p.MergeInto(m.Hist)
 	}
 	if length > 0 {
 		m.Rate = float64(m.Sent) / length.Seconds()
@@ -140,14 +146,27 @@ func decodeWindow(w *knowingnodev1.WorkerWindow) (part, error) {
 		BackendByPod: maps.Clone(w.GetBackendByPod()), BackendByNode: maps.Clone(w.GetBackendByNode()),
 		BackendByZone: maps.Clone(w.GetBackendByZone()), BackendByCode: maps.Clone(w.GetBackendByCode()),
 	}
+	p := part{stats: s, cpu: w.GetCpu(), cores: w.GetCores()}
 	if b := w.GetHistogram(); len(b) > 0 {
-		h, err := decodeHist(b)
+		h, err := hdrhistogram.DecodePacked(b)
 		if err != nil {
+			return part{}, fmt.Errorf("window %d: histogram: %w", w.GetIndex(), err)
+		}
+		if err := checkGeometry(h.LowestTrackableValue(), h.HighestTrackableValue(), h.SignificantFigures()); err != nil {
 			return part{}, fmt.Errorf("window %d: %w", w.GetIndex(), err)
 		}
-		s.Hist = h
+		p.packed = h
 	}
-	return part{stats: s, cpu: w.GetCpu(), cores: w.GetCores()}, nil
+	return p, nil
+}
+
+// checkGeometry refuses a histogram of another geometry than the
+// engine's: merging it would not be exact.
+func checkGeometry(low, high, digits int64) error {
+	if low != histMin || high != histMax || digits != histSigFigs {
+		return fmt.Errorf("histogram covers %d..%d µs at %d digits, want %d..%d at %d", low, high, digits, histMin, histMax, histSigFigs)
+	}
+	return nil
 }
 
 func decodeHist(b []byte) (*hdrhistogram.Histogram, error) {
@@ -155,9 +174,8 @@ func decodeHist(b []byte) (*hdrhistogram.Histogram, error) {
 	if err != nil {
 		return nil, fmt.Errorf("histogram: %w", err)
 	}
-	if h.LowestTrackableValue() != histMin || h.HighestTrackableValue() != histMax || h.SignificantFigures() != histSigFigs {
-		return nil, fmt.Errorf("histogram covers %d..%d µs at %d digits, want %d..%d at %d",
-			h.LowestTrackableValue(), h.HighestTrackableValue(), h.SignificantFigures(), histMin, histMax, histSigFigs)
+	if err := checkGeometry(h.LowestTrackableValue(), h.HighestTrackableValue(), h.SignificantFigures()); err != nil {
+		return nil, err
 	}
 	return h, nil
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
 
@@ -184,6 +186,7 @@ func (s *state) emit(now time.Time) []*Window {
 func (s *state) merge(k int) *Window {
 	from, length := s.bounds(k)
 	var stats []*engine.Stats
+	var packed []*hdrhistogram.PackedHistogram
 	win := &Window{Index: k, Expected: len(s.workers)}
 	for _, w := range s.workers {
 		p, ok := w.parts[k]
@@ -199,6 +202,9 @@ func (s *state) merge(k int) *Window {
 		}
 		delete(w.parts, k)
 		stats = append(stats, p.stats)
+		if p.packed != nil {
+			packed = append(packed, p.packed)
+		}
 		if k >= s.nominal {
 			length = max(length, p.stats.Length)
 		}
@@ -208,7 +214,7 @@ func (s *state) merge(k int) *Window {
 		win.MaxWorkerCPU = max(win.MaxWorkerCPU, p.cpu)
 		win.GeneratorBound = win.GeneratorBound || p.generatorBound()
 	}
-	win.Stats = mergeStats(stats, s.measureFrom.Add(from), length, from+length)
+	win.Stats = mergeStats(stats, packed, s.measureFrom.Add(from), length, from+length)
 	win.Degraded = s.anyLost()
 	s.missing += win.Missing
 	if win.GeneratorBound {
@@ -227,7 +233,7 @@ func (s *state) summary() *Window {
 			sum.Workers++
 		}
 	}
-	sum.Stats = mergeStats(s.merged, s.measureFrom, d, d)
+	sum.Stats = mergeStats(s.merged, nil, s.measureFrom, d, d)
 	sum.RequestedRate = s.cfg.Engine.Rate
 	return sum
 }
