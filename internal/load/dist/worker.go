@@ -34,6 +34,9 @@ type WorkerOptions struct {
 	// OnWindow, when set, also gets each window (for the worker's own
 	// JSON lines, which bin/load merge reads).
 	OnWindow func(WorkerLine)
+	// OnRunEnd, when set, is called after each started run has ended (a
+	// worker of an Indexed Job exits after its one run).
+	OnRunEnd func()
 }
 
 // WorkerLine is one window of one worker, as bin/load --worker writes it
@@ -151,6 +154,9 @@ func (w *Worker) Run(stream knowingnodev1.LoadWorkerService_RunServer) error {
 	}
 	runRate := cfg.Rate
 	cfg.Rate, cfg.Start, cfg.Phase = share.Rate, t0, share.Phase
+	if w.o.OnRunEnd != nil {
+		defer w.o.OnRunEnd()
+	}
 
 	// The stream's context is the run's: the coordinator cancelling the
 	// stream, or its connection breaking, stops the calls. (The coordinator

@@ -90,6 +90,7 @@ func workerMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	maxRate := fs.Float64("max-rate", 100000, "highest total rate of a run this worker takes part in")
 	maxDuration := fs.Duration("max-duration", time.Hour, "longest warm-up plus duration of a run")
 	jsonFile := fs.String("json", "", "write each window of each run as a JSON line (with its histogram) to this file (- for stdout), for load merge")
+	once := fs.Bool("once", false, "exit after one run (a worker of a Job)")
 	var targetArgs []string
 	if i := indexOf(args, "--"); i >= 0 {
 		args, targetArgs = args[:i], args[i+1:]
@@ -123,8 +124,15 @@ func workerMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		defer lines.close()
 	}
+	ranOnce := make(chan struct{})
+	var endOnce sync.Once
 	w := dist.NewWorker(dist.WorkerOptions{Name: *name, Node: *node, MaxRate: *maxRate, MaxDuration: *maxDuration,
 		Targets: map[string]engine.Caller{*targetName: call},
+		OnRunEnd: func() {
+			if *once {
+				endOnce.Do(func() { close(ranOnce) })
+			}
+		},
 		OnWindow: func(l dist.WorkerLine) {
 			if lines != nil {
 				lines.write(l)
@@ -146,14 +154,15 @@ func workerMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	log.Info("serving", "addrs", []string{"grpc=" + lis.Addr().String()}, "worker", *name, "target", *targetName)
 	select {
 	case <-ctx.Done():
-		hs.Shutdown()
-		srv.GracefulStop()
-		<-served
-		return exitOK
+	case <-ranOnce:
 	case err := <-served:
 		fmt.Fprintf(stderr, "load worker: %v\n", err)
 		return exitError
 	}
+	hs.Shutdown()
+	srv.GracefulStop()
+	<-served
+	return exitOK
 }
 
 func indexOf(args []string, s string) int {
