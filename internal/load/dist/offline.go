@@ -86,9 +86,11 @@ func MergeFiles(files map[string][]WorkerLine, maxGap time.Duration) (*Result, [
 					n, i+1, l.Run, l.Worker, l.Slot, f0.Run, f0.Worker, f0.Slot)
 			case l.Run != ref.Run:
 				return nil, nil, fmt.Errorf("%s is run %q but %s is run %q: files of different runs do not merge", n, l.Run, names[0], ref.Run)
-			case l.Workers != ref.Workers || l.Window != ref.Window || l.Warmup != ref.Warmup || l.Rate != ref.Rate:
-				return nil, nil, fmt.Errorf("%s and %s disagree on the run's shape (workers %d/%d, window %v/%v, warm-up %v/%v, rate %g/%g)",
-					n, names[0], l.Workers, ref.Workers, l.Window, ref.Window, l.Warmup, ref.Warmup, l.Rate, ref.Rate)
+			case l.Workers != ref.Workers || l.Window != ref.Window || l.Warmup != ref.Warmup || l.Rate != ref.Rate || l.Duration != ref.Duration:
+				return nil, nil, fmt.Errorf("%s and %s disagree on the run's shape (workers %d/%d, window %v/%v, warm-up %v/%v, duration %v/%v, rate %g/%g)",
+					n, names[0], l.Workers, ref.Workers, l.Window, ref.Window, l.Warmup, ref.Warmup, l.Duration, ref.Duration, l.Rate, ref.Rate)
+			case l.Window <= 0 || l.Duration <= 0 || !(l.Rate > 0):
+				return nil, nil, fmt.Errorf("%s line %d: window %v, duration %v and rate %g must be positive", n, i+1, l.Window, l.Duration, l.Rate)
 			case l.Slot < 0 || l.Slot >= l.Workers:
 				return nil, nil, fmt.Errorf("%s: slot %d is outside 0..%d", n, l.Slot, l.Workers-1)
 			}
@@ -111,14 +113,7 @@ func MergeFiles(files map[string][]WorkerLine, maxGap time.Duration) (*Result, [
 	}
 
 	cfg := Config{RunID: ref.Run, Workers: ref.Workers, Grace: ref.Window,
-		Engine: engine.Config{Rate: ref.Rate, Window: ref.Window, Warmup: ref.Warmup}}
-	// The duration is what the windows cover: the nominal windows are the
-	// ones the longest file has in full.
-	var longest int
-	for _, ls := range files {
-		longest = max(longest, len(ls))
-	}
-	cfg.Engine.Duration = time.Duration(longest) * ref.Window
+		Engine: engine.Config{Rate: ref.Rate, Window: ref.Window, Warmup: ref.Warmup, Duration: ref.Duration}}
 	st := newState(cfg, first, ref.Workers)
 	res := &Result{RunID: ref.Run, T0: first, Asked: ref.Workers}
 	for slot := range ref.Workers {
@@ -144,6 +139,12 @@ func MergeFiles(files map[string][]WorkerLine, maxGap time.Duration) (*Result, [
 				w.FirstSend = l.FirstSend.Add(-w.Offset)
 			}
 			w.parts[l.Index] = part{stats: l.Stats, cpu: l.CPU, cores: l.Cores}
+		}
+		// A file that ends before the run did is a worker lost after its
+		// last window (killed, or its pod's log cut short).
+		if len(ls) < st.nominal {
+			from, length := st.bounds(len(ls) - 1)
+			st.lose(slot, st.measureFrom.Add(from+length), fmt.Sprintf("its file ends after window %d of %d", len(ls)-1, st.nominal))
 		}
 	}
 	if res.Started < ref.Workers {

@@ -35,7 +35,7 @@ func synthetic(run string, slot, workers int, t0 time.Time, windows int) []Worke
 			h.RecordValue(100 + v*int64(slot+1))
 		}
 		ls = append(ls, WorkerLine{Type: "worker-window", Run: run, Worker: "w" + string(rune('0'+slot)), Slot: slot, Workers: workers,
-			T0: t0, Window: time.Second, Rate: 100, Index: k, FirstSend: t0.Add(time.Duration(slot) * time.Millisecond),
+			T0: t0, Window: time.Second, Duration: 4 * time.Second, Rate: 100, Index: k, FirstSend: t0.Add(time.Duration(slot) * time.Millisecond),
 			Stats: &engine.Stats{Sent: 50, OK: 50, ByCode: map[string]int64{"OK": 50}, ByPod: map[string]int64{"p": 50}, Hist: h}})
 	}
 	for i := range ls {
@@ -69,6 +69,12 @@ func TestMergeFiles(t *testing.T) {
 	// the workers' clock offsets, which the skew takes out.
 	if res.StartSkew != 2*time.Millisecond {
 		t.Errorf("start skew %v, want 2ms", res.StartSkew)
+	}
+	// A file cut short: that worker is lost after its last window.
+	files["w1.jsonl"] = files["w1.jsonl"][:2]
+	res, windows, err = MergeFiles(files, DefaultMaxStartGap)
+	if err != nil || !res.Degraded || !res.Workers[1].Lost || res.Workers[1].Missing != 2*33 || windows[3].Workers != 2 {
+		t.Errorf("a file cut short: %v, %+v", err, res.Workers)
 	}
 	// A worker without its file: merged, and its share reported missing.
 	delete(files, "w2.jsonl")

@@ -51,10 +51,12 @@ type WorkerLine struct {
 	T0      time.Time     `json:"t0"`      // in the worker's clock
 	Warmup  time.Duration `json:"warmup"`
 	Window  time.Duration `json:"window"`
-	Rate    float64       `json:"runRate"` // the run's total rate
-	Index   int           `json:"index"`
-	CPU     float64       `json:"cpu"`
-	Cores   float64       `json:"cores"`
+	// Duration is the run's measured duration.
+	Duration time.Duration `json:"duration"`
+	Rate     float64       `json:"runRate"` // the run's total rate
+	Index    int           `json:"index"`
+	CPU      float64       `json:"cpu"`
+	Cores    float64       `json:"cores"`
 	// FirstSend is when the worker sent its first call, in its clock.
 	FirstSend time.Time `json:"firstSend,omitzero"`
 	// Hist is the window's HdrHistogram (V2 compressed, base64), in µs.
@@ -200,7 +202,7 @@ func (w *Worker) Run(stream knowingnodev1.LoadWorkerService_RunServer) error {
 		}
 		if w.o.OnWindow != nil {
 			l := WorkerLine{Type: "worker-window", Run: plan.GetRunId(), Worker: w.o.Name, Node: w.o.Node, Slot: share.Index, Workers: share.Workers,
-				T0: t0, Warmup: cfg.Warmup, Window: cfg.Window, Rate: runRate, Index: index, CPU: cpu, Cores: cores, Stats: s}
+				T0: t0, Warmup: cfg.Warmup, Window: cfg.Window, Duration: cfg.Duration, Rate: runRate, Index: index, CPU: cpu, Cores: cores, Stats: s}
 			if fs := ww.GetFirstSend(); fs != nil {
 				l.FirstSend = fs.AsTime()
 			}
