@@ -96,8 +96,10 @@ func run(t *testing.T, cfg Config, find func(context.Context) ([]string, error))
 	return res, windows, err
 }
 
+// baseConfig is a short run; its grace is generous (the machine running the
+// tests may be saturated, and a window later than the grace loses its worker).
 func baseConfig(workers int) Config {
-	return Config{Target: "backends", Workers: workers, ReadyTimeout: 10 * time.Second, StartDelay: 300 * time.Millisecond,
+	return Config{Target: "backends", Workers: workers, ReadyTimeout: 10 * time.Second, StartDelay: 300 * time.Millisecond, Grace: 2 * time.Second,
 		Engine: engine.Config{Rate: 300, Concurrency: 20, Duration: 2 * time.Second, Window: 500 * time.Millisecond, Timeout: 2 * time.Second}}
 }
 
@@ -145,8 +147,13 @@ func TestMergedEqualsWorkersUnion(t *testing.T) {
 			t.Errorf("window %d: %d sent by %d workers; the workers sent %d", w.Index, w.Sent, w.Workers, perIndex[w.Index])
 		}
 	}
-	if r := float64(sum.Sent) / 600; r < 0.9 || r > 1.02 {
-		t.Errorf("sent %d of the 600 asked (%.3f)", sum.Sent, r)
+	// Every call due is sent or counted dropped; and when no window was
+	// generator-bound (a saturated test machine), nearly all are sent.
+	if r := float64(sum.Sent+sum.Dropped) / 600; r < 0.97 || r > 1.02 {
+		t.Errorf("sent %d and dropped %d of the 600 asked (%.3f)", sum.Sent, sum.Dropped, r)
+	}
+	if r := float64(sum.Sent) / 600; res.GeneratorBound == 0 && (r < 0.97 || r > 1.02) {
+		t.Errorf("sent %d of the 600 asked (%.3f), no window generator-bound", sum.Sent, r)
 	}
 	if len(byPod) != 4 || res.Degraded || res.Started != 3 {
 		t.Errorf("pods %v, degraded %v, started %d", byPod, res.Degraded, res.Started)
@@ -213,7 +220,8 @@ func TestLostWorker(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			f := startFleet(t, 3, pods, port)
 			cfg := baseConfig(3)
-			cfg.Engine.Duration = 3 * time.Second
+			cfg.Engine.Duration = 4 * time.Second
+			cfg.Grace = 1500 * time.Millisecond
 			if how == "silent" {
 				f.hold["worker-1"] = 2 // it hangs after sending window 2
 			} else {
@@ -225,8 +233,8 @@ func TestLostWorker(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// On time: the duration, plus the start delay and a grace.
-			if limit := cfg.Engine.Duration + cfg.StartDelay + 2*time.Second; took > limit {
+			// On time: the duration, plus the start delay, a grace and slack.
+			if limit := cfg.Engine.Duration + cfg.StartDelay + cfg.Grace + 2*time.Second; took > limit {
 				t.Errorf("run took %v, more than %v", took, limit)
 			}
 			var lost *WorkerResult
@@ -241,14 +249,15 @@ func TestLostWorker(t *testing.T) {
 			if lost == nil || lost.Name != "worker-1" || !res.Degraded || !res.Summary.Degraded {
 				t.Fatalf("want worker-1 lost and the run degraded: %+v", res)
 			}
-			// Killed 0.9 s after t0; silent after window 2 (window 3 ends at 2 s): seen
-			// within two windows of its last report.
-			if lost.LostAt < time.Second || lost.LostAt > cfg.StartDelay+2500*time.Millisecond {
+			// Killed 0.9 s after t0: its stream breaks at once. Silent after
+			// window 2: window 3 ends at 2 s, and it is lost a grace later.
+			if lost.LostAt < 800*time.Millisecond || lost.LostAt > 2*time.Second+cfg.Grace+time.Second {
 				t.Errorf("lost at %v (%s)", lost.LostAt, lost.LostReason)
 			}
-			// Its share is 100/s: from about 1-1.5 s to 3 s, 150-200 calls missing.
-			if lost.Missing < 100 || lost.Missing > 220 || res.Summary.Missing != lost.Missing {
-				t.Errorf("missing %d (summary %d), want about 150-200", lost.Missing, res.Summary.Missing)
+			// Its share is 100/s: from about 0.5-1 s (killed) or 2-2.5 s
+			// (silent) to 4 s, 150-350 calls missing; never more than its 400.
+			if lost.Missing < 150 || lost.Missing > 350 || res.Summary.Missing != lost.Missing {
+				t.Errorf("missing %d (summary %d), want about 150-350", lost.Missing, res.Summary.Missing)
 			}
 			// No double count: the merge holds exactly the windows it says.
 			lines := f.byWorker()
@@ -266,9 +275,13 @@ func TestLostWorker(t *testing.T) {
 			if merged != res.Summary.Sent {
 				t.Errorf("summary sent %d; the workers' merged windows %d", res.Summary.Sent, merged)
 			}
-			last := windows[len(windows)-1]
-			if !last.Degraded || last.Workers != 2 {
-				t.Errorf("last window: %d workers, degraded %v", last.Workers, last.Degraded)
+			// The duration's last window (a tail after it holds only the
+			// calls still in flight, from the workers that had some).
+			if len(windows) < 8 {
+				t.Fatalf("%d windows, want 8", len(windows))
+			}
+			if last := windows[7]; !last.Degraded || last.Workers != 2 || last.Missing == 0 {
+				t.Errorf("last window: %d workers, degraded %v, missing %d", last.Workers, last.Degraded, last.Missing)
 			}
 			t.Logf("%s: %s lost at %v (%s), %d missing; took %v", how, lost.Name, lost.LostAt, lost.LostReason, lost.Missing, took.Round(time.Millisecond))
 		})
