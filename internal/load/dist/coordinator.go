@@ -101,7 +101,18 @@ func (c *Config) defaults() error {
 	check(c.ReadyTimeout > 0 && c.ReadyTimeout <= time.Hour, "ready timeout %v is outside (0s, 1h]", c.ReadyTimeout)
 	check(c.StartDelay > 0 && c.StartDelay <= time.Minute, "start delay %v is outside (0s, 1m]", c.StartDelay)
 	check(c.Grace > 0 && c.Grace <= time.Hour, "grace %v is outside (0s, 1h]", c.Grace)
-	return errors.Join(append(errs, c.Engine.Validate())...)
+	if err := c.Engine.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	// One line, each problem named.
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = strings.ReplaceAll(e.Error(), "\n", "; ")
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // WorkerResult is what the run knows of one worker.

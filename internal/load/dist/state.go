@@ -102,6 +102,11 @@ func (s *state) receive(ev event) {
 		s.lose(ev.w, ev.at, fmt.Sprintf("stream ended: %v", ev.err))
 	case ev.window != nil:
 		k := int(ev.window.GetIndex())
+		if k < 0 || k > s.nominal {
+			// Windows run from 0 to the duration's last, plus one tail.
+			s.lose(ev.w, ev.at, fmt.Sprintf("sent window %d, outside 0..%d", k, s.nominal))
+			return
+		}
 		if fs := ev.window.GetFirstSend(); fs != nil && w.FirstSend.IsZero() {
 			w.FirstSend = fs.AsTime().Add(-w.Offset)
 		}
@@ -115,7 +120,7 @@ func (s *state) receive(ev event) {
 		}
 		w.parts[k] = p
 	case ev.done != nil:
-		w.done, w.doneWindows = true, int(ev.done.GetWindows())
+		w.done, w.doneWindows = true, min(int(ev.done.GetWindows()), s.nominal+1)
 		if fs := ev.done.GetFirstSend(); fs != nil && w.FirstSend.IsZero() {
 			w.FirstSend = fs.AsTime().Add(-w.Offset)
 		}

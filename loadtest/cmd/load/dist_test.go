@@ -47,6 +47,29 @@ func lastLine(t *testing.T, file string) (distSummary, int) {
 	return s, n
 }
 
+// Bad flags of the distributed modes: exit 2, one line naming the problem.
+func TestDistributedBadFlags(t *testing.T) {
+	bin := filepath.Join(proc.Build(t, "."), "load")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"coordinate", "--workers-target", "static:///127.0.0.1:1", "--workers", "0"}, "workers 0 is outside 1..1000"},
+		{[]string{"coordinate", "--workers-target", "static:///127.0.0.1:1", "--rate", "0"}, "open loop"},
+		{[]string{"coordinate", "--workers-target", "nope://x"}, "--workers-target"},
+		{[]string{"coordinate", "--workers-target", "static:///127.0.0.1:1", "--ready-policy", "maybe"}, `ready policy "maybe"`},
+		{[]string{"worker", "--", "--target", "x:1", "--call", "grpc"}, "--call"},
+		{[]string{"worker", "stray"}, "after --"},
+		{[]string{"merge"}, "no file to merge"},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 and one line naming %q", tc.args, code, out, tc.want)
+		}
+	}
+}
+
 // Two worker processes, a coordinator process, then the offline merge of
 // the workers' own files: the same calls, the same quantiles.
 func TestDistributedProcesses(t *testing.T) {
