@@ -474,6 +474,13 @@ func (r *Result) finish(st *state) {
 		}
 	}
 	r.StartSkew = last.Sub(first)
+	// A worker that finished says how many calls it sent in all: the
+	// merge must hold exactly those.
+	for _, w := range st.workers {
+		if w.done && !w.Lost && w.doneSent != w.Sent && w.doneSent != 0 {
+			r.Note = strings.TrimPrefix(r.Note+fmt.Sprintf("; %s sent %d calls, %d merged", w.Name, w.doneSent, w.Sent), "; ")
+		}
+	}
 	r.Degraded = st.anyLost()
 	r.GeneratorBound = st.bound
 }

@@ -155,8 +155,8 @@ func TestMergedEqualsWorkersUnion(t *testing.T) {
 	if r := float64(sum.Sent) / 600; res.GeneratorBound == 0 && (r < 0.97 || r > 1.02) {
 		t.Errorf("sent %d of the 600 asked (%.3f), no window generator-bound", sum.Sent, r)
 	}
-	if len(byPod) != 4 || res.Degraded || res.Started != 3 {
-		t.Errorf("pods %v, degraded %v, started %d", byPod, res.Degraded, res.Started)
+	if len(byPod) != 4 || res.Degraded || res.Started != 3 || res.Note != "" {
+		t.Errorf("pods %v, degraded %v, started %d, note %q", byPod, res.Degraded, res.Started, res.Note)
 	}
 	if res.StartSkew <= 0 || res.StartSkew > time.Second {
 		t.Errorf("start skew %v", res.StartSkew)

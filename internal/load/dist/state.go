@@ -17,6 +17,7 @@ type workerState struct {
 	parts       map[int]part // windows reported and not merged yet
 	done        bool
 	doneWindows int
+	doneSent    int64 // the worker's own total, to check the merge by
 }
 
 // state merges the workers' windows in order. It is owned by one
@@ -120,7 +121,7 @@ func (s *state) receive(ev event) {
 		}
 		w.parts[k] = p
 	case ev.done != nil:
-		w.done, w.doneWindows = true, min(int(ev.done.GetWindows()), s.nominal+1)
+		w.done, w.doneWindows, w.doneSent = true, min(int(ev.done.GetWindows()), s.nominal+1), ev.done.GetSent()
 		if fs := ev.done.GetFirstSend(); fs != nil && w.FirstSend.IsZero() {
 			w.FirstSend = fs.AsTime().Add(-w.Offset)
 		}
