@@ -390,6 +390,7 @@ func (c *Coordinator) Run(ctx context.Context, onWindow func(*Window)) (*Result,
 	n := len(ready)
 	res.T0 = time.Now().Add(cfg.StartDelay)
 	st := newState(cfg, res.T0, n)
+	st.onLose = func(i int) { ready[i].cancel() }
 	for i, p := range ready {
 		share, _ := Split(e.Rate, i, n)
 		st.workers[i] = &workerState{WorkerResult: WorkerResult{Addr: p.addr, Name: p.ready.GetWorker(), Node: p.ready.GetNode(),

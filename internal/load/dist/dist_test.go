@@ -31,11 +31,12 @@ type fleet struct {
 	lines   []WorkerLine
 	hold    map[string]int // worker name -> first window index whose report blocks
 	release chan struct{}
+	last    map[string]time.Time // worker name -> when it last started a call
 }
 
 func startFleet(t *testing.T, n int, pods []string, port uint16) *fleet {
 	t.Helper()
-	f := &fleet{hold: map[string]int{}, release: make(chan struct{})}
+	f := &fleet{hold: map[string]int{}, release: make(chan struct{}), last: map[string]time.Time{}}
 	t.Cleanup(func() { close(f.release) })
 	for i := range n {
 		var conns []grpc.ClientConnInterface
@@ -48,8 +49,15 @@ func startFleet(t *testing.T, n int, pods []string, port uint16) *fleet {
 			conns = append(conns, cc)
 		}
 		name := fmt.Sprintf("worker-%d", i)
+		identity := calls.Identity(conns...)
+		call := func(ctx context.Context) (engine.Result, error) {
+			f.mu.Lock()
+			f.last[name] = time.Now()
+			f.mu.Unlock()
+			return identity(ctx)
+		}
 		w := NewWorker(WorkerOptions{Name: name, Node: fmt.Sprintf("node-%d", i%2),
-			Targets: map[string]engine.Caller{"backends": calls.Identity(conns...)},
+			Targets: map[string]engine.Caller{"backends": call},
 			OnWindow: func(l WorkerLine) {
 				f.mu.Lock()
 				f.lines = append(f.lines, l)
@@ -224,7 +232,7 @@ func TestLostWorker(t *testing.T) {
 			cfg.Engine.Duration = 6 * time.Second
 			cfg.Grace = 3 * time.Second
 			if how == "silent" {
-				f.hold["worker-1"] = 2 // it hangs after sending window 2
+				f.hold["worker-1"] = 1 // it hangs after sending window 1
 			} else {
 				time.AfterFunc(cfg.StartDelay+1200*time.Millisecond, f.servers[1].Stop)
 			}
@@ -251,12 +259,12 @@ func TestLostWorker(t *testing.T) {
 				t.Fatalf("want worker-1 lost and the run degraded: %+v", res)
 			}
 			// Killed 0.9 s after t0: its stream breaks at once. Silent after
-			// window 2: window 3 ends at 2 s, and it is lost a grace later.
+			// window 1: window 2 ends at 1.5 s, and it is lost a grace later.
 			if lost.LostAt < 800*time.Millisecond || lost.LostAt > 2*time.Second+cfg.Grace+time.Second {
 				t.Errorf("lost at %v (%s)", lost.LostAt, lost.LostReason)
 			}
-			// Its share is 100/s: from about 0.5-1 s (killed) or 1.5-2 s
-			// (silent) to 6 s, 400-550 calls missing; never more than its 600.
+			// Its share is 100/s: from about 0.5-1 s (killed) or 1 s
+			// (silent) to 6 s, 500-550 calls missing; never more than its 600.
 			if lost.Missing < 350 || lost.Missing > 600 || res.Summary.Missing != lost.Missing {
 				t.Errorf("missing %d (summary %d), want about 400-550", lost.Missing, res.Summary.Missing)
 			}
@@ -283,6 +291,15 @@ func TestLostWorker(t *testing.T) {
 			}
 			if last := windows[11]; !last.Degraded || last.Workers != 2 || last.Missing == 0 {
 				t.Errorf("last window: %d workers, degraded %v, missing %d", last.Workers, last.Degraded, last.Missing)
+			}
+			// A lost worker is told to stop (its stream is closed): it
+			// sends no call well after it was lost, though it could have
+			// gone on to the end of the run.
+			f.mu.Lock()
+			last := f.last[lost.Name]
+			f.mu.Unlock()
+			if stopBy := res.T0.Add(lost.LostAt + 800*time.Millisecond); last.After(stopBy) {
+				t.Errorf("%s sent a call %v after it was lost", lost.Name, last.Sub(res.T0.Add(lost.LostAt)))
 			}
 			t.Logf("%s: %s lost at %v (%s), %d missing; took %v", how, lost.Name, lost.LostAt, lost.LostReason, lost.Missing, took.Round(time.Millisecond))
 		})

@@ -32,6 +32,10 @@ type state struct {
 	merged      []*engine.Stats // merged windows, for the summary
 	missing     int64
 	bound       int
+	// onLose, when set, hears of each loss: the coordinator then closes
+	// the lost worker's stream, so a worker that is only slow or cut off
+	// stops loading instead of adding calls nobody counts.
+	onLose func(i int)
 }
 
 func newState(cfg Config, t0 time.Time, n int) *state {
@@ -68,6 +72,9 @@ func (s *state) lose(i int, at time.Time, reason string) {
 		return
 	}
 	w.Lost, w.LostAt, w.LostReason = true, at.Sub(s.t0).Round(time.Millisecond), reason
+	if s.onLose != nil {
+		s.onLose(i)
+	}
 }
 
 func (s *state) anyLost() bool {
