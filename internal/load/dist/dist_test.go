@@ -32,11 +32,12 @@ type fleet struct {
 	hold    map[string]int // worker name -> first window index whose report blocks
 	release chan struct{}
 	last    map[string]time.Time // worker name -> when it last started a call
+	kill    map[string]int       // worker name -> the window index after whose report its server stops
 }
 
 func startFleet(t *testing.T, n int, pods []string, port uint16) *fleet {
 	t.Helper()
-	f := &fleet{hold: map[string]int{}, release: make(chan struct{}), last: map[string]time.Time{}}
+	f := &fleet{hold: map[string]int{}, release: make(chan struct{}), last: map[string]time.Time{}, kill: map[string]int{}}
 	t.Cleanup(func() { close(f.release) })
 	for i := range n {
 		var conns []grpc.ClientConnInterface
@@ -62,6 +63,9 @@ func startFleet(t *testing.T, n int, pods []string, port uint16) *fleet {
 				f.mu.Lock()
 				f.lines = append(f.lines, l)
 				k, held := f.hold[name]
+				if kk, ok := f.kill[name]; ok && l.Index == kk {
+					go f.servers[i].Stop() // killed: its connections drop
+				}
 				f.mu.Unlock()
 				if held && l.Index >= k {
 					<-f.release // a worker that hangs: it stops reporting
@@ -234,7 +238,7 @@ func TestLostWorker(t *testing.T) {
 			if how == "silent" {
 				f.hold["worker-1"] = 1 // it hangs after sending window 1
 			} else {
-				time.AfterFunc(cfg.StartDelay+1200*time.Millisecond, f.servers[1].Stop)
+				f.kill["worker-1"] = 1 // killed once it has reported window 1
 			}
 			began := time.Now()
 			res, windows, err := run(t, cfg, f.find)
@@ -258,13 +262,14 @@ func TestLostWorker(t *testing.T) {
 			if lost == nil || lost.Name != "worker-1" || !res.Degraded || !res.Summary.Degraded {
 				t.Fatalf("want worker-1 lost and the run degraded: %+v", res)
 			}
-			// Killed 0.9 s after t0: its stream breaks at once. Silent after
-			// window 1: window 2 ends at 1.5 s, and it is lost a grace later.
+			// Killed after reporting window 1 (1 s): its stream breaks at
+			// once. Silent after window 1: window 2 ends at 1.5 s, and it is
+			// lost a grace later.
 			if lost.LostAt < 800*time.Millisecond || lost.LostAt > 2*time.Second+cfg.Grace+time.Second {
 				t.Errorf("lost at %v (%s)", lost.LostAt, lost.LostReason)
 			}
-			// Its share is 100/s: from about 0.5-1 s (killed) or 1 s
-			// (silent) to 6 s, 500-550 calls missing; never more than its 600.
+			// Its share is 100/s: from 1 s to 6 s, 500 calls missing (550
+			// if window 1's report was cut); never more than its 600.
 			if lost.Missing < 350 || lost.Missing > 600 || res.Summary.Missing != lost.Missing {
 				t.Errorf("missing %d (summary %d), want about 400-550", lost.Missing, res.Summary.Missing)
 			}
