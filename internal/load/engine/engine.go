@@ -73,8 +73,9 @@ type Config struct {
 	// Concurrency workers call back to back.
 	Rate float64
 	// Phase delays the open loop's schedule: call i is due at the measured
-	// start + Phase + i/Rate, and the run ends at start + Phase + Duration.
-	// Several engines sharing one rate use it to interleave their calls.
+	// start (Start + Warmup) + Phase + i/Rate, and the run ends at start +
+	// Phase + Duration. A distributed run gives worker i of N the phase i/R,
+	// so the N schedules interleave into the single one.
 	Phase time.Duration
 	// Concurrency bounds the calls in flight (open loop) or is the number of
 	// workers (closed loop).
@@ -89,6 +90,10 @@ type Config struct {
 	Window time.Duration
 	// Timeout bounds each call; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Start, when set, is the absolute time the run (its warm-up, then
+	// its windows) begins; Run waits for it. Workers of one distributed run
+	// share it, so their windows line up. Zero means now.
+	Start time.Time
 }
 
 // Validate checks c's ranges and names the field out of range.
@@ -137,6 +142,12 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 	defer cancel()
 
 	start := time.Now()
+	if !c.Start.IsZero() {
+		if err := sleepUntil(ctx, c.Start); err != nil {
+			return nil, err
+		}
+		start = c.Start
+	}
 	measureFrom := start.Add(c.Warmup)
 	rec := newRecorder(measureFrom)
 	var end time.Time
@@ -370,6 +381,22 @@ func (b *budget) exhausted() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.limited && b.remaining == 0
+}
+
+// sleepUntil waits until t or until ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // stopping reports whether the run's context has ended or is past its

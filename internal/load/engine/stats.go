@@ -73,6 +73,10 @@ type Stats struct {
 	BackendByNode map[string]int64 `json:"backendByNode,omitempty"`
 	BackendByZone map[string]int64 `json:"backendByZone,omitempty"`
 	BackendByCode map[string]int64 `json:"backendByCode,omitempty"`
+	// Hist holds the latencies the quantiles come from, in microseconds,
+	// so that windows of several processes merge exactly (never by
+	// averaging quantiles). Read-only once the Stats is handed out.
+	Hist *hdrhistogram.Histogram `json:"-"`
 }
 
 // Completed is the number of calls that ended in the window.
@@ -156,6 +160,7 @@ func (a *acc) finish(end, measureFrom time.Time) *Stats {
 	s := a.s
 	s.Length = end.Sub(s.Start)
 	s.Elapsed = end.Sub(measureFrom)
+	s.Hist = a.hist
 	if s.Length > 0 {
 		s.Rate = float64(s.Sent) / s.Length.Seconds()
 	}

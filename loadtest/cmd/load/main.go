@@ -21,6 +21,10 @@ import (
 )
 
 func main() {
+	// load worker | coordinate | merge: the distributed modes (dist.go).
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	o, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
