@@ -4,12 +4,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/knowingnode/knowingnode/backend/fault"
+	"github.com/knowingnode/knowingnode/backend/loadreport"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
 	"github.com/knowingnode/knowingnode/internal/serve"
@@ -19,6 +21,7 @@ import (
 type flags struct {
 	tier  tier.Config
 	fault fault.Config
+	load  loadreport.Config
 }
 
 func parseFlags(args []string) *flags {
@@ -29,9 +32,10 @@ func parseFlags(args []string) *flags {
 	s.Duration(&f.fault.Jitter, "fault-jitter", "FAULT_JITTER", 0, "fault injection: plus a uniformly random latency up to this")
 	s.Float(&f.fault.ErrorRate, "fault-error-rate", "FAULT_ERROR_RATE", 0, "fault injection: fraction 0..1 of Identity calls that fail")
 	s.Var(fault.CodeFlag{Code: &f.fault.ErrorCode}, "fault-error-code", "FAULT_ERROR_CODE", "fault injection: the gRPC code of injected failures (default UNAVAILABLE)")
+	f.load.Register(s)
 	// A closure, not the method value f.fault.Validate, which would copy the
 	// config before parsing fills it.
-	s.ParseOrExit(args, f.tier.Validate, func() error { return f.fault.Validate() })
+	s.ParseOrExit(args, f.tier.Validate, func() error { return f.fault.Validate() }, f.load.Validate)
 	return f
 }
 
@@ -41,7 +45,11 @@ func main() {
 }
 
 func run(ctx context.Context, f *flags, logw io.Writer) error {
-	var opts []serve.Option
+	// The load report wraps fault injection, so injected failures and
+	// latency are in the rates it reports.
+	lr := loadreport.New(f.load)
+	defer lr.Close()
+	opts := []serve.Option{serve.WithServerOptions(lr.ServerOptions()...)}
 	if f.fault.Enabled() {
 		opts = append(opts, serve.WithUnaryInterceptors(fault.Interceptor(f.fault, nil)))
 	}
@@ -52,6 +60,13 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if f.fault.Enabled() {
 		t.Log.Warn("fault injection on", "latency", f.fault.Latency, "jitter", f.fault.Jitter,
 			"error_rate", f.fault.ErrorRate, "error_code", fault.CodeFlag{Code: &f.fault.ErrorCode}.String())
+	}
+	if err := lr.Register(t.Server.GRPC, t.Server.Stopping()); err != nil {
+		t.Stop()
+		return fmt.Errorf("ORCA service: %w", err)
+	}
+	if !f.load.Off {
+		t.Log.Info("ORCA load reports on", "cpu", lr.CPUSource(), "utilization", f.load.Utilization, "capacity", f.load.Capacity, "interval", f.load.Interval)
 	}
 	return t.Run(ctx)
 }

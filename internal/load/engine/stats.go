@@ -66,6 +66,9 @@ type Stats struct {
 	BackendByNode map[string]int64 `json:"backendByNode,omitempty"`
 	BackendByZone map[string]int64 `json:"backendByZone,omitempty"`
 	BackendByCode map[string]int64 `json:"backendByCode,omitempty"`
+	// The load each pod of ByPod reported with its calls (ORCA), for pods
+	// that report it.
+	LoadByPod map[string]*PodLoad `json:"loadByPod,omitempty"`
 }
 
 // Completed is the number of calls that ended in the window.
@@ -75,6 +78,7 @@ func (s *Stats) Completed() int64 { return s.OK + s.Failed }
 type acc struct {
 	s    Stats
 	hist *hdrhistogram.Histogram
+	load map[string]*PodLoad // sums, made means by finish
 }
 
 func newAcc(start time.Time) *acc {
@@ -83,6 +87,7 @@ func newAcc(start time.Time) *acc {
 			PodNode: map[string]string{}, ByZone: map[string]int64{}, BackendByPod: map[string]int64{}, BackendByNode: map[string]int64{},
 			BackendByZone: map[string]int64{}, BackendByCode: map[string]int64{}},
 		hist: hdrhistogram.New(histMin, histMax, histSigFigs),
+		load: map[string]*PodLoad{},
 	}
 }
 
@@ -111,6 +116,7 @@ func (a *acc) done(lat time.Duration, r Result, code codes.Code) {
 	}
 	count(a.s.ByNode, r.Node, 1)
 	count(a.s.ByZone, r.Zone, 1)
+	addLoad(a.load, r.Pod, r.Load)
 	for _, h := range r.Backends {
 		n := int64(max(h.Calls, 1))
 		count(a.s.BackendByCode, grpccode.Name(h.Code), n)
@@ -124,6 +130,7 @@ func (a *acc) done(lat time.Duration, r Result, code codes.Code) {
 
 func (a *acc) finish(end, measureFrom time.Time) *Stats {
 	s := a.s
+	s.LoadByPod = finishLoad(a.load)
 	s.Length = end.Sub(s.Start)
 	s.Elapsed = end.Sub(measureFrom)
 	if s.Length > 0 {

@@ -18,7 +18,8 @@ type options struct {
 	target      string
 	call        string // identity, fanout or rest
 	connections int
-	balancing   string // pick_first or round_robin
+	balancing   string // the policy: one of balancing.Policies
+	policy      policyOptions
 	path        string // REST path
 	fanout      *knowingnodev1.FanOutRequest
 	engine      engine.Config
@@ -47,7 +48,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.engine.Timeout, "timeout", 10*time.Second, "timeout of one call")
 	fs.IntVar(&o.connections, "connections", 1, "gRPC connections (clients) the calls rotate over")
 	fs.DurationVar(&o.refresh, "refresh", 0, "re-resolve a dns, srv or statefulset target this often (the frontend's discovery), so calls reach pods added later; 0 leaves it to gRPC, which re-resolves only after a lost connection")
-	fs.StringVar(&o.balancing, "balancing", "pick_first", "gRPC balancing within a connection: pick_first (one address, as a ClusterIP pins) or round_robin (every resolved address)")
+	o.policy.register(fs, &o.balancing)
 	fs.StringVar(&o.fanout.Target, "fanout-target", "", "fanout: the frontend's target name (default: its default)")
 	fs.StringVar(&mode, "fanout-mode", "each", "fanout: each or balanced")
 	fs.IntVar(&count, "fanout-count", 0, "fanout: calls of a balanced fan-out")
@@ -77,11 +78,7 @@ func parseFlags(args []string) (*options, error) {
 	default:
 		bad("call", "%q is not identity, fanout or rest", o.call)
 	}
-	switch o.balancing {
-	case "pick_first", "round_robin":
-	default:
-		bad("balancing", "%q is not pick_first or round_robin", o.balancing)
-	}
+	o.policy.validate(o.balancing, bad)
 	switch strings.ToLower(mode) {
 	case "each":
 		o.fanout.Mode = knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH

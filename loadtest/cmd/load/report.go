@@ -29,11 +29,12 @@ type reporter struct {
 	plotFile string
 	windows  []*engine.Stats
 	fanout   bool
+	policy   string
 	err      error
 }
 
 func newReporter(o *options, out io.Writer) (*reporter, error) {
-	r := &reporter{out: out, plotFile: o.plotFile, fanout: o.call != "identity"}
+	r := &reporter{out: out, plotFile: o.plotFile, fanout: o.call != "identity", policy: o.balancing}
 	switch o.jsonFile {
 	case "":
 	case "-":
@@ -51,6 +52,8 @@ func newReporter(o *options, out io.Writer) (*reporter, error) {
 // record is one JSON line: a window or the summary.
 type record struct {
 	Type string `json:"type"`
+	// Policy is the client's balancing policy (--policy).
+	Policy string `json:"policy"`
 	*engine.Stats
 }
 
@@ -58,7 +61,7 @@ func (r *reporter) writeJSON(kind string, s *engine.Stats) {
 	if r.json == nil || r.err != nil {
 		return
 	}
-	b, err := json.Marshal(record{Type: kind, Stats: s})
+	b, err := json.Marshal(record{Type: kind, Policy: r.policy, Stats: s})
 	if err == nil {
 		b = append(b, '\n')
 		_, err = r.json.Write(b)
@@ -140,9 +143,12 @@ func shares(by map[string]int64, total int64) string {
 // close prints and writes the summary, draws the plot and closes the files.
 func (r *reporter) close(sum *engine.Stats) error {
 	if sum != nil {
-		fmt.Fprintf(r.out, "summary: %d sent in %v (%.1f/s of %g asked), %d ok, %d failed %s, %d late, %d dropped, p50 %v p90 %v p99 %v max %v, pods %s\n",
-			sum.Sent, sum.Length.Round(time.Millisecond), sum.Rate, sum.RequestedRate, sum.OK, sum.Failed, codes(sum.ByCode), sum.Late, sum.Dropped,
+		fmt.Fprintf(r.out, "summary: policy %s, %d sent in %v (%.1f/s of %g asked), %d ok, %d failed %s, %d late, %d dropped, p50 %v p90 %v p99 %v max %v, pods %s\n",
+			r.policy, sum.Sent, sum.Length.Round(time.Millisecond), sum.Rate, sum.RequestedRate, sum.OK, sum.Failed, codes(sum.ByCode), sum.Late, sum.Dropped,
 			round(sum.Latency.P50), round(sum.Latency.P90), round(sum.Latency.P99), round(sum.Latency.Max), shares(sum.ByPod, sum.OK))
+		for _, l := range loadLines(sum, r.policy) {
+			fmt.Fprintln(r.out, l)
+		}
 		r.writeJSON("summary", sum)
 	}
 	err := r.err
