@@ -7,12 +7,12 @@ import (
 	"time"
 
 	v3orcaservicepb "github.com/cncf/xds/go/xds/service/orca/v3"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"go.uber.org/goleak"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/balancing"
