@@ -68,9 +68,9 @@ func startPods(t *testing.T, pods ...pod) []string {
 	return addrs
 }
 
-// policyRun loads addrs under policy at rate calls/s and returns the
-// measured summary (after warmup).
-func policyRun(t *testing.T, policy string, addrs []string, rate float64, warmup, measure time.Duration) *engine.Stats {
+// policyCaller is bin/load's caller over addrs under policy, reading the
+// pods' load reports.
+func policyCaller(t *testing.T, policy string, addrs []string) engine.Caller {
 	t.Helper()
 	p := policyOptions{hashKeys: 100, wrrBlackout: 100 * time.Millisecond, wrrUpdate: 100 * time.Millisecond}
 	sc, err := p.serviceConfig(policy)
@@ -81,16 +81,38 @@ func policyRun(t *testing.T, policy string, addrs []string, rate float64, warmup
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
-	call := calls.IdentityReported(calls.IdentityOptions{LoadReports: true, HashKeys: p.keys(policy)}, cc)
-	sum, err := engine.Run(t.Context(), engine.Config{Rate: rate, Concurrency: 32, Warmup: warmup, Duration: measure}, call, nil)
+	t.Cleanup(func() { cc.Close() })
+	return calls.IdentityReported(calls.IdentityOptions{LoadReports: true, HashKeys: p.keys(policy)}, cc)
+}
+
+// runCalls makes n calls, workers at a time back to back (closed loop): counted
+// calls, not a time, so that a stalled machine changes nothing.
+func runCalls(t *testing.T, call engine.Caller, n int64, workers int) *engine.Stats {
+	t.Helper()
+	sum, err := engine.Run(t.Context(), engine.Config{Concurrency: workers, Count: n, Timeout: 30 * time.Second}, call, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Failed > 0 || sum.OK == 0 {
-		t.Fatalf("%s: %d ok, %d failed %v", policy, sum.OK, sum.Failed, sum.ByCode)
+	if sum.Failed > 0 || sum.OK != n {
+		t.Fatalf("%d ok of %d, %d failed %v", sum.OK, n, sum.Failed, sum.ByCode)
 	}
 	return sum
+}
+
+// waitForPods calls until each of n pods has answered: every connection is
+// up, so the policy chooses among all of them.
+func waitForPods(t *testing.T, call engine.Caller, n int) {
+	t.Helper()
+	seen := map[string]bool{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(seen) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %v answered within 30s", seen)
+		}
+		for p := range runCalls(t, call, 10, 2).ByPod {
+			seen[p] = true
+		}
+	}
 }
 
 func share(s *engine.Stats, pod string) float64 { return float64(s.ByPod[pod]) / float64(s.OK) }
@@ -110,8 +132,9 @@ func podShares(s *engine.Stats) string {
 
 // Under round_robin each of 3 equal pods gets about a third.
 func TestPolicyRoundRobin(t *testing.T) {
-	addrs := startPods(t, pod{}, pod{}, pod{load: loadreport.Config{Utilization: 0.9}})
-	sum := policyRun(t, balancing.RoundRobin, addrs, 300, 300*time.Millisecond, time.Second)
+	call := policyCaller(t, balancing.RoundRobin, startPods(t, pod{}, pod{}, pod{load: loadreport.Config{Utilization: 0.9}}))
+	waitForPods(t, call, 3)
+	sum := runCalls(t, call, 300, 3)
 	t.Logf("round_robin: %s", podShares(sum))
 	for i := range 3 {
 		if s := share(sum, fmt.Sprintf("pod-%d", i)); s < 0.25 || s > 0.42 {
@@ -119,7 +142,7 @@ func TestPolicyRoundRobin(t *testing.T) {
 		}
 	}
 	// The per-call reports reached the result: the claim is seen.
-	if l := sum.LoadByPod["pod-2"]; l == nil || l.ApplicationUtilization < 0.9 || l.Reports == 0 {
+	if l := sum.LoadByPod["pod-2"]; l == nil || l.ApplicationUtilization < 0.89 || l.Reports == 0 {
 		t.Errorf("pod-2's load %+v, want its claimed application utilization 0.9 at least", l)
 	}
 }
@@ -147,12 +170,24 @@ func TestPolicyWeightedRoundRobin(t *testing.T) {
 			if tc.loaded.Utilization > 0 {
 				peer = loadreport.Config{Utilization: 0.2}
 			}
-			addrs := startPods(t, pod{load: peer}, pod{load: peer}, pod{load: tc.loaded})
-			sum := policyRun(t, balancing.WeightedRoundRobin, addrs, 300, 600*time.Millisecond, time.Second)
-			loaded := share(sum, "pod-2")
-			t.Logf("weighted_round_robin: %s", podShares(sum))
-			if loaded > tc.want || tc.ratio && (loaded > share(sum, "pod-0")/2 || loaded > share(sum, "pod-1")/2) {
-				t.Errorf("weighted_round_robin: the loaded pod took %.2f, want at most %.2f (and half of each peer's: %v): %s", loaded, tc.want, tc.ratio, podShares(sum))
+			call := policyCaller(t, balancing.WeightedRoundRobin, startPods(t, pod{load: peer}, pod{load: peer}, pod{load: tc.loaded}))
+			waitForPods(t, call, 3)
+			// Weights take reports (a sample of the rate every 50ms), the
+			// blackout (100ms) and an update (every 100ms): rounds of calls
+			// until one shows them, for up to 30s. Under round_robin no
+			// round ever would: each gets a third.
+			deadline := time.Now().Add(30 * time.Second)
+			for round := 1; ; round++ {
+				sum := runCalls(t, call, 150, 3)
+				loaded := share(sum, "pod-2")
+				if loaded <= tc.want && (!tc.ratio || loaded <= share(sum, "pod-0")/2 && loaded <= share(sum, "pod-1")/2) {
+					t.Logf("weighted_round_robin, round %d: %s", round, podShares(sum))
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("weighted_round_robin: after %d rounds the loaded pod took %.2f, want at most %.2f (and half of each peer's: %v): %s",
+						round, loaded, tc.want, tc.ratio, podShares(sum))
+				}
 			}
 		})
 	}
@@ -161,8 +196,9 @@ func TestPolicyWeightedRoundRobin(t *testing.T) {
 // least_request moves calls away from a slow pod: it has calls in flight
 // longer, so it is the busier of the two pods sampled more often.
 func TestPolicyLeastRequest(t *testing.T) {
-	addrs := startPods(t, pod{}, pod{}, pod{latency: 60 * time.Millisecond})
-	sum := policyRun(t, balancing.LeastRequest, addrs, 300, 300*time.Millisecond, time.Second)
+	call := policyCaller(t, balancing.LeastRequest, startPods(t, pod{}, pod{}, pod{latency: 60 * time.Millisecond}))
+	waitForPods(t, call, 3)
+	sum := runCalls(t, call, 300, 8)
 	t.Logf("least_request: %s", podShares(sum))
 	if slow := share(sum, "pod-2"); slow > 0.25 || slow > share(sum, "pod-0")/1.5 || slow > share(sum, "pod-1")/1.5 {
 		t.Errorf("least_request: the slow pod took %.2f, want at most 0.25 and 2/3 of each peer's: %s", slow, podShares(sum))
@@ -192,7 +228,7 @@ func TestPolicyRingHash(t *testing.T) {
 	defer cc.Close()
 	client := knowingnodev1.NewIdentityServiceClient(cc)
 	podOf := func(key string) string {
-		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(t.Context(), balancing.HashHeader, key), 10*time.Second)
+		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(t.Context(), balancing.HashHeader, key), 30*time.Second)
 		defer cancel()
 		resp, err := client.GetIdentity(ctx, &knowingnodev1.GetIdentityRequest{})
 		if err != nil {
@@ -222,13 +258,13 @@ func TestPolicyRingHash(t *testing.T) {
 	}
 	// Scale up: a fourth pod. Once it answers, the new ring is in use.
 	r.UpdateState(resolver.State{Addresses: []resolver.Address{{Addr: addrs[0]}, {Addr: addrs[1]}, {Addr: addrs[2]}, {Addr: addrs[3]}}})
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for k := 0; ; k = (k + 1) % keys {
 		if podOf(calls.HashKey(k)) == "pod-3" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("ring_hash: no key reached the added pod within 10s")
+			t.Fatal("ring_hash: no key reached the added pod within 30s")
 		}
 	}
 	moved, toNew := 0, 0
