@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -227,29 +229,53 @@ func TestPolicyRingHash(t *testing.T) {
 	}
 	defer cc.Close()
 	client := knowingnodev1.NewIdentityServiceClient(cc)
-	podOf := func(key string) string {
+	podOf := func(key string) (string, error) {
 		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(t.Context(), balancing.HashHeader, key), 30*time.Second)
 		defer cancel()
 		resp, err := client.GetIdentity(ctx, &knowingnodev1.GetIdentityRequest{})
 		if err != nil {
-			t.Fatalf("key %s: %v", key, err)
+			return "", fmt.Errorf("key %s: %w", key, err)
 		}
-		return resp.GetIdentity().GetPodName()
+		return resp.GetIdentity().GetPodName(), nil
 	}
-	// Each key's calls all go to one pod, the three pods sharing the keys.
-	before := map[string]string{}
-	perPod := map[string]int{}
-	for round := range 3 {
+	// mapKeys calls once per key, 8 at a time, and returns each key's pod.
+	mapKeys := func() map[string]string {
+		out := make(map[string]string, keys)
+		var mu sync.Mutex
+		var g errgroup.Group
+		g.SetLimit(8)
 		for k := range keys {
 			key := calls.HashKey(k)
-			got := podOf(key)
-			if round == 0 {
-				before[key] = got
-				perPod[got]++
-			} else if got != before[key] {
-				t.Fatalf("ring_hash: key %s went to %s, then to %s", key, before[key], got)
+			g.Go(func() error {
+				p, err := podOf(key)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				out[key] = p
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// sticky fails unless each key went to the same pod both times.
+	sticky := func(when string, a, b map[string]string) {
+		for key, p := range a {
+			if b[key] != p {
+				t.Fatalf("ring_hash %s: key %s went to %s, then to %s", when, key, p, b[key])
 			}
 		}
+	}
+	// Each key's calls all go to one pod, the three pods sharing the keys.
+	before := mapKeys()
+	sticky("on 3 pods", before, mapKeys())
+	perPod := map[string]int{}
+	for _, p := range before {
+		perPod[p]++
 	}
 	for i := range 3 {
 		if n := perPod[fmt.Sprintf("pod-%d", i)]; n < keys/3/2 {
@@ -260,23 +286,22 @@ func TestPolicyRingHash(t *testing.T) {
 	r.UpdateState(resolver.State{Addresses: []resolver.Address{{Addr: addrs[0]}, {Addr: addrs[1]}, {Addr: addrs[2]}, {Addr: addrs[3]}}})
 	deadline := time.Now().Add(30 * time.Second)
 	for k := 0; ; k = (k + 1) % keys {
-		if podOf(calls.HashKey(k)) == "pod-3" {
+		if p, err := podOf(calls.HashKey(k)); err != nil {
+			t.Fatal(err)
+		} else if p == "pod-3" {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("ring_hash: no key reached the added pod within 30s")
 		}
 	}
+	after := mapKeys()
+	sticky("on 4 pods", after, mapKeys())
 	moved, toNew := 0, 0
-	for k := range keys {
-		key := calls.HashKey(k)
-		got := podOf(key)
-		if got != podOf(key) {
-			t.Fatalf("ring_hash: key %s is not on one pod after the scale-up", key)
-		}
-		if got != before[key] {
+	for key, p := range after {
+		if p != before[key] {
 			moved++
-			if got == "pod-3" {
+			if p == "pod-3" {
 				toNew++
 			}
 		}
