@@ -36,8 +36,13 @@ func (f *failEvery) GetIdentity(context.Context, *knowingnodev1.GetIdentityReque
 }
 
 func serve(t *testing.T, cfg Config, svc knowingnodev1.IdentityServiceServer) (*Reporter, *grpc.ClientConn, context.CancelFunc) {
+	return serveB(t, cfg, svc, false)
+}
+
+func serveB(t testing.TB, cfg Config, svc knowingnodev1.IdentityServiceServer, interceptor bool) (*Reporter, *grpc.ClientConn, context.CancelFunc) {
 	t.Helper()
 	r := New(cfg)
+	r.perCallInterceptor = interceptor
 	srv := grpc.NewServer(r.ServerOptions()...)
 	knowingnodev1.RegisterIdentityServiceServer(srv, svc)
 	stopping, stop := context.WithCancel(context.Background())
