@@ -176,9 +176,10 @@ func TestPolicyWeightedRoundRobin(t *testing.T) {
 			waitForPods(t, call, 3)
 			// Weights take reports (a sample of the rate every 50ms), the
 			// blackout (100ms) and an update (every 100ms): rounds of calls
-			// until one shows them, for up to 30s. Under round_robin no
-			// round ever would: each gets a third.
-			deadline := time.Now().Add(30 * time.Second)
+			// until one shows them, for up to 60s (a machine at a load
+			// average of 30 took 15s). Under round_robin no round ever
+			// would: each gets a third.
+			deadline := time.Now().Add(60 * time.Second)
 			for round := 1; ; round++ {
 				sum := runCalls(t, call, 150, 3)
 				loaded := share(sum, "pod-2")
@@ -196,9 +197,13 @@ func TestPolicyWeightedRoundRobin(t *testing.T) {
 }
 
 // least_request moves calls away from a slow pod: it has calls in flight
-// longer, so it is the busier of the two pods sampled more often.
+// longer, so it is the busier of the two pods sampled. grpc-go samples 2
+// pods with replacement, so 1/9 of the picks see the slow pod alone: its
+// share never falls below about 0.11. A 60ms pod got 0.12-0.15, but 0.22
+// once when a starved machine (load average 30) slowed every call; 250ms
+// keeps it near the floor.
 func TestPolicyLeastRequest(t *testing.T) {
-	call := policyCaller(t, balancing.LeastRequest, startPods(t, pod{}, pod{}, pod{latency: 60 * time.Millisecond}))
+	call := policyCaller(t, balancing.LeastRequest, startPods(t, pod{}, pod{}, pod{latency: 250 * time.Millisecond}))
 	waitForPods(t, call, 3)
 	sum := runCalls(t, call, 300, 8)
 	t.Logf("least_request: %s", podShares(sum))
