@@ -56,6 +56,13 @@ func runPanels(windows []*engine.Stats, sum *engine.Stats, backends bool) ([]*pl
 		}
 		panels = append(panels, bp)
 	}
+	if hasLoad(windows) {
+		lp, err := loadPanel(windows)
+		if err != nil {
+			return nil, err
+		}
+		panels = append(panels, lp)
+	}
 	return panels, nil
 }
 
