@@ -24,7 +24,7 @@ import (
 // with extra flags, and returns them with their gRPC addresses.
 func startBackends(t *testing.T, n int, extra ...string) ([]*proc.Process, []string) {
 	t.Helper()
-	dir := proc.Build(t, "../../backend")
+	dir := proc.Build(t, "../../../backend")
 	var ps []*proc.Process
 	var addrs []string
 	for i := range n {
