@@ -45,7 +45,9 @@ ON=${PIDS[-1]}
 backend orca-off 19302 --no-orca
 OFF=${PIDS[-1]}
 for r in $(seq "$ROUNDS"); do
-  for side in on off; do
+  order="on off"
+  [ $((r % 2)) = 0 ] && order="off on" # neither side always goes first
+  for side in $order; do
     pid=$ON port=19301
     [ $side = off ] && pid=$OFF port=19302
     "$TMP/load" --target "127.0.0.1:$port" --rate 0 --concurrency 4 --count 2000 >/dev/null 2>&1 # warm up
