@@ -66,7 +66,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		return fmt.Errorf("ORCA service: %w", err)
 	}
 	if !f.load.Off {
-		t.Log.Info("ORCA load reports on", "cpu", lr.CPUSource(), "utilization", f.load.Utilization, "capacity", f.load.Capacity, "interval", f.load.Interval)
+		t.Log.Info("ORCA load reports on", "cpu", lr.CPUSource(), "utilization", f.load.Utilization, "capacity", f.load.Capacity, "interval", f.load.Interval.String())
 	}
 	return t.Run(ctx)
 }
