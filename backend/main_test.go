@@ -291,6 +291,7 @@ func testBadFlags(t *testing.T, bin string) {
 		{"unknown code", []string{"--fault-error-code", "BROKEN"}, nil, "-fault-error-code"},
 		{"claim out of range", []string{"--orca-utilization", "-1"}, nil, "-orca-utilization"},
 		{"bad env interval", nil, []string{"ORCA_INTERVAL=1ms"}, "-orca-interval"},
+		{"no calls reported", []string{"--orca-call-fraction", "0"}, nil, "-orca-call-fraction"},
 		{"OK as injected code", []string{"--fault-error-rate", "0.5", "--fault-error-code", "OK"}, nil, "-fault-error-code"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "-log-format"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "-log-level"},

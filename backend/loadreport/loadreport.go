@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,11 @@ type Config struct {
 	Capacity float64
 	// Interval is how often CPU and rates are sampled.
 	Interval time.Duration
+	// CallFraction of the calls, drawn at random, carry the per-call
+	// report; 1 is every call. weighted_round_robin keeps a pod's last
+	// weight for 3 minutes, so a client needs a report now and then, not
+	// with every call. 0 means 1.
+	CallFraction float64
 }
 
 // Register defines the flags on s.
@@ -66,6 +72,8 @@ func (c *Config) Register(s *config.Set) {
 		"calls/s this pod can take: adds the served rate over it to the claimed application utilization (0: off)")
 	s.Duration(&c.Interval, "orca-interval", "ORCA_INTERVAL", time.Second,
 		"how often the CPU utilization and call rates reported are measured")
+	s.Float(&c.CallFraction, "orca-call-fraction", "ORCA_CALL_FRACTION", 1,
+		"fraction (0..1] of calls, drawn at random, that carry the per-call load report: 1 is every call; less saves the trailer's cost")
 }
 
 // Validate checks the ranges.
@@ -74,6 +82,7 @@ func (c *Config) Validate() error {
 		config.Check(c.Utilization >= 0 && c.Utilization <= maxUtilization, "orca-utilization", "%g is outside 0..%d", c.Utilization, maxUtilization),
 		config.Check(c.Capacity >= 0 && c.Capacity <= maxCapacity, "orca-capacity", "%g is outside 0..%g calls/s", c.Capacity, float64(maxCapacity)),
 		config.Check(c.Interval >= minInterval && c.Interval <= maxInterval, "orca-interval", "%v is outside %v..%v", c.Interval, minInterval, maxInterval),
+		config.Check(c.CallFraction > 0 && c.CallFraction <= 1, "orca-call-fraction", "%g is outside (0, 1]", c.CallFraction),
 	)
 }
 
@@ -104,6 +113,9 @@ type Reporter struct {
 func New(cfg Config) *Reporter { return newReporter(cfg, rootFS()) }
 
 func newReporter(cfg Config, root fs.FS) *Reporter {
+	if cfg.CallFraction <= 0 {
+		cfg.CallFraction = 1
+	}
 	r := &Reporter{cfg: cfg, rec: orca.NewServerMetricsRecorder(), cpu: newCPUSource(root), stop: make(chan struct{})}
 	if cfg.Utilization > 0 {
 		r.rec.SetApplicationUtilization(cfg.Utilization)
@@ -229,7 +241,7 @@ func (r *Reporter) count(ctx context.Context, req any, info *grpc.UnaryServerInf
 	if err != nil {
 		r.failures.Add(1)
 	}
-	if !r.perCallInterceptor {
+	if !r.perCallInterceptor && (r.cfg.CallFraction >= 1 || rand.Float64() < r.cfg.CallFraction) {
 		// The error is the stream's state (already done): nothing to do.
 		_ = grpc.SetTrailer(ctx, *r.trailer.Load())
 	}

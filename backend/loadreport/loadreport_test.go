@@ -142,3 +142,23 @@ func TestOff(t *testing.T) {
 		t.Errorf("Off: the stream answered %v, want UNIMPLEMENTED", err)
 	}
 }
+
+// TestCallFraction: with 0.1, about a tenth of the calls carry the report
+// (binomial, 500 calls: mean 50, sd 6.7; the bounds are 6 sd away).
+func TestCallFraction(t *testing.T) {
+	_, cc, _ := serve(t, Config{CallFraction: 0.1, Utilization: 0.5, Interval: time.Second}, identity.NewServer(&knowingnodev1.Identity{}))
+	client := knowingnodev1.NewIdentityServiceClient(cc)
+	reports := 0
+	for range 500 {
+		var tr metadata.MD
+		if _, err := client.GetIdentity(t.Context(), &knowingnodev1.GetIdentityRequest{}, grpc.Trailer(&tr)); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := balancing.ParseTrailer(tr); ok {
+			reports++
+		}
+	}
+	if reports < 10 || reports > 90 {
+		t.Errorf("%d of 500 calls carried a report, want about 50", reports)
+	}
+}
