@@ -128,9 +128,6 @@ func newReporter(cfg Config, root fs.FS) *Reporter {
 // CPUSource names where the CPU utilization comes from, for the log.
 func (r *Reporter) CPUSource() string { return r.cpu.String() }
 
-// Metrics is the load as last measured.
-func (r *Reporter) Metrics() *orca.ServerMetrics { return r.rec.ServerMetrics() }
-
 // Close stops the sampling and waits for it.
 func (r *Reporter) Close() {
 	select {
@@ -171,6 +168,9 @@ func (r *Reporter) sample() {
 			r.rec.SetEPS(float64(f-lastFailures) / dt)
 			if app := r.application(qps); app > 0 {
 				r.rec.SetApplicationUtilization(app)
+			} else {
+				// No claim and no calls: the CPU's utilization speaks.
+				r.rec.DeleteApplicationUtilization()
 			}
 			last, lastCalls, lastFailures = now, n, f
 			r.encode()
