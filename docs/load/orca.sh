@@ -80,7 +80,7 @@ backend backend-2 19313 --orca-utilization 0.8 --fault-latency 5ms
 TARGET=static:///127.0.0.1:19311,127.0.0.1:19312,127.0.0.1:19313
 for policy in pick_first round_robin weighted_round_robin least_request ring_hash; do
   "$TMP/load" --target "$TARGET" --policy "$policy" --rate 300 --concurrency "$CONC" --warmup 3s --duration "$POLICY_TIME" \
-    --wrr-blackout 1s --json "$OUT/policy-$policy.jsonl" >"$OUT/policy-$policy.txt" 2>&1
+    --wrr-blackout 1s --json "$OUT/policy-$policy.jsonl" --plot "$OUT/policy-$policy.png" >"$OUT/policy-$policy.txt" 2>&1
   python3 - "$policy" "$OUT/policy-$policy.jsonl" <<'PY' | tee -a "$OUT/summary.txt"
 import json, sys
 policy, f = sys.argv[1:]
