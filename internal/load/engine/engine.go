@@ -198,7 +198,13 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 		// spent waiting for the last ones.
 		runEnd = end
 	}
-	return rec.summary(runEnd, c.Rate), ctx.Err()
+	err := ctx.Err()
+	if err == nil && stopping(ctx) {
+		// The workers stopped at the deadline before its timer fired (a
+		// loaded machine): the run still ended by its context.
+		err = context.DeadlineExceeded
+	}
+	return rec.summary(runEnd, c.Rate), err
 }
 
 // openLoop paces intended send times with a token bucket and hands each to an
