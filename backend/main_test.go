@@ -41,6 +41,7 @@ func TestBackend(t *testing.T) {
 	t.Run("InjectedErrorsCounted", func(t *testing.T) { testInjectedErrorsCounted(t, bin) })
 	t.Run("BadFlags", func(t *testing.T) { testBadFlags(t, bin) })
 	t.Run("Privacy", func(t *testing.T) { testPrivacy(t, bin) })
+	t.Run("ORCA", func(t *testing.T) { testORCA(t, bin) })
 }
 
 // testPrivacy: secret-looking annotations and kubectl's copy of the manifest
@@ -288,6 +289,9 @@ func testBadFlags(t *testing.T, bin string) {
 		{"empty address", []string{"--grpc-addr", ""}, nil, "-grpc-addr"},
 		{"rate out of range", []string{"--fault-error-rate", "2"}, nil, "-fault-error-rate"},
 		{"unknown code", []string{"--fault-error-code", "BROKEN"}, nil, "-fault-error-code"},
+		{"claim out of range", []string{"--orca-utilization", "-1"}, nil, "-orca-utilization"},
+		{"bad env interval", nil, []string{"ORCA_INTERVAL=1ms"}, "-orca-interval"},
+		{"no calls reported", []string{"--orca-call-fraction", "0"}, nil, "-orca-call-fraction"},
 		{"OK as injected code", []string{"--fault-error-rate", "0.5", "--fault-error-code", "OK"}, nil, "-fault-error-code"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "-log-format"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "-log-level"},

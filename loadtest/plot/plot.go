@@ -58,6 +58,13 @@ func runPanels(windows []*engine.Stats, sum *engine.Stats, backends bool, span i
 		}
 		panels = append(panels, bp)
 	}
+	if hasLoad(windows) {
+		lp, err := loadPanel(windows)
+		if err != nil {
+			return nil, err
+		}
+		panels = append(panels, lp)
+	}
 	return panels, nil
 }
 

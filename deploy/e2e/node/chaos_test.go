@@ -25,6 +25,7 @@ func TestCluster(t *testing.T) {
 	t.Run("chaos", chaos)
 	t.Run("endpointslices", endpointSlices)
 	t.Run("autoscale", autoscale)
+	t.Run("balancing", balancing)
 	t.Run("helm", helmRelease)
 }
 

@@ -61,6 +61,8 @@ type Result struct {
 	Pod, Node, Zone string
 	// Backends reached by the call, for a tier that fans out; empty otherwise.
 	Backends []Hit
+	// Load is the load the pod reported with the call (ORCA), if any.
+	Load *Load
 }
 
 // Caller makes one call. A non-nil error is the call's failure; its gRPC code

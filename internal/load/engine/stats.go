@@ -77,6 +77,9 @@ type Stats struct {
 	// so that windows of several processes merge exactly (never by
 	// averaging quantiles). Read-only once the Stats is handed out.
 	Hist *hdrhistogram.Histogram `json:"-"`
+	// The load each pod of ByPod reported with its calls (ORCA), for pods
+	// that report it.
+	LoadByPod map[string]*PodLoad `json:"loadByPod,omitempty"`
 }
 
 // Completed is the number of calls that ended in the window.
@@ -86,6 +89,7 @@ func (s *Stats) Completed() int64 { return s.OK + s.Failed + s.Draining }
 type acc struct {
 	s    Stats
 	hist *hdrhistogram.Histogram
+	load map[string]*PodLoad // sums, made means by finish
 }
 
 func newAcc(start time.Time) *acc {
@@ -102,6 +106,7 @@ func (a *acc) reset(start time.Time) {
 	a.s = Stats{Start: start, ByCode: map[string]int64{}, ByPod: map[string]int64{}, ByNode: map[string]int64{},
 		PodNode: map[string]string{}, ByZone: map[string]int64{}, BackendByPod: map[string]int64{}, BackendByNode: map[string]int64{},
 		BackendByZone: map[string]int64{}, BackendByCode: map[string]int64{}}
+	a.load = map[string]*PodLoad{}
 	a.hist.Reset()
 }
 
@@ -130,6 +135,7 @@ func (a *acc) done(lat time.Duration, r Result, code codes.Code) {
 	}
 	count(a.s.ByNode, r.Node, 1)
 	count(a.s.ByZone, r.Zone, 1)
+	addLoad(a.load, r.Pod, r.Load)
 	a.backends(r.Backends)
 }
 
@@ -158,6 +164,7 @@ func (a *acc) backends(hits []Hit) {
 
 func (a *acc) finish(end, measureFrom time.Time) *Stats {
 	s := a.s
+	s.LoadByPod = finishLoad(a.load)
 	s.Length = end.Sub(s.Start)
 	s.Elapsed = end.Sub(measureFrom)
 	s.Hist = a.hist

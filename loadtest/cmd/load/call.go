@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	_ "google.golang.org/grpc/health" // client-side health checking for round robin
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -53,7 +52,12 @@ func newCaller(o *options) (engine.Caller, func(), error) {
 		newBuilder = d.builder
 	}
 	for range o.connections {
-		cc, err := dial(o.target, o.balancing, newBuilder)
+		sc, err := o.policy.serviceConfig(o.balancing)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		cc, err := dial(o.target, sc, newBuilder)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -64,21 +68,16 @@ func newCaller(o *options) (engine.Caller, func(), error) {
 	if o.call == "fanout" {
 		return calls.FanOut(o.fanout, conns...), closeAll, nil
 	}
-	return calls.Identity(conns...), closeAll, nil
+	return calls.IdentityReported(calls.IdentityOptions{LoadReports: true, HashKeys: o.policy.keys(o.balancing)}, conns...), closeAll, nil
 }
 
-// dial makes one client over target with the given balancing policy. A
-// static:/// target resolves to its listed addresses; with newBuilder, the
-// addresses come from it. Round robin checks each address's gRPC health, so
-// a draining pod (NOT_SERVING) gets no new calls while it still accepts them.
-func dial(target, balancing string, newBuilder func() resolver.Builder) (*grpc.ClientConn, error) {
-	health := ""
-	if balancing == "round_robin" {
-		health = `,"healthCheckConfig":{"serviceName":""}`
-	}
+// dial makes one client over target with the given service config (its
+// balancing policy). A static:/// target resolves to its listed addresses;
+// with newBuilder, the addresses come from it.
+func dial(target, serviceConfig string, newBuilder func() resolver.Builder) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]%s}`, balancing, health)),
+		grpc.WithDefaultServiceConfig(serviceConfig),
 	}
 	if newBuilder != nil {
 		r := newBuilder()

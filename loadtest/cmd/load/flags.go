@@ -22,7 +22,8 @@ type options struct {
 	target      string
 	call        string // identity, fanout or rest
 	connections int
-	balancing   string // pick_first or round_robin
+	balancing   string // the policy: one of balancing.Policies
+	policy      policyOptions
 	path        string // REST path
 	fanout      *knowingnodev1.FanOutRequest
 	engine      engine.Config
@@ -51,7 +52,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.engine.Timeout, "timeout", 10*time.Second, "timeout of one call")
 	fs.IntVar(&o.connections, "connections", 1, "gRPC connections (clients) the calls rotate over")
 	fs.DurationVar(&o.refresh, "refresh", 0, "re-resolve a dns, srv or statefulset target this often (the frontend's discovery), so calls reach pods added later; 0 leaves it to gRPC, which re-resolves only after a lost connection")
-	fs.StringVar(&o.balancing, "balancing", "pick_first", "gRPC balancing within a connection: pick_first (one address, as a ClusterIP pins) or round_robin (every resolved address)")
+	o.policy.register(fs, &o.balancing)
 	fs.StringVar(&o.fanout.Target, "fanout-target", "", "fanout: the frontend's target name (default: its default)")
 	fs.StringVar(&mode, "fanout-mode", "each", "fanout: each or balanced")
 	fs.IntVar(&count, "fanout-count", 0, "fanout: calls of a balanced fan-out")
@@ -102,7 +103,7 @@ var accepted = map[string]string{
 	"timeout":      "(0s, 1h]",
 	"connections":  fmt.Sprintf("1..%d", maxConnections),
 	"refresh":      "0 (off) or 100ms..1h, with a dns, srv or statefulset gRPC target",
-	"balancing":    "pick_first or round_robin",
+	"balancing":    "pick_first, round_robin, weighted_round_robin, least_request or ring_hash",
 	"fanout-mode":  "each or balanced",
 	"fanout-count": fmt.Sprintf("0..%d", maxFanoutCount),
 	"path":         "a path starting with /",
@@ -131,11 +132,9 @@ func (o *options) check(mode string, count int) error {
 	} else if why := o.checkTarget(); why != "" {
 		badWhy("target", o.target, why)
 	}
-	switch o.balancing {
-	case "pick_first", "round_robin":
-	default:
-		bad("balancing", o.balancing)
-	}
+	o.policy.validate(o.balancing, func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Sprintf("invalid value for flag --%s: %s", flag, fmt.Sprintf(format, args...)))
+	})
 	switch strings.ToLower(mode) {
 	case "each":
 		o.fanout.Mode = knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH

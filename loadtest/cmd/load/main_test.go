@@ -153,7 +153,8 @@ func TestBadFlagsExit2(t *testing.T) {
 	}{
 		{[]string{"--call", "identity"}, []string{"--target"}},
 		{[]string{"--target", "x:1", "--call", "grpc", "--rate", "-5"}, []string{"--call", `"grpc"`, "--rate", "-5"}},
-		{[]string{"--target", "x:1", "--balancing", "random", "--connections", "0"}, []string{"--balancing", "--connections", "1..1000"}},
+		{[]string{"--target", "x:1", "--balancing", "random", "--connections", "0"}, []string{"--policy", "least_request", "--connections", "1..1000"}},
+		{[]string{"--target", "x:1", "--policy", "ring_hash", "--hash-keys", "0", "--wrr-update", "10ms"}, []string{"--hash-keys", "--wrr-update", "100ms"}},
 		{[]string{"--target", "x:1", "--duration", "banana"}, []string{"-duration", "banana"}},
 		{[]string{"--target", "x:1", "--nope"}, []string{"-nope"}},
 		{[]string{"--target", "x:1", "--rate", "NaN"}, []string{"--rate", "NaN", "0..1e+06"}},

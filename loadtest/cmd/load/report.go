@@ -30,13 +30,14 @@ type reporter struct {
 	plotFile *os.File
 	series   *plot.Series // nil without --plot: no window is kept
 	fanout   bool
+	policy   string
 	err      error
 }
 
 // newReporter opens the --json and --plot files before the run, so that a
 // path that cannot be written is reported before any call is made.
 func newReporter(o *options, out io.Writer) (*reporter, error) {
-	r := &reporter{out: out, fanout: o.call != "identity"}
+	r := &reporter{out: out, fanout: o.call != "identity", policy: o.balancing}
 	switch o.jsonFile {
 	case "":
 	case "-":
@@ -64,6 +65,8 @@ func newReporter(o *options, out io.Writer) (*reporter, error) {
 // record is one JSON line: a window or the summary.
 type record struct {
 	Type string `json:"type"`
+	// Policy is the client's balancing policy (--policy).
+	Policy string `json:"policy"`
 	*engine.Stats
 }
 
@@ -71,7 +74,7 @@ func (r *reporter) writeJSON(kind string, s *engine.Stats) {
 	if r.json == nil || r.err != nil {
 		return
 	}
-	b, err := json.Marshal(record{Type: kind, Stats: s})
+	b, err := json.Marshal(record{Type: kind, Policy: r.policy, Stats: s})
 	if err == nil {
 		b = append(b, '\n')
 		_, err = r.json.Write(b)
@@ -158,9 +161,12 @@ func shares(by map[string]int64, total int64) string {
 // close prints and writes the summary, draws the plot and closes the files.
 func (r *reporter) close(sum *engine.Stats) error {
 	if sum != nil {
-		fmt.Fprintf(r.out, "summary: %d sent in %v (%.1f/s of %g asked), %d ok, %d failed %s, %d draining, %d late, %d dropped (not sent, not in the latency), latency of the calls made p50 %v p90 %v p99 %v max %v, pods %s\n",
-			sum.Sent, sum.Length.Round(time.Millisecond), sum.Rate, sum.RequestedRate, sum.OK, sum.Failed, codes(sum.ByCode), sum.Draining, sum.Late, sum.Dropped,
+		fmt.Fprintf(r.out, "summary: policy %s, %d sent in %v (%.1f/s of %g asked), %d ok, %d failed %s, %d draining, %d late, %d dropped (not sent, not in the latency), latency of the calls made p50 %v p90 %v p99 %v max %v, pods %s\n",
+			r.policy, sum.Sent, sum.Length.Round(time.Millisecond), sum.Rate, sum.RequestedRate, sum.OK, sum.Failed, codes(sum.ByCode), sum.Draining, sum.Late, sum.Dropped,
 			round(sum.Latency.P50), round(sum.Latency.P90), round(sum.Latency.P99), round(sum.Latency.Max), shares(sum.ByPod, sum.OK))
+		for _, l := range loadLines(sum, r.policy) {
+			fmt.Fprintln(r.out, l)
+		}
 		r.writeJSON("summary", sum)
 	}
 	err := r.err
