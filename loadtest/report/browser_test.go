@@ -38,10 +38,10 @@ const readPageJS = `(async () => {
   document.querySelectorAll(".lanes .mark").forEach(m => { kinds[m.dataset.kind] = (kinds[m.dataset.kind] || 0) + 1; });
   let dataMarks = 0;
   r.data.pods.forEach(p => { dataMarks += p.marks.length; });
-  const before = document.querySelector(".lanes .mark.kind-first-call").style.left;
+  const before = document.querySelector(".lanes .mark.kind-first-call[data-pod='backend-2']").style.left;
   r.charts[0].setScale("x", {min: 5, max: 10});
   await new Promise(res => setTimeout(res, 100)); // uPlot commits scales on a later tick
-  const after = document.querySelector(".lanes .mark.kind-first-call").style.left;
+  const after = document.querySelector(".lanes .mark.kind-first-call[data-pod='backend-2']").style.left;
   return {
     series, charts: r.charts.length,
     marks: document.querySelectorAll(".lanes .mark").length, markKinds: kinds, dataMarks,
