@@ -53,7 +53,7 @@ func Write(w io.Writer, d Data) error {
 	b.WriteString("</style>\n<style>")
 	b.Write(appCSS)
 	fmt.Fprintf(&b, "</style>\n</head><body>\n<h1>%s</h1>\n<div id=\"app\"><noscript>This report draws its charts with JavaScript.</noscript></div>\n", title)
-	b.WriteString("<script type=\"application/json\" id=\"report-data\">")
+	b.WriteString(dataOpen)
 	b.Write(js)
 	b.WriteString("</script>\n<script>")
 	b.Write(uplotJS)
@@ -87,4 +87,26 @@ func WriteFile(path string, r Run) error {
 		return fmt.Errorf("report %s: %w", path, err)
 	}
 	return nil
+}
+
+// dataOpen is where a report's embedded data begins.
+const dataOpen = `<script type="application/json" id="report-data">`
+
+// ReadFile reads back the data of a report that Write wrote, for tests and
+// tools that summarize reports.
+func ReadFile(path string) (Data, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Data{}, err
+	}
+	_, rest, ok := bytes.Cut(b, []byte(dataOpen))
+	js, _, ok2 := bytes.Cut(rest, []byte("</script>"))
+	if !ok || !ok2 {
+		return Data{}, fmt.Errorf("report %s: no embedded data", path)
+	}
+	var d Data
+	if err := json.Unmarshal(js, &d); err != nil {
+		return Data{}, fmt.Errorf("report %s: %w", path, err)
+	}
+	return d, nil
 }

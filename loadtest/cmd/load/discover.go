@@ -21,35 +21,66 @@ type discovered struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	closeSource func() // a kubernetes target's watcher; nil for DNS
+
 	mu        sync.Mutex
 	resolvers []*manual.Resolver
 	last      resolver.State
 }
 
-// discover resolves raw (a dns, srv or statefulset target) once, failing when
-// that finds nothing, and then every refresh until close.
-func discover(raw string, refresh time.Duration) (*discovered, error) {
+// discover resolves raw (a dns, srv or statefulset target, or a
+// kubernetes:/// one, watched) once, failing when that finds nothing, and
+// then every refresh until close; ob (may be nil) sees every change.
+func discover(raw string, refresh time.Duration, ob *observer) (*discovered, error) {
 	spec, err := discovery.ParseSpec(raw)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: %w", raw, err)
 	}
-	switch spec.QType {
-	case discovery.A, discovery.SRV, discovery.StatefulSet:
-	default:
-		return nil, fmt.Errorf("target %q: --refresh needs a dns, srv or statefulset target, not %s", raw, spec.QType)
+	if ob == nil {
+		ob = &observer{o: &options{}} // nothing observed; a kubernetes target's client from in-cluster config
 	}
 	d := &discovered{}
-	d.target = discovery.NewTarget(spec, discovery.NewResolver(discovery.NetLookuper(spec.Server)),
-		discovery.TargetOptions{Interval: refresh, OnUpdate: d.update})
+	var src discovery.Source
+	switch spec.QType {
+	case discovery.A, discovery.SRV, discovery.StatefulSet:
+		src = discovery.NewResolver(discovery.NetLookuper(spec.Server))
+		ob.discovery = "dns"
+	case discovery.Kubernetes:
+		client, err := ob.kubeClient()
+		if err != nil {
+			return nil, fmt.Errorf("target %q: %w", raw, err)
+		}
+		w, err := discovery.NewKubernetesWatcher(client, spec, nil)
+		if err != nil {
+			return nil, err
+		}
+		d.closeSource = w.Close
+		src = w
+		ob.discovery = "kubernetes"
+		if refresh == 0 {
+			refresh = kubeRefresh
+		}
+	default:
+		return nil, fmt.Errorf("target %q: --refresh needs a dns, srv, statefulset or kubernetes target, not %s", raw, spec.QType)
+	}
+	d.target = discovery.NewTarget(spec, src, discovery.TargetOptions{Interval: refresh, OnUpdate: d.update})
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.target.Refresh(ctx); err != nil {
+	fail := func(err error) (*discovered, error) {
 		cancel()
-		return nil, fmt.Errorf("target %q: %w", raw, err)
+		if d.closeSource != nil {
+			d.closeSource()
+		}
+		return nil, err
+	}
+	if err := d.target.Refresh(ctx); err != nil {
+		return fail(fmt.Errorf("target %q: %w", raw, err))
 	}
 	st := d.target.State()
 	if len(st.Endpoints) == 0 {
-		cancel()
-		return nil, fmt.Errorf("target %q: %s found no address", raw, spec.Query())
+		return fail(fmt.Errorf("target %q: %s found no address", raw, spec.Query()))
+	}
+	if ob.tracker != nil {
+		d.wg.Go(func() { followState(ctx, d.target, ob.endpoints) })
 	}
 	d.last = state(st.Endpoints)
 	d.cancel = cancel
@@ -101,4 +132,7 @@ func (d *discovered) update(eps []discovery.Endpoint) {
 func (d *discovered) close() {
 	d.cancel()
 	d.wg.Wait()
+	if d.closeSource != nil {
+		d.closeSource()
+	}
 }

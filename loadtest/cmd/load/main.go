@@ -40,20 +40,24 @@ func main() {
 
 // run loads the target as o says, printing a line per window to out.
 func run(ctx context.Context, o *options, out io.Writer) error {
-	call, closeCall, err := newCaller(o)
+	ob, err := newObserver(ctx, o)
 	if err != nil {
 		return err
+	}
+	call, closeCall, err := newCaller(o, ob)
+	if err != nil {
+		return errors.Join(err, ob.stop())
 	}
 	defer closeCall()
 	rep, err := newReporter(o, out)
 	if err != nil {
-		return err
+		return errors.Join(err, ob.stop())
 	}
-	sum, runErr := engine.Run(ctx, o.engine, call, rep.window)
+	sum, runErr := engine.Run(ctx, o.engine, ob.wrap(call), func(w *engine.Stats) { rep.window(w); ob.window(w) })
 	if sum == nil {
-		return errors.Join(runErr, rep.close(nil))
+		return errors.Join(runErr, rep.close(nil), ob.close(nil, nil))
 	}
-	if err := rep.close(sum); err != nil {
+	if err := errors.Join(rep.close(sum), ob.close(os.Args[1:], sum)); err != nil {
 		return err
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
