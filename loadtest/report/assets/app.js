@@ -101,6 +101,11 @@
   }
 
   var T = S.t || [];
+  // Every chart and the lifecycle time line start at the run's start (or
+  // the first mark before it) and end at its last window or mark.
+  var tMin = T.length ? Math.min(0, T[0] - D.window) : 0, tMax = T.length ? T[T.length - 1] : 1;
+  (D.pods || []).forEach(function (p) { (p.marks || []).forEach(function (m) { tMin = Math.min(tMin, m.t); tMax = Math.max(tMax, m.t); }); });
+  (D.decisions || []).forEach(function (m) { tMin = Math.min(tMin, m.t); tMax = Math.max(tMax, m.t); });
   if (T.length === 0) {
     app.appendChild(el("p", null, "The run measured no window."));
   } else {
@@ -147,7 +152,8 @@
       // Draw the top of the stack first so each band paints over the one above it.
       var bands = [];
       for (var b = shareSeries.length; b > 1; b--) bands.push({ series: [b, b - 1] });
-      chart(shares, "share", "% of ok calls", shareSeries, shareData, { bands: bands });
+      chart(shares, "share", "% of ok calls", shareSeries, shareData,
+        { bands: bands, scales: { x: { time: false }, y: { range: [0, 100] } } });
     }
 
     var podsSec = section("Pods", "Ready endpoints (from discovery), pods that answered in each window" +
@@ -185,8 +191,6 @@
   life.appendChild(legend);
   var lanes = el("div", { "class": "lanes" });
   life.appendChild(lanes);
-  var tMin = T.length ? Math.min(0, T[0] - D.window) : 0, tMax = T.length ? T[T.length - 1] : 1;
-  (D.pods || []).forEach(function (p) { (p.marks || []).forEach(function (m) { tMax = Math.max(tMax, m.t); }); });
   function drawLifecycle(min, max) {
     lanes.textContent = "";
     if (min == null) { min = tMin; max = tMax; }
@@ -208,6 +212,8 @@
     });
   }
   drawLifecycle();
+  // Start every chart where the time line starts (syncZoom spreads it).
+  if (charts.length) charts[0].setScale("x", { min: tMin, max: tMax });
 
   // Tables.
   function table(parent, caption, cols, rows) {
