@@ -41,6 +41,7 @@ func discover(raw string, refresh time.Duration, ob *observer) (*discovered, err
 	}
 	d := &discovered{}
 	var src discovery.Source
+	var timeout time.Duration // of a refresh; 0: the default
 	switch spec.QType {
 	case discovery.A, discovery.SRV, discovery.StatefulSet:
 		src = discovery.NewResolver(discovery.NetLookuper(spec.Server))
@@ -60,10 +61,11 @@ func discover(raw string, refresh time.Duration, ob *observer) (*discovered, err
 		if refresh == 0 {
 			refresh = kubeRefresh
 		}
+		timeout = kubeFirstList
 	default:
 		return nil, fmt.Errorf("target %q: --refresh needs a dns, srv, statefulset or kubernetes target, not %s", raw, spec.QType)
 	}
-	d.target = discovery.NewTarget(spec, src, discovery.TargetOptions{Interval: refresh, OnUpdate: d.update})
+	d.target = discovery.NewTarget(spec, src, discovery.TargetOptions{Interval: refresh, Timeout: timeout, OnUpdate: d.update})
 	ctx, cancel := context.WithCancel(context.Background())
 	fail := func(err error) (*discovered, error) {
 		cancel()

@@ -36,6 +36,10 @@ type observeOptions struct {
 // --refresh; its watch delivers every change at once anyway.
 const kubeRefresh = 30 * time.Second
 
+// kubeFirstList bounds the wait for a kubernetes:/// target's first list
+// from the API server.
+const kubeFirstList = 10 * time.Second
+
 // maxHPAs bounds --hpa.
 const maxHPAs = 10
 
