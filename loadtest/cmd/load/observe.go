@@ -18,8 +18,8 @@ import (
 	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/grpccode"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
+	"github.com/knowingnode/knowingnode/internal/load/livemetrics"
 	"github.com/knowingnode/knowingnode/loadtest/hpa"
-	"github.com/knowingnode/knowingnode/loadtest/livemetrics"
 	"github.com/knowingnode/knowingnode/loadtest/report"
 )
 
