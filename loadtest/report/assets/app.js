@@ -32,7 +32,7 @@
   meta("command", "load " + (D.args || []).join(" "));
   meta("target", D.target + " (" + D.call + ")");
   meta("started", new Date(D.startUnixMs).toISOString());
-  meta("window", D.window + " s");
+  meta("window", fmt(D.window, 3) + " s");
   meta("discovery", D.discovery ? D.discovery + (D.refresh ? ", every " + D.refresh + " s" : "") : "none: pods are known only by the calls they answered");
   var sm = D.summary;
   meta("summary", sm.Sent + " sent in " + fmt(sm.Length, 1) + " s (" + fmt(sm.Rate, 1) + "/s" +
