@@ -65,6 +65,7 @@ func discover(raw string, refresh time.Duration, ob *observer) (*discovered, err
 	default:
 		return nil, fmt.Errorf("target %q: --refresh needs a dns, srv, statefulset or kubernetes target, not %s", raw, spec.QType)
 	}
+	ob.refresh = refresh
 	d.target = discovery.NewTarget(spec, src, discovery.TargetOptions{Interval: refresh, Timeout: timeout, OnUpdate: d.update})
 	ctx, cancel := context.WithCancel(context.Background())
 	fail := func(err error) (*discovered, error) {

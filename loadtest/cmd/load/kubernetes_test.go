@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -53,11 +54,11 @@ func TestReportKubernetesLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.obs.client = client
 	ob, err := newObserver(t.Context(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob.client = client
 	call, closeCall, err := newCaller(o, ob)
 	if err != nil {
 		t.Fatal(err)
@@ -135,5 +136,69 @@ func TestReportKubernetesLifecycle(t *testing.T) {
 	}
 	if d.Discovery != "kubernetes" || len(d.NeverCalled) != 0 {
 		t.Errorf("discovery %q, never called %v; want kubernetes and none", d.Discovery, d.NeverCalled)
+	}
+}
+
+// A load pinned to one pod (as through a ClusterIP) with --lifecycle-from
+// the Service's EndpointSlices: the pod added mid-run is Ready and never
+// called, and the report says so.
+func TestReportLifecycleFromPinned(t *testing.T) {
+	ips, port := loopbackpods.Start(t, 2, 95, "be")
+	ready := true
+	ep := func(i int) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{ips[i]}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: []string{"be-0", "be-1"}[i]}}
+	}
+	slice := func(eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: "web-abc", Namespace: "ns", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr("grpc"), Port: ptr(int32(port))}},
+			Endpoints:   eps,
+		}
+	}
+	t.Setenv("KUBE_FEATURE_WatchListClient", "false")
+	client := fake.NewClientset(slice(ep(0)))
+	file := filepath.Join(t.TempDir(), "run.html")
+	args := []string{"--target", "static:///" + ips[0] + ":" + strconv.Itoa(int(port)), "--lifecycle-from", "kubernetes:///web.ns:grpc",
+		"--rate", "50", "--duration", "3s", "--window", "500ms", "--report", file, "--kubeconfig", ""}
+	o, err := parseFlags(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.obs.client = client
+	ob, err := newObserver(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, closeCall, err := newCaller(o, ob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeCall()
+	go func() {
+		time.Sleep(time.Second)
+		if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(context.Background(), slice(ep(0), ep(1)), metav1.UpdateOptions{}); err != nil {
+			t.Error(err)
+		}
+	}()
+	sum, err := engine.Run(t.Context(), o.engine, ob.wrap(call), ob.window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.close(args, sum); err != nil {
+		t.Fatal(err)
+	}
+	d, err := report.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.NeverCalled) != 1 || d.NeverCalled[0] != "be-1" {
+		t.Errorf("never called %v; want [be-1] (pods %+v)", d.NeverCalled, d.Pods)
+	}
+	for _, p := range d.Pods {
+		if p.Name == "be-0" && (p.Ready == nil || p.FirstCall == nil || p.Addr == "") {
+			t.Errorf("be-0: %+v; want Ready, called, at its address", p)
+		}
 	}
 }

@@ -30,6 +30,8 @@ type observeOptions struct {
 	hpas        string // comma-separated [namespace/]name
 	kubeconfig  string
 	metricsAddr string
+	lifecycle   string               // a target watched only for the report, e.g. the Service behind a ClusterIP
+	client      kubernetes.Interface // tests: the API client instead of --kubeconfig's
 }
 
 // kubeRefresh is the periodic re-read of a kubernetes:/// target without
@@ -40,6 +42,9 @@ const kubeRefresh = 30 * time.Second
 // from the API server.
 const kubeFirstList = 10 * time.Second
 
+// lifecycleRefresh re-resolves a --lifecycle-from DNS target without --refresh.
+const lifecycleRefresh = time.Second
+
 // maxHPAs bounds --hpa.
 const maxHPAs = 10
 
@@ -47,12 +52,23 @@ func addObserveFlags(fs *flag.FlagSet, o *observeOptions) {
 	fs.StringVar(&o.report, "report", "", "write one self-contained HTML report of the run (charts, pod lifecycle, autoscaler decisions, tables) to this file")
 	fs.StringVar(&o.hpas, "hpa", "", "follow these HorizontalPodAutoscalers' decisions for the report: [namespace/]name, comma-separated (namespace: the kubernetes:/// target's, else the pod's, else default)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig for kubernetes:/// targets and --hpa (default $KUBECONFIG; empty: in-cluster)")
+	fs.StringVar(&o.lifecycle, "lifecycle-from", "", "for --report: follow the pods' lifecycle from this kubernetes:/// (or dns) target, without calling through it, e.g. the Service behind a ClusterIP --target")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve the load's own Prometheus metrics on this address (/metrics) while it runs")
 }
 
 func (o *observeOptions) validate(bad func(flag, format string, args ...any)) {
 	if o.report != "" && !strings.HasSuffix(strings.ToLower(o.report), ".html") {
 		bad("report", "%q: want a file name ending in .html", o.report)
+	}
+	if o.lifecycle != "" {
+		if o.report == "" {
+			bad("lifecycle-from", "only feeds --report, which is not set")
+		}
+		if sp, err := discovery.ParseSpec(o.lifecycle); err != nil {
+			bad("lifecycle-from", "%v", err)
+		} else if sp.QType == discovery.Static {
+			bad("lifecycle-from", "%q: a static list has no lifecycle", o.lifecycle)
+		}
 	}
 	if names := o.hpaNames(); len(names) > maxHPAs {
 		bad("hpa", "%d HPAs; at most %d", len(names), maxHPAs)
@@ -77,8 +93,10 @@ type observer struct {
 	metrics   *livemetrics.Metrics
 	server    *livemetrics.Server
 	follower  *hpa.Follower
+	watched   *discovered // --lifecycle-from
 	client    kubernetes.Interface
-	discovery string // what the lifecycle marks come from
+	discovery string        // what the lifecycle marks come from
+	refresh   time.Duration // and how often it is re-read
 
 	mu        sync.Mutex
 	windows   []*engine.Stats
@@ -103,11 +121,25 @@ func newObserver(ctx context.Context, o *options) (*observer, error) {
 			return nil, errors.Join(err, ob.stop())
 		}
 	}
+	if o.obs.lifecycle != "" && ob.tracker != nil {
+		refresh := o.refresh
+		if refresh == 0 {
+			refresh = lifecycleRefresh
+		}
+		d, err := discover(o.obs.lifecycle, refresh, ob)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("--lifecycle-from: %w", err), ob.stop())
+		}
+		ob.watched = d
+	}
 	return ob, nil
 }
 
 // kubeClient is the one API client of discovery and --hpa.
 func (ob *observer) kubeClient() (kubernetes.Interface, error) {
+	if ob.client == nil && ob.o.obs.client != nil {
+		ob.client = ob.o.obs.client
+	}
 	if ob.client == nil {
 		c, err := discovery.KubeClient(ob.o.obs.kubeconfig)
 		if err != nil {
@@ -254,8 +286,12 @@ func followState(ctx context.Context, t *discovery.Target, on func(time.Time, []
 	}
 }
 
-// stop ends the autoscaler watches and the metrics server.
+// stop ends the autoscaler watches, --lifecycle-from and the metrics server.
 func (ob *observer) stop() error {
+	if ob.watched != nil {
+		ob.watched.close()
+		ob.watched = nil
+	}
 	if ob.follower != nil {
 		ob.follower.Close()
 		ob.follower = nil
@@ -279,7 +315,7 @@ func (ob *observer) close(args []string, sum *engine.Stats) error {
 		Discovery: ob.discovery, Windows: ob.windows, Summary: sum, Tracker: ob.tracker, Decisions: ob.decisions}
 	ob.mu.Unlock()
 	if ob.discovery != "" {
-		r.Refresh = ob.o.refresh
+		r.Refresh = ob.refresh
 	}
 	if werr := report.WriteFile(ob.o.obs.report, r); werr != nil {
 		err = errors.Join(err, fmt.Errorf("--report: %w", werr))
