@@ -69,6 +69,12 @@ func writeReport(t *testing.T, out, title string, r loadRun, w *tierWatch) strin
 		t.Errorf("report: %v", err)
 		return "no report"
 	}
+	return "Ready→first call " + firstCalls(d, r.end()) + "; report " + file
+}
+
+// firstCalls lists each new pod's Ready to first call in a report, or how
+// long it stayed uncalled until end.
+func firstCalls(d report.Data, end time.Time) string {
 	var news []string
 	for _, p := range d.Pods {
 		switch {
@@ -76,11 +82,21 @@ func writeReport(t *testing.T, out, title string, r loadRun, w *tierWatch) strin
 		case p.ReadyToFirstCall != nil:
 			news = append(news, fmt.Sprintf("%s %.1fs", p.Name, *p.ReadyToFirstCall))
 		case p.Ready != nil:
-			news = append(news, fmt.Sprintf("%s none in %.0fs", p.Name, r.end().Sub(d.Start).Seconds()-*p.Ready))
+			news = append(news, fmt.Sprintf("%s none in %.0fs", p.Name, end.Sub(d.Start).Seconds()-*p.Ready))
 		}
 	}
 	if len(news) == 0 {
-		news = []string{"(no new pod)"}
+		return "(no new pod)"
 	}
-	return "Ready→first call " + strings.Join(news, ", ") + "; report " + file
+	return strings.Join(news, ", ")
+}
+
+// loadReport summarizes the report bin/load itself wrote.
+func loadReport(t *testing.T, file string, end time.Time) string {
+	d, err := report.ReadFile(file)
+	if err != nil {
+		t.Errorf("bin/load --report: %v", err)
+		return "no bin/load report"
+	}
+	return fmt.Sprintf("bin/load's report: Ready→first call %s, never called %v; %s", firstCalls(d, end), d.NeverCalled, file)
 }

@@ -155,8 +155,12 @@ func autoscaleClusterIP(t *testing.T, out string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// bin/load's own report too: the Service's pods from its EndpointSlices
+	// (not called through them) and the HPA's decisions.
 	run := startHostLoad(t, out, "load", "--target", ip+":9090", "--connections", "1", "--balancing", "pick_first",
-		"--rate", fmt.Sprint(pinnedRate), "--concurrency", "64", "--duration", (loadFor + 30*time.Second).String())
+		"--rate", fmt.Sprint(pinnedRate), "--concurrency", "64", "--duration", (loadFor + 30*time.Second).String(),
+		"--report", filepath.Join(out, "load.html"), "--lifecycle-from", "kubernetes:///backend."+namespace+":grpc",
+		"--hpa", namespace+"/backend", "--kubeconfig", kubecfg)
 	st := run.wait(t)
 	tier.stop()
 	writePlot(t, out, st, tier, false)
@@ -209,8 +213,9 @@ func autoscaleClusterIP(t *testing.T, out string) string {
 			news = append(news, fmt.Sprintf("%s no call in %.0fs after Ready", p, st.end().Sub(ready).Seconds()))
 		}
 	}
-	return fmt.Sprintf("%s; %.0f calls/s on one connection, %d failed; pinned %s; %s; %s; %s",
-		tier.summary(), st.sum.Rate, st.sum.Failed, strings.Join(pinned, " → "), strings.Join(news, ", "), firsts, out)
+	return fmt.Sprintf("%s; %.0f calls/s on one connection, %d failed; pinned %s; %s; %s; %s; %s",
+		tier.summary(), st.sum.Rate, st.sum.Failed, strings.Join(pinned, " → "), strings.Join(news, ", "), firsts,
+		loadReport(t, filepath.Join(out, "load.html"), st.end()), out)
 }
 
 func mapsKeys(m map[string]int64) func(func(string) bool) {
