@@ -22,6 +22,7 @@ import (
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/harness/proc"
+	"github.com/knowingnode/knowingnode/internal/load/livemetrics"
 )
 
 // startProcess runs one of the binaries built for the test, with no drain
@@ -277,6 +278,16 @@ func TestDashboardMetricsExist(t *testing.T) {
 		for name := range mf {
 			have[name] = true
 		}
+	}
+	// The load generator's own (bin/load --metrics-addr), after one call.
+	lm := livemetrics.New(1)
+	lm.Call(time.Millisecond, "OK", "backend-0")
+	lfs, err := lm.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range lfs {
+		have[mf.GetName()] = true
 	}
 	metricName := regexp.MustCompile(`\b(?:grpc|knowingnode|go|process)_[a-z0-9_]+\b`)
 	// Label names look like metric names: drop matchers and groupings first.

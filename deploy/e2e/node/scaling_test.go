@@ -18,6 +18,7 @@ import (
 	"github.com/knowingnode/knowingnode/harness/poll"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 	"github.com/knowingnode/knowingnode/loadtest/plot"
+	"github.com/knowingnode/knowingnode/loadtest/report"
 )
 
 // Sizing for 2 cores. The HPAs act on the kubelets' real CPU through
@@ -76,14 +77,15 @@ func autoscaleBackend(t *testing.T, out string) string {
 	pst := probe.stop(t)
 	tier.stop()
 	writePlot(t, out, job, tier, false)
+	firsts := writeReport(t, out, "autoscale backend", job, tier)
 
 	evens := evenAfterReady(t, job.windows, tier)
 	failed := job.sum.Failed + pst.Failed
 	if failed != 0 {
 		t.Errorf("%d calls failed (Job %v, probe %v)", failed, job.sum.ByCode, pst.ByCode)
 	}
-	return fmt.Sprintf("%s; Job %.0f calls/s, %d failed, p99 %s; even ±%.0f%% after each new pod Ready in %s; down to %d in %.0fs after the load; probe %d calls, %d failed; %s",
-		tier.summary(), job.sum.Rate, job.sum.Failed, job.sum.Latency.P99, evenWithin*100, evens, tier.min, down.Seconds(), pst.Sent, pst.Failed, out)
+	return fmt.Sprintf("%s; Job %.0f calls/s, %d failed, p99 %s; %s; even ±%.0f%% after each new pod Ready in %s; down to %d in %.0fs after the load; probe %d calls, %d failed; %s",
+		tier.summary(), job.sum.Rate, job.sum.Failed, job.sum.Latency.P99, firsts, evenWithin*100, evens, tier.min, down.Seconds(), pst.Sent, pst.Failed, out)
 }
 
 // autoscaleFrontend: the load Job fans out through the StatefulSet
@@ -116,6 +118,7 @@ func autoscaleFrontend(t *testing.T, out string) string {
 	pst := probe.stop(t)
 	tier.stop()
 	writePlot(t, out, job, tier, true)
+	firsts := writeReport(t, out, "autoscale frontend", job, tier)
 
 	// Every pod that was Ready for the run's last 20 s took calls in them.
 	var got []string
@@ -136,8 +139,8 @@ func autoscaleFrontend(t *testing.T, out string) string {
 	if job.sum.Failed+pst.Failed != 0 {
 		t.Errorf("fan-outs failed as a whole: Job %d %v, probe %d %v", job.sum.Failed, job.sum.ByCode, pst.Failed, pst.ByCode)
 	}
-	return fmt.Sprintf("%s; Job %.0f fan-outs/s, %d failed, p99 %s; share of the last %d s: %s; down to %d in %.0fs; probe %d fan-outs, %d failed; %s",
-		tier.summary(), job.sum.Rate, job.sum.Failed, job.sum.Latency.P99, len(last), strings.Join(got, ", "), tier.min, down.Seconds(), pst.Sent, pst.Failed, out)
+	return fmt.Sprintf("%s; Job %.0f fan-outs/s, %d failed, p99 %s; %s; share of the last %d s: %s; down to %d in %.0fs; probe %d fan-outs, %d failed; %s",
+		tier.summary(), job.sum.Rate, job.sum.Failed, job.sum.Latency.P99, firsts, len(last), strings.Join(got, ", "), tier.min, down.Seconds(), pst.Sent, pst.Failed, out)
 }
 
 // autoscaleClusterIP: one connection through the Deployment backend's
@@ -152,11 +155,16 @@ func autoscaleClusterIP(t *testing.T, out string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// bin/load's own report too: the Service's pods from its EndpointSlices
+	// (not called through them) and the HPA's decisions.
 	run := startHostLoad(t, out, "load", "--target", ip+":9090", "--connections", "1", "--balancing", "pick_first",
-		"--rate", fmt.Sprint(pinnedRate), "--concurrency", "64", "--duration", (loadFor + 30*time.Second).String())
+		"--rate", fmt.Sprint(pinnedRate), "--concurrency", "64", "--duration", (loadFor + 30*time.Second).String(),
+		"--report", filepath.Join(out, "load.html"), "--lifecycle-from", "kubernetes:///backend."+namespace+":grpc",
+		"--hpa", namespace+"/backend", "--kubeconfig", kubecfg)
 	st := run.wait(t)
 	tier.stop()
 	writePlot(t, out, st, tier, false)
+	firsts := writeReport(t, out, "autoscale clusterip", st, tier)
 	if tier.peak() <= tier.min {
 		t.Errorf("the backend HPA never scaled above %d pods with one pinned connection at %d calls/s (achieved %.0f/s): %s", tier.min, pinnedRate, st.sum.Rate, tier)
 	}
@@ -205,8 +213,9 @@ func autoscaleClusterIP(t *testing.T, out string) string {
 			news = append(news, fmt.Sprintf("%s no call in %.0fs after Ready", p, st.end().Sub(ready).Seconds()))
 		}
 	}
-	return fmt.Sprintf("%s; %.0f calls/s on one connection, %d failed; pinned %s; %s; %s",
-		tier.summary(), st.sum.Rate, st.sum.Failed, strings.Join(pinned, " → "), strings.Join(news, ", "), out)
+	return fmt.Sprintf("%s; %.0f calls/s on one connection, %d failed; pinned %s; %s; %s; %s; %s",
+		tier.summary(), st.sum.Rate, st.sum.Failed, strings.Join(pinned, " → "), strings.Join(news, ", "), firsts,
+		loadReport(t, filepath.Join(out, "load.html"), st.end()), out)
 }
 
 func mapsKeys(m map[string]int64) func(func(string) bool) {
@@ -245,6 +254,8 @@ type tierWatch struct {
 	goneAt  map[string]time.Time // first poll without the pod Ready
 	initial map[string]bool
 	desired int
+	// decisions are the HPA's, for the report.
+	decisions []report.Decision
 }
 
 // startTier sets the workload to the HPA's minimum, lets the HPA act (the
@@ -372,6 +383,8 @@ func (w *tierWatch) poll() {
 		}
 		label := fmt.Sprintf("HPA %d→%d%s", w.desired, h.Status.DesiredReplicas, cpu)
 		w.events = append(w.events, plot.Event{At: now, Label: label})
+		w.decisions = append(w.decisions, report.Decision{At: now, HPA: w.hpa, Current: int32(h.Status.CurrentReplicas),
+			Desired: int32(h.Status.DesiredReplicas), Metric: strings.TrimPrefix(cpu, " at ")})
 		logf("autoscale: %s: %s after %.0fs", w.hpa, label, now.Sub(w.start).Seconds())
 		w.desired = h.Status.DesiredReplicas
 	}

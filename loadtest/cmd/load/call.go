@@ -20,8 +20,12 @@ import (
 // staticScheme names a fixed list of addresses, as the frontend's targets do.
 const staticScheme = "static:///"
 
+// kubernetesScheme names a Service's EndpointSlices, read from the API
+// server with the frontend's discovery.
+const kubernetesScheme = "kubernetes:///"
+
 // newCaller builds the call o asks for and a function that releases it.
-func newCaller(o *options) (engine.Caller, func(), error) {
+func newCaller(o *options, ob *observer) (engine.Caller, func(), error) {
 	if o.call == "rest" {
 		base := o.target
 		if !strings.Contains(base, "://") {
@@ -43,8 +47,8 @@ func newCaller(o *options) (engine.Caller, func(), error) {
 			c()
 		}
 	}
-	if o.refresh > 0 {
-		d, err := discover(o.target, o.refresh)
+	if o.refresh > 0 || strings.HasPrefix(o.target, kubernetesScheme) {
+		d, err := discover(o.target, o.refresh, ob)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -57,7 +61,7 @@ func newCaller(o *options) (engine.Caller, func(), error) {
 			closeAll()
 			return nil, nil, err
 		}
-		cc, err := dial(o.target, sc, newBuilder)
+		cc, err := dial(o.target, sc, newBuilder, ob.dialOptions()...)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -74,7 +78,7 @@ func newCaller(o *options) (engine.Caller, func(), error) {
 // dial makes one client over target with the given service config (its
 // balancing policy). A static:/// target resolves to its listed addresses;
 // with newBuilder, the addresses come from it.
-func dial(target, serviceConfig string, newBuilder func() resolver.Builder) (*grpc.ClientConn, error) {
+func dial(target, serviceConfig string, newBuilder func() resolver.Builder, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(serviceConfig),
@@ -98,7 +102,7 @@ func dial(target, serviceConfig string, newBuilder func() resolver.Builder) (*gr
 		opts = append(opts, grpc.WithResolvers(r))
 		target = "static:///list"
 	}
-	cc, err := grpc.NewClient(target, opts...)
+	cc, err := grpc.NewClient(target, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: %w", target, err)
 	}

@@ -3,74 +3,139 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
-// discovered resolves a target with internal/discovery's gRPC resolver
-// (discovery.Builders), re-resolving it every refresh: gRPC's own dns
-// resolver re-resolves only after a connection is lost, so without it a
-// load through a headless Service never reaches the pods an autoscaler
-// adds. Each connection runs its own resolver, closed with it.
+// discovered keeps a target's addresses fresh with the frontend's own DNS
+// discovery and hands every refresh to each connection's resolver. gRPC's
+// dns resolver re-resolves only after a connection is lost, so without it a
+// load through a headless Service never reaches the pods an autoscaler adds.
 type discovered struct {
-	target resolver.Target  // the target as given, for the inner builder
-	inner  resolver.Builder // discovery's builder of the target's scheme
+	target *discovery.Target
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeSource func() // a kubernetes target's watcher; nil for DNS
+
+	mu        sync.Mutex
+	resolvers []*manual.Resolver
+	last      resolver.State
 }
 
-// discover checks raw (a dns, srv or statefulset target) and resolves it
-// once, failing when that finds nothing, so a load never starts without a
-// backend.
-func discover(raw string, refresh time.Duration) (*discovered, error) {
+// discover resolves raw (a dns, srv or statefulset target, or a
+// kubernetes:/// one, watched) once, failing when that finds nothing, and
+// then every refresh until close; ob (may be nil) sees every change.
+func discover(raw string, refresh time.Duration, ob *observer) (*discovered, error) {
 	spec, err := discovery.ParseSpec(raw)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: %w", raw, err)
 	}
+	if ob == nil {
+		ob = &observer{o: &options{}} // nothing observed; a kubernetes target's client from in-cluster config
+	}
+	d := &discovered{}
+	var src discovery.Source
+	var timeout time.Duration // of a refresh; 0: the default
 	switch spec.QType {
 	case discovery.A, discovery.SRV, discovery.StatefulSet:
-	default:
-		return nil, fmt.Errorf("target %q: --refresh needs a dns, srv or statefulset target, not %s", raw, spec.QType)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	eps, err := discovery.NewResolver(discovery.NetLookuper(spec.Server)).Resolve(ctx, spec)
-	if err != nil {
-		return nil, fmt.Errorf("target %q: %w", raw, err)
-	}
-	if len(eps) == 0 {
-		return nil, fmt.Errorf("target %q: %s found no address", raw, spec.Query())
-	}
-	if !strings.Contains(raw, "://") {
-		raw = string(discovery.A) + ":///" + raw // as ParseSpec reads it
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("target %q: %w", raw, err)
-	}
-	d := &discovered{target: resolver.Target{URL: *u}}
-	for _, b := range discovery.Builders(discovery.Options{Refresh: refresh}) {
-		if b.Scheme() == string(spec.QType) {
-			d.inner = b
+		src = discovery.NewResolver(discovery.NetLookuper(spec.Server))
+		ob.discovery = "dns"
+	case discovery.Kubernetes:
+		client, err := ob.kubeClient()
+		if err != nil {
+			return nil, fmt.Errorf("target %q: %w", raw, err)
 		}
+		w, err := discovery.NewKubernetesWatcher(client, spec, nil)
+		if err != nil {
+			return nil, err
+		}
+		d.closeSource = w.Close
+		src = w
+		ob.discovery = "kubernetes"
+		if refresh == 0 {
+			refresh = kubeRefresh
+		}
+		timeout = kubeFirstList
+	default:
+		return nil, fmt.Errorf("target %q: --refresh needs a dns, srv, statefulset or kubernetes target, not %s", raw, spec.QType)
 	}
+	ob.refresh = refresh
+	d.target = discovery.NewTarget(spec, src, discovery.TargetOptions{Interval: refresh, Timeout: timeout, OnUpdate: d.update})
+	ctx, cancel := context.WithCancel(context.Background())
+	fail := func(err error) (*discovered, error) {
+		cancel()
+		if d.closeSource != nil {
+			d.closeSource()
+		}
+		return nil, err
+	}
+	if err := d.target.Refresh(ctx); err != nil {
+		return fail(fmt.Errorf("target %q: %w", raw, err))
+	}
+	st := d.target.State()
+	if len(st.Endpoints) == 0 {
+		return fail(fmt.Errorf("target %q: %s found no address", raw, spec.Query()))
+	}
+	if ob.tracker != nil {
+		d.wg.Go(func() { followState(ctx, d.target, ob.endpoints) })
+	}
+	d.last = state(st.Endpoints)
+	d.cancel = cancel
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.target.Run(ctx)
+	}()
 	return d, nil
 }
 
-// builder returns the resolver builder of one more connection; whatever
-// target that connection names, it resolves the discovered one.
-func (d *discovered) builder() resolver.Builder { return d }
-
-// Scheme is the scheme dial gives its target.
-func (d *discovered) Scheme() string { return "discovered" }
-
-// Build starts discovery's resolver for the target given to discover.
-func (d *discovered) Build(_ resolver.Target, cc resolver.ClientConn, o resolver.BuildOptions) (resolver.Resolver, error) {
-	return d.inner.Build(d.target, cc, o)
+func state(eps []discovery.Endpoint) resolver.State {
+	var st resolver.State
+	for _, e := range eps {
+		if e.Callable() {
+			st.Addresses = append(st.Addresses, resolver.Address{Addr: e.Addr})
+		}
+	}
+	return st
 }
 
-// close is kept for newCaller: each resolver stops with its connection.
-func (d *discovered) close() {}
+// builder returns a resolver for one more connection, starting from the
+// latest addresses.
+func (d *discovered) builder() resolver.Builder {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := manual.NewBuilderWithScheme("discovered")
+	r.InitialState(d.last)
+	d.resolvers = append(d.resolvers, r)
+	return r
+}
+
+func (d *discovered) update(eps []discovery.Endpoint) {
+	st := state(eps)
+	if len(st.Addresses) == 0 {
+		// An empty answer would fail every call; the pods that were there
+		// keep getting calls until a refresh finds some again.
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.last = st
+	for _, r := range d.resolvers {
+		r.UpdateState(st)
+	}
+}
+
+// close stops the refreshes and waits for them.
+func (d *discovered) close() {
+	d.cancel()
+	d.wg.Wait()
+	if d.closeSource != nil {
+		d.closeSource()
+	}
+}

@@ -109,7 +109,7 @@ func workerMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		*name, _ = os.Hostname()
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	call, closeCall, err := newCaller(o)
+	call, closeCall, err := newCaller(o, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "load worker: %v\n", err)
 		return exitError

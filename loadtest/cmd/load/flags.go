@@ -30,6 +30,7 @@ type options struct {
 	jsonFile    string
 	plotFile    string
 	refresh     time.Duration // re-resolve the target this often with the frontend's discovery; 0: gRPC's dns resolver
+	obs         observeOptions
 }
 
 const maxConnections = 1000
@@ -41,7 +42,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.SetOutput(io.Discard)
 	var mode string
 	var count int
-	fs.StringVar(&o.target, "target", "", "gRPC target (host:port, dns://[server]/name:port, static:///a:port,b:port) or, for --call rest, the frontend's base URL")
+	fs.StringVar(&o.target, "target", "", "gRPC target (host:port, dns://[server]/name:port, static:///a:port,b:port, kubernetes:///service.namespace:port) or, for --call rest, the frontend's base URL")
 	fs.StringVar(&o.call, "call", "identity", "what to call: identity (GetIdentity, either tier), fanout (a frontend's FanOut) or rest (a GET on the REST gateway)")
 	fs.Float64Var(&o.engine.Rate, "rate", 10, "calls per second; 0 calls back to back with --concurrency workers (closed loop)")
 	fs.IntVar(&o.engine.Concurrency, "concurrency", 10, "calls in flight at most (open loop) or workers (closed loop)")
@@ -51,7 +52,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.engine.Window, "window", time.Second, "length of a reported window")
 	fs.DurationVar(&o.engine.Timeout, "timeout", 10*time.Second, "timeout of one call")
 	fs.IntVar(&o.connections, "connections", 1, "gRPC connections (clients) the calls rotate over")
-	fs.DurationVar(&o.refresh, "refresh", 0, "re-resolve a dns, srv or statefulset target this often (the frontend's discovery), so calls reach pods added later; 0 leaves it to gRPC, which re-resolves only after a lost connection")
+	fs.DurationVar(&o.refresh, "refresh", 0, "re-resolve a dns, srv or statefulset target (or re-read a kubernetes:/// one) this often (the frontend's discovery), so calls reach pods added later; 0 leaves it to gRPC, which re-resolves only after a lost connection")
 	o.policy.register(fs, &o.balancing)
 	fs.StringVar(&o.fanout.Target, "fanout-target", "", "fanout: the frontend's target name (default: its default)")
 	fs.StringVar(&mode, "fanout-mode", "each", "fanout: each or balanced")
@@ -59,6 +60,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.path, "path", "/v1/fanout", "rest: the path (and query) to GET")
 	fs.StringVar(&o.jsonFile, "json", "", "write each window, then the summary, as JSON lines to this file (- for stdout)")
 	fs.StringVar(&o.plotFile, "plot", "", "draw rate, latency and each pod's share over time to this PNG file")
+	addObserveFlags(fs, &o.obs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			// -h is asked for: the usage goes to stdout, like the other binaries'.
@@ -132,9 +134,10 @@ func (o *options) check(mode string, count int) error {
 	} else if why := o.checkTarget(); why != "" {
 		badWhy("target", o.target, why)
 	}
-	o.policy.validate(o.balancing, func(flag, format string, args ...any) {
+	badf := func(flag, format string, args ...any) {
 		errs = append(errs, fmt.Sprintf("invalid value for flag --%s: %s", flag, fmt.Sprintf(format, args...)))
-	})
+	}
+	o.policy.validate(o.balancing, badf)
 	switch strings.ToLower(mode) {
 	case "each":
 		o.fanout.Mode = knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH
@@ -155,6 +158,7 @@ func (o *options) check(mode string, count int) error {
 	if o.refresh < 0 || o.refresh > time.Hour || o.refresh > 0 && o.refresh < 100*time.Millisecond {
 		bad("refresh", o.refresh)
 	}
+	o.obs.validate(badf)
 	if !strings.HasPrefix(o.path, "/") {
 		bad("path", o.path)
 	}

@@ -50,16 +50,20 @@ func main() {
 
 // run loads the target as o says, reporting to rep, which it closes.
 func run(ctx context.Context, o *options, rep *reporter) error {
-	call, closeCall, err := newCaller(o)
+	ob, err := newObserver(ctx, o)
 	if err != nil {
 		return errors.Join(err, rep.close(nil))
 	}
-	defer closeCall()
-	sum, runErr := engine.Run(ctx, o.engine, call, rep.window)
-	if sum == nil {
-		return errors.Join(runErr, rep.close(nil))
+	call, closeCall, err := newCaller(o, ob)
+	if err != nil {
+		return errors.Join(err, ob.stop(), rep.close(nil))
 	}
-	if err := rep.close(sum); err != nil {
+	defer closeCall()
+	sum, runErr := engine.Run(ctx, o.engine, ob.wrap(call), func(w *engine.Stats) { rep.window(w); ob.window(w) })
+	if sum == nil {
+		return errors.Join(runErr, rep.close(nil), ob.close(nil, nil))
+	}
+	if err := errors.Join(rep.close(sum), ob.close(os.Args[1:], sum)); err != nil {
 		return err
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {

@@ -60,12 +60,12 @@ func TestLongRunRSS(t *testing.T) {
 	for done := false; !done; {
 		select {
 		case <-tick.C:
-			kb, err := status(cmd.Process.Pid, "VmRSS")
+			kb, err := procStatus(cmd.Process.Pid, "VmRSS")
 			if err != nil {
 				t.Logf("minute %d: %v", len(rss)+1, err)
 				continue
 			}
-			anon, _ := status(cmd.Process.Pid, "RssAnon")
+			anon, _ := procStatus(cmd.Process.Pid, "RssAnon")
 			rss = append(rss, kb)
 			// RssFile is mostly the binary's own pages; RssAnon is the heap.
 			t.Logf("minute %d: RSS %d kB (%.1f MB), of it anonymous %d kB", len(rss), kb, float64(kb)/1024, anon)
@@ -95,8 +95,8 @@ func TestLongRunRSS(t *testing.T) {
 	}
 }
 
-// status reads a kB field of a process's /proc status, e.g. VmRSS.
-func status(pid int, field string) (int64, error) {
+// procStatus reads a kB field of a process's /proc status, e.g. VmRSS.
+func procStatus(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
