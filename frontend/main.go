@@ -46,6 +46,8 @@ type flags struct {
 
 	streaming   bool
 	maxWatchers int
+
+	matrix matrixFlags
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -104,8 +106,9 @@ func parseFlags(args []string) *flags {
 	s.Bool(&f.streaming, "streaming", "STREAMING", true, "serve WatchTargets and FanOutStream (REST: /v1/targets:watch, /v1/fanout:stream); when false they answer UNIMPLEMENTED (HTTP 501) and the page polls")
 	s.Int(&f.maxWatchers, "max-watchers", "MAX_WATCHERS", 256, "WatchTargets streams open at once (each page open on the frontend holds one); more are refused with RESOURCE_EXHAUSTED (HTTP 429)")
 	f.load.Register(s)
+	f.matrix.register(s)
 	s.String(&f.kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig for kubernetes:/// targets when running outside a cluster (default: the pod's service account)")
-	s.ParseOrExit(args, f.tier.Validate, f.load.Validate, func() error {
+	s.ParseOrExit(args, f.tier.Validate, f.load.Validate, f.matrix.validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
 			config.Check(f.defaultTarget == "" || slices.ContainsFunc(f.targets.specs, func(s discovery.Spec) bool { return s.Name == f.defaultTarget }),
@@ -228,6 +231,11 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err := tel.Registry.Register(discovery.NewCollector(targets...)); err != nil {
 		return fmt.Errorf("register discovery metrics: %w", err)
 	}
+	mx, err := startMatrix(ctx, &f.matrix, matrixDeps{t: t, log: log, reg: tel.Registry, fan: fan, sources: sources,
+		dialOpts: dialOpts, interval: f.refreshInterval, stream: f.streaming, discCtx: discCtx, disc: &disc})
+	if err != nil {
+		return err
+	}
 
 	gw := gateway.Options{
 		Identity:   t.IdentityServer,
@@ -238,6 +246,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		Metrics:    tel.MetricsHandler(),
 		Registerer: tel.Registry,
 		Fixed:      []proto.Message{t.IdentityServer.Response()},
+		Matrix:     mx,
 	}
 	if tel.Tracing {
 		gw.TracerProvider, gw.Propagator = tel.TracerProvider(), tel.Propagator()
@@ -246,12 +255,13 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	h = retryAfter(sameSiteOnly(h, f.allowCrossSite, fanOutPaths...))
+	h = retryAfter(sameSiteOnly(h, f.allowCrossSite, slices.Concat(fanOutPaths, matrixPaths)...))
 	if err := srv.ListenHTTP("http", f.httpAddr, h); err != nil {
 		return err
 	}
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
 	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, loads)
+	knowingnodev1.RegisterMatrixServiceServer(srv.GRPC, mx)
 	return t.Run(ctx)
 }
 

@@ -20,6 +20,7 @@ import (
 var streamPaths = map[string]bool{
 	"/v1/targets:watch": true,
 	"/v1/fanout:stream": true,
+	matrixStreamPath:    true,
 }
 
 // streams serves streamPaths through its own gateway mux, and the rest
