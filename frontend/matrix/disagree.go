@@ -2,6 +2,7 @@ package matrix
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,6 +106,9 @@ func (t *Tracker) List() *knowingnodev1.ListDisagreementsResponse {
 			Duration: durationpb.New(now.Sub(d.Start.AsTime()))}
 		resp.Disagreements = append(resp.Disagreements, c)
 	}
+	slices.SortFunc(resp.Disagreements, func(a, b *knowingnodev1.Disagreement) int {
+		return b.Start.AsTime().Compare(a.Start.AsTime())
+	})
 	for i := len(t.history) - 1; i >= 0; i-- {
 		resp.Disagreements = append(resp.Disagreements, t.history[i])
 	}
