@@ -207,3 +207,11 @@ func cellsByKey(p *knowingnodev1.MatrixPath) map[[2]string]*knowingnodev1.Matrix
 	}
 	return m
 }
+
+// hostOf is the host of host:port, or s itself.
+func hostOf(s string) string {
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		return h
+	}
+	return s
+}

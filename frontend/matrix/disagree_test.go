@@ -66,8 +66,10 @@ func TestTracker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	found := false
 	for _, mf := range mfs {
 		if mf.GetName() == "knowingnode_discovery_disagreement_seconds" {
+			found = true
 			if len(mf.GetMetric()) != 1 {
 				t.Fatalf("%d series, want 1 (dns, api)", len(mf.GetMetric()))
 			}
@@ -76,5 +78,8 @@ func TestTracker(t *testing.T) {
 				t.Errorf("histogram: %d samples, sum %v; want 3 (5+30+45 = 80s)", h.GetSampleCount(), h.GetSampleSum())
 			}
 		}
+	}
+	if !found {
+		t.Error("no knowingnode_discovery_disagreement_seconds")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -130,10 +131,31 @@ func (s *Service) members() []member {
 	return out
 }
 
-// isSelf tells whether a peer address is one of this pod's IPs.
+// isSelf tells whether a peer address is this frontend: one of its pod IPs
+// (or its advertised gRPC host) at its gRPC port, when it knows that port.
 func (s *Service) isSelf(addr string) bool {
-	h := hostOf(addr)
-	return h != "" && (h == s.opts.Self.GetPodIp() || slices.Contains(s.opts.Self.GetPodIps(), h))
+	h, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	self := s.opts.Self
+	ipMatch := h == self.GetPodIp() || slices.Contains(self.GetPodIps(), h)
+	knowPort := false
+	for _, a := range self.GetServingAddresses() {
+		hp, ok := strings.CutPrefix(a, "grpc=")
+		if !ok {
+			continue
+		}
+		sh, sp, err := net.SplitHostPort(hp)
+		if err != nil {
+			continue
+		}
+		knowPort = true
+		if sp == port && (ipMatch || sh == h) {
+			return true
+		}
+	}
+	return ipMatch && !knowPort
 }
 
 type request struct {

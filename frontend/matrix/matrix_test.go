@@ -319,3 +319,21 @@ func TestMergeColumns(t *testing.T) {
 		t.Errorf("a call never sent: %v; want not_sent 1 and no calls, no latency sample", c)
 	}
 }
+
+// A peer is this frontend at one of its pod IPs and its gRPC port; another
+// frontend on the same IP (another port) is not.
+func TestIsSelf(t *testing.T) {
+	s := New(Options{Self: &knowingnodev1.Identity{PodIp: "10.0.0.5", PodIps: []string{"10.0.0.5", "fd00::5"},
+		ServingAddresses: []string{"grpc=10.0.0.5:9090", "http=10.0.0.5:8080"}}})
+	for addr, want := range map[string]bool{
+		"10.0.0.5:9090": true, "[fd00::5]:9090": true, "10.0.0.5:9091": false, "10.0.0.6:9090": false, "nonsense": false,
+	} {
+		if got := s.isSelf(addr); got != want {
+			t.Errorf("isSelf(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	noPort := New(Options{Self: &knowingnodev1.Identity{PodIp: "10.0.0.5"}})
+	if !noPort.isSelf("10.0.0.5:1234") || noPort.isSelf("10.0.0.6:1234") {
+		t.Error("without a known gRPC port, the pod IP decides")
+	}
+}

@@ -3,7 +3,6 @@ package matrix
 import (
 	"cmp"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -457,12 +456,4 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// hostOf is the host of host:port, or s itself.
-func hostOf(s string) string {
-	if h, _, err := net.SplitHostPort(s); err == nil {
-		return h
-	}
-	return s
 }
