@@ -1,7 +1,7 @@
 {{/*
 The frontend of one topology: Deployment, Service, HPA and PDB, named
 frontend-<controlling>. Params: root, controlling, targets (the default
-TARGETS), fe (the topology's frontend values).
+TARGETS), fe (the topology's frontend values), peers (PEERS, optional).
 */}}
 {{- define "knowingnode.frontend" -}}
 {{- $v := .root.Values -}}
@@ -71,6 +71,10 @@ spec:
             # compares env in order.
             - name: TARGETS
               value: {{ .fe.targets | default .targets | quote }}
+            {{- with .peers }}
+            - name: PEERS
+              value: {{ . | quote }}
+            {{- end }}
             - name: HTTP_ADDR
               value: ":8080"
             - name: GRPC_ADDR
