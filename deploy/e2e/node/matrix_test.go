@@ -162,7 +162,9 @@ func healthyMatrix(t *testing.T, base string) (*knowingnodev1.MatrixResponse, []
 		}
 		return nil
 	})
-	slices.SortFunc(fes, func(a, b pod) int { return strings.Compare(a.Spec.NodeName+a.Metadata.Name, b.Spec.NodeName+b.Metadata.Name) })
+	slices.SortFunc(fes, func(a, b pod) int {
+		return strings.Compare(a.Spec.NodeName+a.Metadata.Name, b.Spec.NodeName+b.Metadata.Name)
+	})
 	return m, fes, bes
 }
 
