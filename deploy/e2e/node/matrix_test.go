@@ -26,7 +26,9 @@ const feDSSel = "component=frontend,controlling=daemonset"
 // frontend pod's network namespace (both nodes share the host's; the pod's
 // is where its node's traffic to the pod starts), and exactly those cells
 // fail. Runs after TestCluster in make e2e-node, or alone:
-// go test -run TestMatrix (with KNOWINGNODE_NODE_E2E=1, as root).
+// go test -run TestMatrix (with KNOWINGNODE_NODE_E2E=1, as root). Last, the
+// DNS against EndpointSlices disagreements the EndpointSlice frontends
+// recorded through TestCluster's scale and rollout scenarios.
 func TestMatrix(t *testing.T) {
 	var base string
 	scenario(t, "matrix daemonset: frontends x backend pods", func(t *testing.T) string {
@@ -125,6 +127,36 @@ func TestMatrix(t *testing.T) {
 		return fmt.Sprintf("%s (%s) -/-> %s (%s) by iptables in the pod's netns: failed cells exactly %v, codes %v, %d cells OK; all OK %.0fs after the rule went",
 			fe.Metadata.Name, fe.Spec.NodeName, be.Metadata.Name, be.Spec.NodeName, failed, codes,
 			len(m.GetPaths()[0].GetCells())-len(failed), time.Since(start).Seconds())
+	})
+
+	scenario(t, "matrix staleness: DNS against EndpointSlices", func(t *testing.T) string {
+		// The EndpointSlice scenarios' frontends (TestCluster) watch one
+		// Service both ways; their trackers saw the scale and rollout.
+		fes, err := readyPods(namespace, "component=frontend,controlling=endpointslices")
+		if err != nil || len(fes) == 0 {
+			t.Skipf("no frontend-endpointslices (TestCluster's endpointslices scenarios did not run): %v", err)
+		}
+		var lens []time.Duration
+		open := 0
+		for _, fe := range fes {
+			var l knowingnodev1.ListDisagreementsResponse
+			if err := apijson.Get(t.Context(), fresh, "http://"+fe.Status.PodIP+":8080/v1/disagreements", &l); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range l.GetDisagreements() {
+				if d.GetEnd() == nil {
+					open++
+					continue
+				}
+				lens = append(lens, d.GetDuration().AsDuration())
+			}
+		}
+		if len(lens) == 0 {
+			return fmt.Sprintf("no DNS against EndpointSlices disagreement recorded by %d frontends (%d open)", len(fes), open)
+		}
+		slices.Sort(lens)
+		return fmt.Sprintf("%d disagreements ended over %d frontends (%d open): min %v, median %v, max %v",
+			len(lens), len(fes), open, lens[0].Round(time.Millisecond), lens[len(lens)/2].Round(time.Millisecond), lens[len(lens)-1].Round(time.Millisecond))
 	})
 }
 
