@@ -134,8 +134,8 @@ func startCluster(t *testing.T, backends, frontends []podSpec, o clusterOptions)
 		}
 		dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(dialer)}
 		fo := o.fanout
-		fo.BackendTimeout = time.Second
-		fo.DefaultTimeout = 3 * time.Second
+		fo.BackendTimeout = 5 * time.Second // generous: a loaded machine, never a wall-clock assert
+		fo.DefaultTimeout = 10 * time.Second
 		fo.Concurrency = 8
 		fan := fanout.New(self, fo)
 		pool, err := fanout.NewPool("backend", time.Second, slog.New(slog.DiscardHandler), dial...)
