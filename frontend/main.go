@@ -39,6 +39,8 @@ type flags struct {
 	fanout          fanout.Options
 	load            load.Options
 	kubeconfig      string
+
+	matrix matrixFlags
 }
 
 // targetsFlag collects name=spec targets; the environment variable holds
@@ -94,9 +96,10 @@ func parseFlags(args []string) *flags {
 	f.fanout.Register(s)
 	s.Bool(&f.allowCrossSite, "allow-cross-site", "ALLOW_CROSS_SITE", false, "let browsers on other sites (Sec-Fetch-Site: cross-site, or a foreign Origin) call the REST API (/v1/..., /hostz) and send unsafe methods such as POST /v1/load")
 	f.load.Register(s)
+	f.matrix.register(s)
 	s.String(&f.kubeconfig, "kubeconfig", "KUBECONFIG", "", "kubeconfig for kubernetes:/// targets when running outside a cluster (default: the pod's service account)")
 	// Method values on pointers: each sees the values parsing fills in.
-	s.ParseOrExit(args, f.tier.Validate, f.fanout.Validate, f.load.Validate, func() error {
+	s.ParseOrExit(args, f.tier.Validate, f.fanout.Validate, f.load.Validate, f.matrix.validate, func() error {
 		return errors.Join(
 			config.Check(len(f.targets.specs) > 0, "target", "at least one target is required, e.g. --target backend=dns:///backend:9090"),
 			config.Check(f.defaultTarget == "" || slices.ContainsFunc(f.targets.specs, func(s discovery.Spec) bool { return s.Name == f.defaultTarget }),
@@ -215,6 +218,11 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	if err := tel.Registry.Register(discovery.NewCollector(targets...)); err != nil {
 		return fmt.Errorf("register discovery metrics: %w", err)
 	}
+	mx, err := startMatrix(ctx, &f.matrix, matrixDeps{t: t, log: log, reg: tel.Registry, fan: fan, sources: sources,
+		dialOpts: dialOpts, interval: f.refreshInterval, stream: !f.fanout.NoStreaming, discCtx: discCtx, disc: &disc})
+	if err != nil {
+		return err
+	}
 
 	gw := gateway.Options{
 		Identity:   t.IdentityServer,
@@ -228,6 +236,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		Logger:     log,
 
 		AllowCrossSite: f.allowCrossSite,
+		Matrix:         mx,
 	}
 	if tel.Tracing {
 		gw.TracerProvider, gw.Propagator = tel.TracerProvider(), tel.Propagator()
@@ -243,6 +252,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 	knowingnodev1.RegisterFanOutServiceServer(srv.GRPC, fan)
 	srv.EncodeWith(fan.EncodeReply) // backend identities spliced in as they came
 	knowingnodev1.RegisterLoadServiceServer(srv.GRPC, loads)
+	knowingnodev1.RegisterMatrixServiceServer(srv.GRPC, mx)
 	return t.Run(ctx)
 }
 

@@ -134,10 +134,11 @@ func TestOverlays(t *testing.T) {
 		{overlay: "deployment", endpoints: map[string]int{"knowingnode/backend": 3, "knowingnode/frontend-deployment": 2}, extra: checkClusterIP},
 		{overlay: "nodeport", endpoints: map[string]int{"knowingnode/backend": 3, "knowingnode/frontend-deployment": 2}, extra: checkNodePorts},
 		{overlay: "statefulset", endpoints: map[string]int{"knowingnode/backend-sts": 3, "knowingnode/frontend-statefulset": 2}, extra: checkStatefulSet},
-		{overlay: "daemonset", endpoints: map[string]int{"knowingnode-node/backend-ds": -1, "knowingnode/frontend-daemonset": 2}, extra: checkDaemonSet},
+		{overlay: "daemonset", endpoints: map[string]int{"knowingnode-node/backend-ds": -1, "knowingnode/frontend-daemonset": 2, "knowingnode/frontend-peers-daemonset": 2}, extra: checkDaemonSet},
 		{overlay: "all", endpoints: map[string]int{
 			"knowingnode/backend": 3, "knowingnode/backend-sts": 3, "knowingnode-node/backend-ds": -1,
 			"knowingnode/frontend-deployment": 2, "knowingnode/frontend-statefulset": 2, "knowingnode/frontend-daemonset": 2,
+			"knowingnode/frontend-peers-daemonset": 2,
 		}, extra: checkConverged},
 	}
 	for _, c := range cases {

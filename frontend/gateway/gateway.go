@@ -49,6 +49,10 @@ type Options struct {
 	// the services return, such as identity.Server's Response): encoded to
 	// JSON once, not per request. They must not be modified afterwards.
 	Fixed []proto.Message
+
+	// Matrix serves /v1/matrix, /v1/matrix:stream and /v1/disagreements;
+	// nil for none.
+	Matrix knowingnodev1.MatrixServiceServer
 }
 
 // maxQuery bounds the query string; every parameter is short.
@@ -76,6 +80,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	streamer := runtime.NewServeMux(append(errOpts, runtime.WithMarshalerOption(runtime.MIMEWildcard, ndjson{marshaler}))...)
 	if err := knowingnodev1.RegisterFanOutServiceHandlerClient(ctx, streamer, fanOutStreams{o.FanOut, o.Logger}); err != nil {
 		return nil, fmt.Errorf("register fan-out stream gateway: %w", err)
+	}
+	if err := registerMatrix(ctx, gw, streamer, o.Matrix, o.Logger); err != nil {
+		return nil, err
 	}
 	if o.Load != nil {
 		if err := knowingnodev1.RegisterLoadServiceHandlerClient(ctx, streamer, o.Load); err != nil {

@@ -52,9 +52,9 @@ func TestOverlayShapes(t *testing.T) {
 	cases := map[string]want{
 		"deployment":  {2, 0, 0, 2, 2, 2, nil},
 		"nodeport":    {2, 0, 0, 2, 2, 2, map[string]int32{"backend/grpc": 30091, "frontend-deployment/http": 30080, "frontend-deployment/grpc": 30090}},
-		"daemonset":   {1, 0, 1, 2, 1, 2, nil},
+		"daemonset":   {1, 0, 1, 3, 1, 2, nil}, // + frontend-peers-daemonset
 		"statefulset": {1, 1, 0, 2, 2, 2, nil},
-		"all":         {4, 1, 1, 6, 5, 6, nil},
+		"all":         {4, 1, 1, 7, 5, 6, nil},
 	}
 	for o, w := range cases {
 		t.Run(o, func(t *testing.T) {

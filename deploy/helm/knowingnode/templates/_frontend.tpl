@@ -2,7 +2,7 @@
 The frontend of one topology: Deployment, Service, HPA and PDB, named
 frontend-<controlling>. Params: root, controlling, targets (the default
 TARGETS), fe (the topology's frontend values), serviceAccount (optional: the
-pod's account, whose token it then mounts).
+pod's account, whose token it then mounts), peers (PEERS, optional).
 */}}
 {{- define "knowingnode.frontend" -}}
 {{- $v := .root.Values -}}
@@ -77,6 +77,10 @@ spec:
             # compares env in order.
             - name: TARGETS
               value: {{ .fe.targets | default .targets | quote }}
+            {{- with .peers }}
+            - name: PEERS
+              value: {{ . | quote }}
+            {{- end }}
             - name: HTTP_ADDR
               value: ":8080"
             - name: GRPC_ADDR
