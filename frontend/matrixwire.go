@@ -102,5 +102,4 @@ func startMatrix(ctx context.Context, f *matrixFlags, d matrixDeps) (*matrix.Ser
 	return matrix.New(o), nil
 }
 
-
 var _ knowingnodev1.MatrixServiceServer = (*matrix.Service)(nil)

@@ -31,6 +31,7 @@ const (
 var balancingLimits = []string{"400m", "400m", "100m"}
 
 func balancing(t *testing.T) {
+	extra(t)
 	out := envOr("KNE2E_RESULTS", filepath.Join(repo, "bin", "e2e-node", time.Now().UTC().Format("20060102T150405Z")))
 	scenario(t, "balancing", func(t *testing.T) string { return balancingPolicies(t, filepath.Join(out, "balancing")) })
 }

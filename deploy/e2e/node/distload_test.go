@@ -21,6 +21,7 @@ import (
 // alone: go test -run TestDistributedLoad (with make e2e-node's cluster).
 // After TestCluster, so its load mixes with no other scenario's.
 func TestDistributedLoad(t *testing.T) {
+	extra(t)
 	out := envOr("KNE2E_RESULTS", filepath.Join(repo, "bin", "e2e-node", time.Now().UTC().Format("20060102T150405Z")))
 	scenario(t, "distributed load", func(t *testing.T) string {
 		r := runDistributed(t, filepath.Join(out, "distributed"), 2, nil)
