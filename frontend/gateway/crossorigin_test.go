@@ -39,6 +39,9 @@ var crossSiteGET = map[string]bool{
 	"/v1/targets:watch": false,
 	"/v1/load":          false, // POST only; a GET is refused before its 405
 	"/hostz":            false,
+	"/v1/matrix":        false,
+	"/v1/matrix:stream": false,
+	"/v1/disagreements": false,
 	// Probes, metrics and the document: open (no backend call).
 	"/healthz":      true,
 	"/readyz":       true,
