@@ -94,6 +94,7 @@ func (w *Worker) planConfig(p *knowingnodev1.WorkerPlan) (engine.Config, engine.
 	c := engine.Config{
 		Rate: p.GetRate(), Concurrency: int(p.GetConcurrency()), Duration: p.GetDuration().AsDuration(),
 		Warmup: p.GetWarmup().AsDuration(), Window: p.GetWindow().AsDuration(), Timeout: p.GetTimeout().AsDuration(),
+		KeepHistograms: true, // each window's histogram goes to the coordinator
 	}
 	var errs []error
 	if p.GetRunId() == "" || len(p.GetRunId()) > 128 {

@@ -96,6 +96,11 @@ type Config struct {
 	// its windows) begins; Run waits for it. Workers of one distributed run
 	// share it, so their windows line up. Zero means now.
 	Start time.Time
+	// KeepHistograms hands each window its own copy of its latency
+	// histogram (Stats.Hist), for callers that merge windows across
+	// processes; otherwise a window's Hist is nil, since the engine reuses
+	// its histograms to keep a long run's memory flat.
+	KeepHistograms bool
 }
 
 // Validate checks c's ranges and names the field out of range.
@@ -151,7 +156,7 @@ func Run(ctx context.Context, c Config, call Caller, onWindow func(*Stats)) (*St
 		start = c.Start
 	}
 	measureFrom := start.Add(c.Warmup)
-	rec := newRecorder(measureFrom)
+	rec := newRecorder(measureFrom, c.KeepHistograms)
 	var end time.Time
 	if c.Duration > 0 {
 		end = measureFrom.Add(c.Phase + c.Duration)

@@ -13,7 +13,7 @@ import (
 // of 20 pods each, allocation per window stays small and the live heap flat.
 func TestWindowsReuseTheirHistogram(t *testing.T) {
 	start := time.Now()
-	rec := newRecorder(start)
+	rec := newRecorder(start, false)
 	pods := make([]Result, 20)
 	for i := range pods {
 		pods[i] = Result{Pod: fmt.Sprintf("pod-%d", i), Node: fmt.Sprintf("node-%d", i%3)}

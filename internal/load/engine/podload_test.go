@@ -12,7 +12,7 @@ import (
 // pod, their means and the pod's share of the weights; failed calls and
 // calls without a report add nothing.
 func TestLoadByPod(t *testing.T) {
-	rec := newRecorder(time.Now())
+	rec := newRecorder(time.Now(), false)
 	for _, l := range []*Load{{CPUUtilization: 0.2, QPS: 100, Weight: 500}, {CPUUtilization: 0.4, QPS: 300, Weight: 700}} {
 		rec.done(time.Millisecond, Result{Pod: "a", Load: l}, codes.OK)
 	}

@@ -75,7 +75,8 @@ type Stats struct {
 	BackendByCode map[string]int64 `json:"backendByCode,omitempty"`
 	// Hist holds the latencies the quantiles come from, in microseconds,
 	// so that windows of several processes merge exactly (never by
-	// averaging quantiles). Read-only once the Stats is handed out.
+	// averaging quantiles). Read-only once the Stats is handed out. Set on
+	// the summary, and on windows only with Config.KeepHistograms.
 	Hist *hdrhistogram.Histogram `json:"-"`
 	// The load each pod of ByPod reported with its calls (ORCA), for pods
 	// that report it.
@@ -186,10 +187,11 @@ type recorder struct {
 	mu          sync.Mutex
 	window, run *acc
 	spare       *acc // the window before last, zeroed and ready to swap in
+	keepHist    bool // hand each window a copy of its histogram
 }
 
-func newRecorder(measureFrom time.Time) *recorder {
-	return &recorder{measureFrom: measureFrom, window: newAcc(measureFrom), run: newAcc(measureFrom), spare: newAcc(measureFrom)}
+func newRecorder(measureFrom time.Time, keepHist bool) *recorder {
+	return &recorder{measureFrom: measureFrom, window: newAcc(measureFrom), run: newAcc(measureFrom), spare: newAcc(measureFrom), keepHist: keepHist}
 }
 
 func (r *recorder) sent(late bool) {
@@ -234,7 +236,15 @@ func (r *recorder) closeWindow(now time.Time) *Stats {
 	r.spare.reset(now)
 	r.window, r.spare = r.spare, w
 	r.mu.Unlock()
-	return w.finish(now, r.measureFrom)
+	s := w.finish(now, r.measureFrom)
+	// w's histogram is zeroed and reused two windows on: a window hands
+	// out a copy of it only when asked (a distributed worker sends it).
+	if r.keepHist {
+		s.Hist = hdrhistogram.Import(s.Hist.Export())
+	} else {
+		s.Hist = nil
+	}
+	return s
 }
 
 func (r *recorder) summary(now time.Time, requested float64) *Stats {
