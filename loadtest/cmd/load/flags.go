@@ -94,7 +94,7 @@ const maxFanoutCount = 10000
 
 // accepted is what each checked flag takes, as its error names it.
 var accepted = map[string]string{
-	"target":       "host:port, dns://[server]/name:port or static:///host:port,... (srv:// and statefulset:// with --refresh); for --call rest an http(s) URL",
+	"target":       "host:port, dns://[server]/name:port, static:///host:port,... or kubernetes:///service.namespace:port (srv:// and statefulset:// with --refresh); for --call rest an http(s) URL",
 	"call":         "identity, fanout or rest",
 	"rate":         fmt.Sprintf("0..%g calls/s (0: closed loop)", float64(engine.MaxRate)),
 	"concurrency":  fmt.Sprintf("1..%d", engine.MaxConcurrency),
@@ -105,7 +105,7 @@ var accepted = map[string]string{
 	"timeout":      "(0s, 1h]",
 	"connections":  fmt.Sprintf("1..%d", maxConnections),
 	"refresh":      "0 (off) or 100ms..1h, with a dns, srv or statefulset gRPC target",
-	"balancing":    "pick_first, round_robin, weighted_round_robin, least_request or ring_hash",
+	"balancing":    "pick_first, round_robin, weighted_round_robin, least_request or ring_hash (flag --policy, old name --balancing)",
 	"fanout-mode":  "each or balanced",
 	"fanout-count": fmt.Sprintf("0..%d", maxFanoutCount),
 	"path":         "a path starting with /",
@@ -135,6 +135,10 @@ func (o *options) check(mode string, count int) error {
 		badWhy("target", o.target, why)
 	}
 	badf := func(flag, format string, args ...any) {
+		if flag == "policy" { // --policy, or its old name --balancing, both fill o.balancing
+			bad("balancing", o.balancing)
+			return
+		}
 		errs = append(errs, fmt.Sprintf("invalid value for flag --%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
 	o.policy.validate(o.balancing, badf)
@@ -254,6 +258,7 @@ func (o *options) checkTarget() string {
 		if o.refresh == 0 {
 			return fmt.Sprintf("gRPC cannot resolve a %s target: add --refresh", spec.QType)
 		}
+	case discovery.Kubernetes: // watched through the API (the report's lifecycle)
 	default:
 		return fmt.Sprintf("bin/load does not resolve %s targets", spec.QType)
 	}

@@ -22,7 +22,6 @@ func TestParseFlagsRefusesEachBadValue(t *testing.T) {
 		{"target", []string{"--target", "static:///a:1,b"}, `"static:///a:1,b"`},               // one without a port
 		{"target", []string{"--target", "http://127.0.0.1:8080"}, `"http://127.0.0.1:8080"`},   // a URL for gRPC
 		{"target", []string{"--target", "srv:///_grpc._tcp.web.ns.svc.cluster.local"}, `"srv`}, // SRV without --refresh
-		{"target", []string{"--target", "kubernetes:///web.ns:grpc"}, `"kubernetes:///web.ns:grpc"`},
 		{"target", []string{"--target", "bogus://x:1"}, `"bogus://x:1"`},
 		{"target", []string{"--target", "ftp://x:1", "--call", "rest"}, `"ftp://x:1"`},
 		{"target", []string{"--target", "http://:8080", "--call", "rest"}, `"http://:8080"`},
