@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	psapi "k8s.io/pod-security-admission/api"
@@ -74,6 +75,16 @@ func renderWith(t *testing.T, overlay string, components ...string) (map[string]
 				loads[objectID("Deployment", o.Namespace, o.Name)] = &o.Spec.Template
 				continue
 			}
+		case *rbacv1.Role:
+			// The load's only grant, for --hpa: get and watch HPAs.
+			for _, rule := range o.Rules {
+				if !slices.Equal(rule.Verbs, []string{"get", "watch"}) || !slices.Equal(rule.Resources, []string{"horizontalpodautoscalers"}) {
+					t.Errorf("Role %s grants %v on %v; the load may only get and watch horizontalpodautoscalers", o.Name, rule.Verbs, rule.Resources)
+				}
+			}
+			continue
+		case *rbacv1.RoleBinding, *corev1.ServiceAccount:
+			continue
 		}
 		rest.WriteString("---\n")
 		rest.Write(doc)
