@@ -21,7 +21,6 @@ import (
 // alone: go test -run TestDistributedLoad (with make e2e-node's cluster).
 // After TestCluster, so its load mixes with no other scenario's.
 func TestDistributedLoad(t *testing.T) {
-	extra(t)
 	out := envOr("KNE2E_RESULTS", filepath.Join(repo, "bin", "e2e-node", time.Now().UTC().Format("20060102T150405Z")))
 	scenario(t, "distributed load", func(t *testing.T) string {
 		r := runDistributed(t, filepath.Join(out, "distributed"), 2, nil)
@@ -42,7 +41,7 @@ func TestDistributedLoad(t *testing.T) {
 
 const (
 	distRate     = 600
-	distDuration = 40 * time.Second
+	distDuration = 25 * time.Second
 )
 
 // distRun is the coordinator's merged output.

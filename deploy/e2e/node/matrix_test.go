@@ -30,7 +30,6 @@ const feDSSel = "component=frontend,controlling=daemonset"
 // DNS against EndpointSlices disagreements the EndpointSlice frontends
 // recorded through TestCluster's scale and rollout scenarios.
 func TestMatrix(t *testing.T) {
-	extra(t)
 	var base string
 	scenario(t, "matrix daemonset: frontends x backend pods", func(t *testing.T) string {
 		base = frontendBase(t, "daemonset")

@@ -159,11 +159,8 @@ func autoscaleClusterIP(t *testing.T, out string) string {
 	// (not called through them) and the HPA's decisions.
 	args := []string{"--target", ip + ":9090", "--connections", "1", "--balancing", "pick_first",
 		"--rate", fmt.Sprint(pinnedRate), "--concurrency", "64", "--duration", (loadFor + 30*time.Second).String()}
-	withLoadReport := os.Getenv("KNOWINGNODE_NODE_E2E_EXTRA") == "1" // not yet proven here
-	if withLoadReport {
-		args = append(args, "--report", filepath.Join(out, "load.html"), "--lifecycle-from", "kubernetes:///backend."+namespace+":grpc",
-			"--hpa", namespace+"/backend", "--kubeconfig", kubecfg)
-	}
+	args = append(args, "--report", filepath.Join(out, "load.html"), "--lifecycle-from", "kubernetes:///backend."+namespace+":grpc",
+		"--hpa", namespace+"/backend", "--kubeconfig", kubecfg)
 	run := startHostLoad(t, out, "load", args...)
 	st := run.wait(t)
 	tier.stop()
@@ -217,10 +214,7 @@ func autoscaleClusterIP(t *testing.T, out string) string {
 			news = append(news, fmt.Sprintf("%s no call in %.0fs after Ready", p, st.end().Sub(ready).Seconds()))
 		}
 	}
-	bl := "bin/load report off"
-	if withLoadReport {
-		bl = loadReport(t, filepath.Join(out, "load.html"), st.end())
-	}
+	bl := loadReport(t, filepath.Join(out, "load.html"), st.end())
 	return fmt.Sprintf("%s; %.0f calls/s on one connection, %d failed; pinned %s; %s; %s; %s; %s",
 		tier.summary(), st.sum.Rate, st.sum.Failed, strings.Join(pinned, " → "), strings.Join(news, ", "), firsts,
 		bl, out)
