@@ -6,6 +6,11 @@
 // admission control or summary.
 //
 //	barefanout --grpc-addr 127.0.0.1:19180 --target n3=127.0.0.1:1,127.0.0.1:2,127.0.0.1:3
+//
+// A target takes the frontend's static:///host:port,... form too, so that
+// make load hands both the same flags. It starts serving only once every
+// backend's connection is READY: a reference that quietly failed its calls
+// would make every ratio against it a lie.
 package main
 
 import (
@@ -16,9 +21,11 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -75,14 +82,24 @@ func (t *targets) String() string { return strings.Join(t.names, ",") }
 
 func (t *targets) Set(v string) error {
 	name, list, ok := strings.Cut(v, "=")
+	list = strings.TrimPrefix(list, "static:///")
 	if !ok || name == "" || list == "" {
 		return fmt.Errorf("want name=host:port,host:port..., got %q", v)
+	}
+	if _, dup := t.addrs[name]; dup {
+		return fmt.Errorf("target %q given twice", name)
+	}
+	addrs := strings.Split(list, ",")
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("target %q: %q is not host:port: %v", name, a, err)
+		}
 	}
 	if t.addrs == nil {
 		t.addrs = map[string][]string{}
 	}
 	t.names = append(t.names, name)
-	t.addrs[name] = strings.Split(list, ",")
+	t.addrs[name] = addrs
 	return nil
 }
 
@@ -95,6 +112,7 @@ func main() {
 		log.Fatal("no --target")
 	}
 	s := &server{targets: map[string][]backend{}, def: ts.names[0]}
+	var ccs []*grpc.ClientConn
 	for _, n := range ts.names {
 		for _, a := range ts.addrs[n] {
 			cc, err := grpc.NewClient("passthrough:///"+a, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -102,9 +120,19 @@ func main() {
 				log.Fatal(err)
 			}
 			cc.Connect()
+			ccs = append(ccs, cc)
 			s.targets[n] = append(s.targets[n], backend{addr: a, client: knowingnodev1.NewIdentityServiceClient(cc)})
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	for _, cc := range ccs {
+		for st := cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
+			if !cc.WaitForStateChange(ctx, st) {
+				log.Fatalf("backend %s: not READY after 10s (%v)", cc.Target(), st)
+			}
+		}
+	}
+	cancel()
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
