@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# Takes docs/page.png: the browser page of the `make run` topology, as the
-# README shows it. Needs Chromium (make chromium) and the local ports free.
+# Regenerates every picture the README and docs/ show of the page and the
+# report, from the current code, in Chromium (make deps installs it):
+#   docs/page.png, docs/page-failed.png  the page over three backends on two
+#                                        nodes, then with one stopped (TestBrowserPage)
+#   docs/matrix.png                      the matrix heatmap (TestBrowserMatrix)
+#   docs/report-*.png                    each committed docs/report-*.html, opened
+#                                        from disk as a user would
+# The plots (docs/autoscale-*.png, docs/load-*.png, docs/balancing.png) come
+# from real runs instead: make e2e-node and make load write them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make -s build
-go build -o bin/local ./deploy/local
-bin/local -bin bin >/dev/null 2>&1 &
-run=$!
+KNOWINGNODE_SCREENSHOT="$PWD/docs/page.png" KNOWINGNODE_MATRIX_SCREENSHOT="$PWD/docs/matrix.png" \
+  go test -count=1 -run 'TestBrowserPage$|TestBrowserMatrix$' ./frontend/web
+echo "wrote docs/page.png docs/page-failed.png docs/matrix.png"
+
 profile=$(mktemp -d)
-trap 'kill -TERM $run 2>/dev/null; wait $run 2>/dev/null || true; rm -rf "$profile"' EXIT
-for _ in $(seq 100); do curl -fs http://127.0.0.1:8080/readyz >/dev/null && break; sleep 0.2; done
-# Warm the connections, so the latencies shown are those of a running system.
-for _ in 1 2 3; do curl -fs "http://127.0.0.1:8080/v1/fanout?target=srv" >/dev/null; done
-chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-  --disable-background-networking --disable-component-update --disable-sync \
-  --user-data-dir="$profile" --window-size=1280,1000 --virtual-time-budget=5000 \
-  --screenshot="$PWD/docs/page.png" "http://127.0.0.1:8080/?target=srv" 2>"$profile/chromium.log" || { cat "$profile/chromium.log"; exit 1; }
-echo "wrote docs/page.png"
+trap 'rm -rf "$profile"' EXIT
+for html in docs/report-*.html; do
+  png="${html%.html}.png"
+  # The report makes no network request; virtual time lets its charts draw.
+  chromium --headless --no-sandbox --disable-gpu --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$profile" --window-size=1280,1400 --virtual-time-budget=5000 \
+    --hide-scrollbars --screenshot="$PWD/$png" "file://$PWD/$html" 2>"$profile/chromium.log" ||
+    { cat "$profile/chromium.log"; exit 1; }
+  echo "wrote $png"
+done

@@ -22,8 +22,8 @@ import (
 // small pod less.
 const (
 	balancingRate    = 600 // GetIdentity/s: enough CPU to read, far below the limits
-	balancingWarmup  = 15 * time.Second
-	balancingMeasure = 30 * time.Second
+	balancingWarmup  = 10 * time.Second
+	balancingMeasure = 20 * time.Second
 	balancingSvc     = "balancing"
 )
 
@@ -124,11 +124,13 @@ spec:
   automountServiceAccountToken: false
   enableServiceLinks: false
   terminationGracePeriodSeconds: 5
-  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: {type: RuntimeDefault}}
   containers:
     - name: backend
       image: %s
       imagePullPolicy: IfNotPresent
+      # The namespace enforces PodSecurity "restricted", as the overlays do.
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
       command: ["/usr/local/bin/backend"]
       ports: [{name: grpc, containerPort: 9090}]
       env:

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/harness/apijson"
 	"github.com/knowingnode/knowingnode/harness/poll"
 	"github.com/knowingnode/knowingnode/harness/proc"
 )
@@ -18,9 +21,11 @@ import (
 const helmNS = "knowingnode-helm"
 
 // helmRelease installs the chart (deploy/helm/knowingnode) as a user does,
-// with the StatefulSet topology, runs its `helm test`, fans out to every
-// pod, upgrades a value under load (a rolling update of the backends) and
-// uninstalls it, leaving nothing.
+// with the StatefulSet topology and the EndpointSlice mode (the deployment
+// topology's backends, watched through the API by frontend-endpointslices
+// with its own ServiceAccount and Role), runs its `helm test`, fans out to
+// every pod, upgrades a value under load (a rolling update of the backends)
+// and uninstalls it, leaving nothing.
 func helmRelease(t *testing.T) {
 	scenario(t, "helm install, test, upgrade, uninstall", func(t *testing.T) string {
 		home := filepath.Join(work, "helm-home") // helm's cache, config and data: not root's home
@@ -39,8 +44,14 @@ func helmRelease(t *testing.T) {
 		}
 		chart := filepath.Join(repo, "deploy/helm/knowingnode")
 		_, installed := helm("install", "kn", chart, "--namespace", "default",
-			"--set", "namespace.name="+helmNS, "--set", "topologies.deployment.enabled=false",
-			"--set", "topologies.statefulset.enabled=true", "--set", "image.tag="+strings.TrimPrefix(imageTag, "knowingnode:"),
+			"--set", "namespace.name="+helmNS,
+			"--set", "topologies.statefulset.enabled=true",
+			// The EndpointSlice mode watches the deployment topology's
+			// backends; two of them, without that topology's own frontend.
+			"--set", "endpointSlices.enabled=true", "--set", "endpointSlices.frontend.replicas=1",
+			"--set", "endpointSlices.frontend.hpa.enabled=false", "--set", "endpointSlices.frontend.pdb.enabled=false",
+			"--set", "topologies.deployment.backend.replicas=2", "--set", "topologies.deployment.backend.hpa.enabled=false",
+			"--set", "topologies.deployment.frontend.enabled=false", "--set", "image.tag="+strings.TrimPrefix(imageTag, "knowingnode:"),
 			"--wait", "--timeout", "3m")
 		manifest, _ := helm("get", "manifest", "kn", "--namespace", "default")
 		file := filepath.Join(work, "helm-manifest.yaml")
@@ -65,6 +76,7 @@ func helmRelease(t *testing.T) {
 		base := "http://" + ip + ":8080"
 		const sel = "component=backend,controlling=statefulset"
 		first := eachMatchesAPI(t, base, helmNS, sel)
+		slicesSeen := helmSlicesMatchAPI(t)
 
 		// A value that changes the backends' pod template: the StatefulSet
 		// rolls them one at a time while EACH and BALANCED load runs.
@@ -103,7 +115,48 @@ func helmRelease(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
-		return fmt.Sprintf("install %.0fs (%d objects), helm test %.0fs, EACH = %d API pods, upgrade under load %.0fs: %s; uninstall %.0fs, nothing left",
-			installed.Seconds(), nObjects, tested.Seconds(), len(first.Results), upgraded.Seconds(), st, uninstalled.Seconds())
+		return fmt.Sprintf("install %.0fs (%d objects), helm test %.0fs, EACH = %d API pods, %s, upgrade under load %.0fs: %s; uninstall %.0fs, nothing left",
+			installed.Seconds(), nObjects, tested.Seconds(), len(first.Results), slicesSeen, upgraded.Seconds(), st, uninstalled.Seconds())
 	})
+}
+
+// helmSlicesMatchAPI waits until the release's frontend-endpointslices lists,
+// through its EndpointSlice watch (backend-api) and through DNS
+// (backend-dns), exactly the ready backend pods the API lists: the chart's
+// ServiceAccount and Role are enough for the watch, in the release's
+// namespace.
+func helmSlicesMatchAPI(t *testing.T) string {
+	t.Helper()
+	const sel = "component=backend,controlling=deployment"
+	t0 := time.Now()
+	var last string
+	err := poll.Until(t.Context(), 90*time.Second, 500*time.Millisecond, "frontend-endpointslices to list the API's backends", func(ctx context.Context) error {
+		fes, err := readyPods(helmNS, "component=frontend,controlling=endpointslices")
+		if err != nil || len(fes) == 0 {
+			return fmt.Errorf("no ready frontend-endpointslices pod (%v)", err)
+		}
+		bs, err := readyPods(helmNS, sel)
+		if err != nil || len(bs) == 0 {
+			return fmt.Errorf("no ready backend pod (%v)", err)
+		}
+		var want []string
+		for _, b := range bs {
+			want = append(want, b.Status.PodIP+":9090")
+		}
+		slices.Sort(want)
+		var r knowingnodev1.ListTargetsResponse
+		if err := apijson.Get(ctx, fresh, "http://"+fes[0].Status.PodIP+":8080/v1/targets", &r); err != nil {
+			return err
+		}
+		api, dns := callable(target(&r, "backend-api")), callable(target(&r, "backend-dns"))
+		if !slices.Equal(api, want) || !slices.Equal(dns, want) {
+			return fmt.Errorf("the API lists %v; the EndpointSlice watch %v, DNS %v", want, api, dns)
+		}
+		last = fmt.Sprintf("EndpointSlice watch = DNS = %d API pods after %.1fs", len(want), time.Since(t0).Seconds())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return last
 }

@@ -45,28 +45,38 @@ func backend(t *testing.T) (*health.Server, *grpc.ClientConn) {
 // load, as in a fan-out: not a failure, and no latency sample. It was
 // counted as UNAVAILABLE failures before.
 func TestIdentityDrainingIsNotAFailure(t *testing.T) {
-	hs, cc := backend(t)
-	call := calls.Identity(cc)
-	sum, err := engine.Run(t.Context(), engine.Config{Concurrency: 1, Count: 5}, call, nil)
-	if err != nil || sum.OK != 5 {
-		t.Fatalf("serving: %v, ok %d codes %v", err, sum.OK, sum.ByCode)
-	}
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	// The health watch tells the channel asynchronously: wait for it.
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	for s := cc.GetState(); s != connectivity.TransientFailure; s = cc.GetState() {
-		if !cc.WaitForStateChange(ctx, s) {
-			t.Fatalf("the channel stayed %v after NOT_SERVING", s)
-		}
-	}
-	sum, err = engine.Run(t.Context(), engine.Config{Concurrency: 1, Count: 5}, call, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum.ByCode[calls.CodeDraining] != 5 || sum.Failed != 0 || sum.Draining != 5 || sum.Latency.Max != 0 {
-		t.Errorf("draining backend: codes %v, failed %d, draining %d, latency %+v; want 5 DRAINING, no failure, no latency sample",
-			sum.ByCode, sum.Failed, sum.Draining, sum.Latency)
+	for name, caller := range map[string]func(grpc.ClientConnInterface) engine.Caller{
+		"Identity": func(cc grpc.ClientConnInterface) engine.Caller { return calls.Identity(cc) },
+		// bin/load's gRPC identity call, with the ORCA reports read.
+		"IdentityReported": func(cc grpc.ClientConnInterface) engine.Caller {
+			return calls.IdentityReported(calls.IdentityOptions{LoadReports: true}, cc)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			hs, cc := backend(t)
+			call := caller(cc)
+			sum, err := engine.Run(t.Context(), engine.Config{Concurrency: 1, Count: 5}, call, nil)
+			if err != nil || sum.OK != 5 {
+				t.Fatalf("serving: %v, ok %d codes %v", err, sum.OK, sum.ByCode)
+			}
+			hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+			// The health watch tells the channel asynchronously: wait for it.
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			for s := cc.GetState(); s != connectivity.TransientFailure; s = cc.GetState() {
+				if !cc.WaitForStateChange(ctx, s) {
+					t.Fatalf("the channel stayed %v after NOT_SERVING", s)
+				}
+			}
+			sum, err = engine.Run(t.Context(), engine.Config{Concurrency: 1, Count: 5}, call, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.ByCode[calls.CodeDraining] != 5 || sum.Failed != 0 || sum.Draining != 5 || sum.Latency.Max != 0 {
+				t.Errorf("draining backend: codes %v, failed %d, draining %d, latency %+v; want 5 DRAINING, no failure, no latency sample",
+					sum.ByCode, sum.Failed, sum.Draining, sum.Latency)
+			}
+		})
 	}
 }
 

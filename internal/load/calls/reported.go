@@ -27,7 +27,8 @@ type IdentityOptions struct {
 // HashKey is the i-th key of the set IdentityOptions.HashKeys draws from.
 func HashKey(i int) string { return "key-" + strconv.Itoa(i) }
 
-// IdentityReported is Identity with o's additions.
+// IdentityReported is Identity with o's additions; a backend found draining
+// is engine.ErrDraining, as with Identity.
 func IdentityReported(o IdentityOptions, conns ...grpc.ClientConnInterface) engine.Caller {
 	if !o.LoadReports && o.HashKeys <= 0 {
 		return Identity(conns...)
@@ -50,7 +51,7 @@ func IdentityReported(o IdentityOptions, conns ...grpc.ClientConnInterface) engi
 		}
 		resp, err := c.GetIdentity(ctx, req, opts...)
 		if err != nil {
-			return engine.Result{}, err
+			return engine.Result{}, Draining(err) // as Identity does
 		}
 		id := resp.GetIdentity()
 		r := engine.Result{Pod: id.GetPodName(), Node: id.GetNodeName(), Zone: id.GetZone()}
