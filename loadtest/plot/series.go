@@ -33,7 +33,15 @@ type point struct {
 	elapsed, length time.Duration
 	sent, failed    int64
 	lat             engine.Latency
-	byPod, byBack   []int64 // by index into Series.pods, backendPods
+	byPod, byBack   []int64   // by index into Series.pods, backendPods
+	load            []loadSum // by index into Series.pods: the pods' ORCA reports
+}
+
+// loadSum is what the load panel draws of a pod's reports, summed over
+// them so that merged points are means weighted by reports.
+type loadSum struct {
+	reports          int64
+	cpu, app, wshare float64 // each times reports
 }
 
 // names interns pod names, at most engine.MaxKeys; further ones count
@@ -89,7 +97,7 @@ func (s *Series) Add(w *engine.Stats) {
 		s.span = 1
 	}
 	p := point{start: w.Start, elapsed: w.Elapsed, length: w.Length, sent: w.Sent, failed: w.Failed, lat: w.Latency,
-		byPod: s.pods.counts(w.ByPod), byBack: s.backendPods.counts(w.BackendByPod)}
+		byPod: s.pods.counts(w.ByPod), byBack: s.backendPods.counts(w.BackendByPod), load: s.loads(w.LoadByPod)}
 	if s.pending == nil {
 		s.pending, s.pendN = &p, 1
 	} else {
@@ -114,8 +122,9 @@ func (s *Series) Add(w *engine.Stats) {
 }
 
 // Windows are the points kept, with a partly filled last one, as the
-// Stats the panels draw: only their time, rate, failures, latency and
-// calls by pod and by backend pod are filled.
+// Stats the panels draw: only their time, rate, failures, latency, calls by
+// pod and by backend pod, and the pods' reported load (utilization and
+// weight share, means over the reports) are filled.
 func (s *Series) Windows() []*engine.Stats {
 	ps := s.points
 	if s.pending != nil {
@@ -124,7 +133,7 @@ func (s *Series) Windows() []*engine.Stats {
 	ws := make([]*engine.Stats, len(ps))
 	for i, p := range ps {
 		w := &engine.Stats{Start: p.start, Elapsed: p.elapsed, Length: p.length, Sent: p.sent, Failed: p.failed, Latency: p.lat,
-			ByPod: s.pods.toMap(p.byPod), BackendByPod: s.backendPods.toMap(p.byBack)}
+			ByPod: s.pods.toMap(p.byPod), BackendByPod: s.backendPods.toMap(p.byBack), LoadByPod: s.loadMap(p.load)}
 		if p.length > 0 {
 			w.Rate = float64(p.sent) / p.length.Seconds()
 		}
@@ -154,8 +163,60 @@ func merge(a, b point) point {
 			P50: max(a.lat.P50, b.lat.P50), P90: max(a.lat.P90, b.lat.P90),
 			P99: max(a.lat.P99, b.lat.P99), Max: max(a.lat.Max, b.lat.Max),
 		},
-		byPod: add(a.byPod, b.byPod), byBack: add(a.byBack, b.byBack),
+		byPod: add(a.byPod, b.byPod), byBack: add(a.byBack, b.byBack), load: addLoads(a.load, b.load),
 	}
+}
+
+// loads interns the pods of a window's load reports.
+func (s *Series) loads(m map[string]*engine.PodLoad) []loadSum {
+	var c []loadSum
+	for pod, l := range m {
+		i := s.pods.id(pod)
+		if i >= len(c) {
+			c = append(c, make([]loadSum, i+1-len(c))...)
+		}
+		n := float64(l.Reports)
+		c[i].reports += l.Reports
+		c[i].cpu += n * l.CPUUtilization
+		c[i].app += n * l.ApplicationUtilization
+		c[i].wshare += n * l.WeightShare
+	}
+	return c
+}
+
+// loadMap is the means of c, by pod; nil when no pod reported.
+func (s *Series) loadMap(c []loadSum) map[string]*engine.PodLoad {
+	var m map[string]*engine.PodLoad
+	for i, l := range c {
+		if l.reports == 0 {
+			continue
+		}
+		if m == nil {
+			m = map[string]*engine.PodLoad{}
+		}
+		n := float64(l.reports)
+		m[s.pods.list[i]] = &engine.PodLoad{Reports: l.reports, CPUUtilization: l.cpu / n, ApplicationUtilization: l.app / n, WeightShare: l.wshare / n}
+	}
+	return m
+}
+
+// addLoads sums two load vectors into a new one.
+func addLoads(a, b []loadSum) []loadSum {
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	c := make([]loadSum, len(a))
+	copy(c, a)
+	for i, v := range b {
+		c[i].reports += v.reports
+		c[i].cpu += v.cpu
+		c[i].app += v.app
+		c[i].wshare += v.wshare
+	}
+	return c
 }
 
 // add sums two count vectors into a new one.

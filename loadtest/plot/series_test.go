@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/png"
+	"math"
 	"testing"
 	"time"
 
@@ -76,5 +77,42 @@ func TestSeriesBoundsPodNames(t *testing.T) {
 	}
 	if n := len(s.pods.list); n != engine.MaxKeys+1 {
 		t.Errorf("%d pod names kept, want %d and %q", n, engine.MaxKeys+1, engine.Other)
+	}
+}
+
+// The pods' load reports reach the load panel through a Series (bin/load
+// --plot keeps one): merged points are means weighted by reports.
+func TestSeriesKeepsLoadReports(t *testing.T) {
+	var s Series
+	const n = 3000 // past MaxPoints: points merge
+	for k := range n {
+		w := window(k, 2)
+		util := 0.2
+		if k%2 == 1 {
+			util = 0.6 // merged pairs: (0.2×1 + 0.6×3) / 4 = 0.5
+		}
+		w.LoadByPod = map[string]*engine.PodLoad{"pod-1": {Reports: int64(1 + 2*(k%2)), CPUUtilization: util, WeightShare: 0.25}}
+		s.Add(w)
+	}
+	ws := s.Windows()
+	if !hasLoad(ws) {
+		t.Fatal("no point carries the load reports")
+	}
+	var reports int64
+	for _, w := range ws[:len(ws)-1] {
+		l := w.LoadByPod["pod-1"]
+		if l == nil || w.LoadByPod["pod-0"] != nil {
+			t.Fatalf("point %v: load by pod %v, want pod-1's only", w.Start, w.LoadByPod)
+		}
+		reports += l.Reports
+		if math.Abs(l.CPUUtilization-0.5) > 1e-9 || math.Abs(l.WeightShare-0.25) > 1e-9 {
+			t.Errorf("merged point: cpu %.3f weight share %.3f, want 0.5 and 0.25", l.CPUUtilization, l.WeightShare)
+		}
+	}
+	if last := ws[len(ws)-1].LoadByPod["pod-1"]; last != nil {
+		reports += last.Reports
+	}
+	if reports != n*2 {
+		t.Errorf("points sum to %d reports, want %d", reports, n*2)
 	}
 }
