@@ -1,6 +1,6 @@
 // Command image builds the knowingnode container image without Docker: from
-// scratch, one layer with the static backend and frontend binaries, the
-// entrypoint the backend, running as the non-root user 65532. It writes a
+// scratch, one layer with the four static binaries (backend, frontend,
+// check, load), the entrypoint the backend, running as the non-root user 65532. It writes a
 // docker-archive tarball with a tag (`ctr -n k8s.io images import` and
 // `docker load` take it) and, optionally, an OCI image layout directory.
 //
@@ -26,7 +26,7 @@ import (
 
 func main() {
 	var (
-		bin      = flag.String("bin", "bin", "directory holding the static backend and frontend binaries")
+		bin      = flag.String("bin", "bin", "directory holding the static backend, frontend, check and load binaries")
 		tag      = flag.String("tag", "knowingnode:dev", "image reference recorded in the tarball (RepoTags)")
 		out      = flag.String("o", "knowingnode.tar", "docker-archive tarball to write; empty skips it")
 		ociDir   = flag.String("oci", "", "also write an OCI image layout to this directory")

@@ -3,7 +3,7 @@
 # For each server it runs ghz (c=50, closed loop) for DURATION and reads the
 # server's own CPU time (utime+stime from /proc/PID/stat) around the run, so
 # the figure is CPU-seconds per 10k requests, whatever the load tool costs.
-# HTTP rows use wrk (Debian's, installed by make test-deps) the same way.
+# HTTP rows use wrk (Debian's, installed by make deps) the same way.
 # Every row's raw output (ghz JSON, wrk text) and the summary land in OUT.
 # Usage: docs/load/run.sh [DURATION]   (make load)
 set -euo pipefail
@@ -23,7 +23,7 @@ go build -modfile=tools/tools.mod -o "$TMP/ghz" github.com/bojand/ghz/cmd/ghz
 # The peers, pinned in their own modfile so they never move ours.
 go build -modfile=tools/peers.mod -o "$TMP/" github.com/stefanprodan/podinfo/cmd/podinfo fortio.org/fortio
 TICK=$(getconf CLK_TCK)
-command -v wrk >/dev/null || { echo "wrk not found: install Debian's wrk (make test-deps)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk not found: install Debian's wrk (make deps)" >&2; exit 1; }
 
 cpu() { awk -v t="$TICK" '{print ($14+$15)/t}' "/proc/$1/stat"; }
 rss() { awk '/VmHWM/{print $2/1024}' "/proc/$1/status"; }

@@ -28,8 +28,8 @@ import (
 // names the call in the log of a panic; log nil means slog.Default.
 //
 // serve's goroutine ends when serve returns. serve's context ends with ctx
-// (the HTTP request's), or once the reader has seen the end of the stream
-// (Recv returned an error), so a reader that stops early stops the handler.
+// (the HTTP request's): a reader that stops early ends ctx to stop the
+// handler. Recv returns an error only once serve has returned.
 func Start[T any](ctx context.Context, method string, log *slog.Logger, serve func(grpc.ServerStreamingServer[T]) error) grpc.ServerStreamingClient[T] {
 	if log == nil {
 		log = slog.Default()

@@ -1,6 +1,6 @@
 // Package hpa follows HorizontalPodAutoscalers' status while a load runs and
-// reports each decision: a change of desired replicas (or of the current
-// ones, or of the last scale time), with the metric it acted on. It needs
+// reports each decision: a change of desired or current replicas, or of the
+// metric it acted on (its text), with that metric. It needs
 // only get and watch on the HPAs (deploy/components/loadtest/rbac.yaml).
 package hpa
 
