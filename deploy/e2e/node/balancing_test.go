@@ -31,7 +31,6 @@ const (
 var balancingLimits = []string{"400m", "400m", "100m"}
 
 func balancing(t *testing.T) {
-	extra(t)
 	out := envOr("KNE2E_RESULTS", filepath.Join(repo, "bin", "e2e-node", time.Now().UTC().Format("20060102T150405Z")))
 	scenario(t, "balancing", func(t *testing.T) string { return balancingPolicies(t, filepath.Join(out, "balancing")) })
 }
@@ -57,7 +56,7 @@ func balancingPolicies(t *testing.T, out string) string {
 	for _, policy := range []string{"round_robin", "weighted_round_robin"} {
 		h := startHostLoad(t, out, policy, "--target", target, "--policy", policy, "--wrr-blackout", "2s",
 			"--rate", fmt.Sprint(balancingRate), "--concurrency", "32", "--warmup", balancingWarmup.String(),
-			"--duration", balancingMeasure.String())
+			"--duration", balancingMeasure.String(), "--plot", filepath.Join(out, policy+".png"))
 		sum := h.wait(t).sum
 		if sum.Failed > 0 || sum.OK == 0 {
 			t.Fatalf("%s: %d ok, %d failed %v", policy, sum.OK, sum.Failed, sum.ByCode)

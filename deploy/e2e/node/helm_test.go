@@ -121,16 +121,20 @@ func helmRelease(t *testing.T) {
 }
 
 // helmSlicesMatchAPI waits until the release's frontend-endpointslices lists,
-// through its EndpointSlice watch (backend-api) and through DNS
-// (backend-dns), exactly the ready backend pods the API lists: the chart's
-// ServiceAccount and Role are enough for the watch, in the release's
-// namespace.
+// through its EndpointSlice watch (backend-api), exactly the ready backend
+// pods the API lists, and through DNS (backend-dns) the Service's one
+// ClusterIP: the chart's ServiceAccount and Role are enough for the watch,
+// in the release's namespace.
 func helmSlicesMatchAPI(t *testing.T) string {
 	t.Helper()
 	const sel = "component=backend,controlling=deployment"
+	vip, err := serviceIP(helmNS, "backend")
+	if err != nil {
+		t.Fatal(err)
+	}
 	t0 := time.Now()
 	var last string
-	err := poll.Until(t.Context(), 90*time.Second, 500*time.Millisecond, "frontend-endpointslices to list the API's backends", func(ctx context.Context) error {
+	err = poll.Until(t.Context(), 90*time.Second, 500*time.Millisecond, "frontend-endpointslices to list the API's backends", func(ctx context.Context) error {
 		fes, err := readyPods(helmNS, "component=frontend,controlling=endpointslices")
 		if err != nil || len(fes) == 0 {
 			return fmt.Errorf("no ready frontend-endpointslices pod (%v)", err)
@@ -145,14 +149,16 @@ func helmSlicesMatchAPI(t *testing.T) string {
 		}
 		slices.Sort(want)
 		var r knowingnodev1.ListTargetsResponse
-		if err := apijson.Get(ctx, fresh, "http://"+fes[0].Status.PodIP+":8080/v1/targets", &r); err != nil {
+		get, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := apijson.Get(get, fresh, "http://"+fes[0].Status.PodIP+":8080/v1/targets", &r); err != nil {
 			return err
 		}
 		api, dns := callable(target(&r, "backend-api")), callable(target(&r, "backend-dns"))
-		if !slices.Equal(api, want) || !slices.Equal(dns, want) {
-			return fmt.Errorf("the API lists %v; the EndpointSlice watch %v, DNS %v", want, api, dns)
+		if !slices.Equal(api, want) || !slices.Equal(dns, []string{vip + ":9090"}) {
+			return fmt.Errorf("the API lists %v behind the ClusterIP %s; the EndpointSlice watch %v, DNS %v", want, vip, api, dns)
 		}
-		last = fmt.Sprintf("EndpointSlice watch = DNS = %d API pods after %.1fs", len(want), time.Since(t0).Seconds())
+		last = fmt.Sprintf("EndpointSlice watch = %d API pods (DNS: the ClusterIP) after %.1fs", len(want), time.Since(t0).Seconds())
 		return nil
 	})
 	if err != nil {

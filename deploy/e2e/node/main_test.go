@@ -736,13 +736,3 @@ func exactly(r fanoutResponse, want []pod) error {
 	}
 	return nil
 }
-
-// extra skips a scenario written in the latest wave that has not yet passed
-// on this cluster in a whole make e2e-node run: CI runs only proven
-// scenarios, and KNOWINGNODE_NODE_E2E_EXTRA=1 runs these too.
-func extra(t *testing.T) {
-	t.Helper()
-	if os.Getenv("KNOWINGNODE_NODE_E2E_EXTRA") != "1" {
-		t.Skip("not yet proven on the real cluster; KNOWINGNODE_NODE_E2E_EXTRA=1 runs it")
-	}
-}
