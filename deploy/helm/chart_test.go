@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	psapi "k8s.io/pod-security-admission/api"
@@ -27,6 +28,8 @@ var overlays = []struct{ values, kustomization string }{
 	{"testdata/endpointslices.yaml", "testdata/endpointslices"},
 	{"testdata/prefer-close.yaml", "testdata/prefer-close"},
 	{"testdata/loadtest.yaml", "testdata/loadtest"},
+	{"testdata/distributed.yaml", "testdata/distributed"},
+	{"testdata/distributed-tuned.yaml", "testdata/distributed-tuned"},
 }
 
 // TestChartMatchesKustomize is the one source of truth: for every topology
@@ -160,11 +163,13 @@ func replaceIn(t *testing.T, file, old, new string) {
 	}
 }
 
-// TestChartPodSecurity checks every pod the chart renders, the helm test pod
-// included, against the Pod Security levels of the namespace it lands in, as
-// the API server would: the restricted namespace's ENFORCE level must admit
-// every pod, and every WARN level must be met too, except the DaemonSet's
-// hostPort, the one reason it has a namespace of its own.
+// TestChartPodSecurity checks every pod the chart renders (the templates of
+// every Deployment, StatefulSet, DaemonSet and Job, and the helm test pod)
+// against the Pod Security levels of the namespace it lands in, as the API
+// server would: the restricted namespace's ENFORCE level must admit every
+// pod, and every WARN level must be met too, except the DaemonSet's hostPort,
+// the one reason it has a namespace of its own. Each pod must also be
+// hardened beyond that (hardened).
 func TestChartPodSecurity(t *testing.T) {
 	t.Parallel()
 	eval, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
@@ -201,6 +206,8 @@ func TestChartPodSecurity(t *testing.T) {
 					pods = append(pods, pod{id, &x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec})
 				case *appsv1.DaemonSet:
 					pods = append(pods, pod{id, &x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec})
+				case *batchv1.Job:
+					pods = append(pods, pod{id, &x.Spec.Template.ObjectMeta, &x.Spec.Template.Spec})
 				}
 			}
 			if !slices.ContainsFunc(pods, func(p pod) bool { return strings.HasPrefix(p.id, "Pod ") }) {
@@ -210,6 +217,7 @@ func TestChartPodSecurity(t *testing.T) {
 				t.Fatalf("namespace knowingnode missing or not enforcing restricted: %v", ns)
 			}
 			for _, p := range pods {
+				hardened(t, p.id, p.spec)
 				nsName := strings.SplitN(strings.SplitN(p.id, " ", 2)[1], "/", 2)[0]
 				ns := namespaces[nsName]
 				if ns == nil {
@@ -231,6 +239,29 @@ func TestChartPodSecurity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// tokenPods are the only pods that mount a ServiceAccount token.
+var tokenPods = []string{"Deployment knowingnode/frontend-endpointslices"}
+
+// hardened checks what Pod Security restricted does not: every container
+// has a read-only root filesystem and drops ALL capabilities, and no pod
+// but tokenPods mounts a ServiceAccount token.
+func hardened(t *testing.T, id string, spec *corev1.PodSpec) {
+	t.Helper()
+	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
+		sc := c.SecurityContext
+		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Errorf("%s: container %s: root filesystem not read-only", id, c.Name)
+		}
+		if sc == nil || sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+			t.Errorf("%s: container %s: does not drop ALL capabilities", id, c.Name)
+		}
+	}
+	mounts := spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken
+	if mounts != slices.Contains(tokenPods, id) {
+		t.Errorf("%s: mounts a ServiceAccount token: %v, want %v", id, mounts, !mounts)
 	}
 }
 

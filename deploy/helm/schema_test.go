@@ -36,6 +36,23 @@ func TestSchemaRejects(t *testing.T) {
 		{"endpointSlices.enabled=false,endpointSlices.frontend.replicas=-1", []string{"/endpointSlices/frontend/replicas", "minimum"}},
 		{"backend.trafficDistribution=Anywhere", []string{"/backend/trafficDistribution", "PreferClose"}},
 		{"endpointSlices.enabled=true,topologies.deployment.enabled=false,topologies.statefulset.enabled=true", []string{"endpointSlices.enabled needs topologies.deployment.enabled"}},
+		{"load.distributed.workers=0", []string{"/load/distributed/workers", "minimum"}},
+		{"load.distributed.workers=1001", []string{"/load/distributed/workers", "maximum"}},
+		{"load.distributed.workers=two", []string{"/load/distributed/workers", "integer"}},
+		{"load.distributed.readyPolicy=wait", []string{"/load/distributed/readyPolicy", "abort", "partial"}},
+		{"load.distributed.lostPolicy=retry", []string{"/load/distributed/lostPolicy", "continue", "abort"}},
+		{"load.distributed.rate=0", []string{"/load/distributed/rate", "exclusiveMinimum"}},
+		{"load.distributed.concurrency=0", []string{"/load/distributed/concurrency", "minimum"}},
+		{"load.distributed.duration=2 minutes", []string{"/load/distributed/duration", "does not match pattern"}},
+		{"load.distributed.readyTimeout=", []string{"/load/distributed/readyTimeout", "does not match pattern"}},
+		{"load.distributed.maxP99=fast", []string{"/load/distributed/maxP99"}},
+		{"load.distributed.maxErrorRate=1.5", []string{"/load/distributed/maxErrorRate", "does not match pattern"}},
+		{"load.distributed.maxErrorRate=2", []string{"/load/distributed/maxErrorRate", "maximum"}},
+		{"load.distributed.activeDeadlineSeconds=10", []string{"/load/distributed/activeDeadlineSeconds", "minimum"}},
+		{"load.distributed.topologySpread.whenUnsatisfiable=Never", []string{"/load/distributed/topologySpread/whenUnsatisfiable", "DoNotSchedule", "ScheduleAnyway"}},
+		{"load.distributed.topologySpread.maxSkew=0", []string{"/load/distributed/topologySpread/maxSkew", "minimum"}},
+		{"load.distributed.resources.workers.limits.cpu=1", []string{"/load/distributed/resources", "workers"}},
+		{"load.distributed.worker=3", []string{"/load/distributed", "worker"}},
 	}
 	for _, c := range cases {
 		t.Run(c.set, func(t *testing.T) {
