@@ -39,6 +39,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"load.distributed.workers=0", []string{"/load/distributed/workers", "minimum"}},
 		{"load.distributed.workers=1001", []string{"/load/distributed/workers", "maximum"}},
 		{"load.distributed.workers=two", []string{"/load/distributed/workers", "integer"}},
+		{"load.balancing=random", []string{"/load/balancing", "weighted_round_robin", "ring_hash"}},
 		{"load.distributed.readyPolicy=wait", []string{"/load/distributed/readyPolicy", "abort", "partial"}},
 		{"load.distributed.lostPolicy=retry", []string{"/load/distributed/lostPolicy", "continue", "abort"}},
 		{"load.distributed.rate=0", []string{"/load/distributed/rate", "exclusiveMinimum"}},
