@@ -92,6 +92,10 @@ ID_ENV=(POD_NAME=backend-0 POD_NAMESPACE=load POD_IP=127.0.0.1 NODE_NAME=node-a 
 echo "ghz/wrk c=$CONC for $DURATION per row; CPU = the server's utime+stime per 10k requests; raw results in $OUT" | tee "$OUT/summary.txt"
 env "${ID_ENV[@]}" "$TMP/bare" --grpc-addr 127.0.0.1:19190 2>/dev/null & PIDS+=($!); BARE=$!
 env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19090 --admin-addr 127.0.0.1:19091 --downward-dir "" 2>/dev/null & PIDS+=($!); BACK=$!
+# The same backend with its ORCA reports off, and on one call in ten: what a
+# per-call load report costs (issue 24's goal: at most +5 %).
+env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19092 --admin-addr "" --downward-dir "" --no-orca 2>/dev/null & PIDS+=($!); BACK_NOORCA=$!
+env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19093 --admin-addr "" --downward-dir "" --orca-call-fraction 0.1 2>/dev/null & PIDS+=($!); BACK_ORCA10=$!
 sleep 1
 "$TMP/podinfo" --port 19898 --grpc-port 19999 --level error >/dev/null 2>&1 & PIDS+=($!); PODINFO=$!
 "$TMP/fortio" server -http-port 18078 -grpc-port 18079 -redirect-port disabled >/dev/null 2>&1 & PIDS+=($!); FORTIO=$!
@@ -100,6 +104,8 @@ measure "podinfo gRPC Info" "$PODINFO" 127.0.0.1:19999 info.InfoService/Info
 measure "fortio gRPC Ping" "$FORTIO" 127.0.0.1:18079 fgrpc.PingServer/Ping
 measure "bare grpc-go (reference)" "$BARE" 127.0.0.1:19190 knowingnode.v1.IdentityService/GetIdentity
 measure "backend GetIdentity" "$BACK" 127.0.0.1:19090 knowingnode.v1.IdentityService/GetIdentity '{}' 127.0.0.1:19091
+measure "backend, ORCA off" "$BACK_NOORCA" 127.0.0.1:19092 knowingnode.v1.IdentityService/GetIdentity
+measure "backend, ORCA 1 call in 10" "$BACK_ORCA10" 127.0.0.1:19093 knowingnode.v1.IdentityService/GetIdentity
 measure_http "podinfo HTTP /api/info" "$PODINFO" http://127.0.0.1:19898/api/info
 
 # One frontend over 30 backends, with targets of 1, 3, 10 and 30 of them:
@@ -162,6 +168,8 @@ be = cpu["backend GetIdentity"]
 print("\nratios (CPU per call, this run)")
 print(f"  backend / podinfo gRPC              {r('backend GetIdentity', 'podinfo gRPC Info'):5.2f}x  (goal <= 0.75)")
 print(f"  backend / bare grpc-go              {r('backend GetIdentity', 'bare grpc-go (reference)'):5.2f}x  (goal <= 0.65)")
+print(f"  backend ORCA per call / ORCA off    {r('backend GetIdentity', 'backend, ORCA off'):5.2f}x  (goal <= 1.05)")
+print(f"  backend ORCA 1 in 10 / ORCA off     {r('backend, ORCA 1 call in 10', 'backend, ORCA off'):5.2f}x")
 print(f"  REST /v1/identity / podinfo HTTP    {r('frontend REST /v1/identity', 'podinfo HTTP /api/info'):5.2f}x  (goal <= 0.8)")
 n1, n10, n30 = cpu["frontend FanOut EACH N=1"], cpu["frontend FanOut EACH N=10"], cpu["frontend FanOut EACH N=30"]
 print(f"  fan-out N=1 / backend call          {n1 / be:5.2f}x  (goal <= 3)")
