@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,11 +24,26 @@ import (
 func TestDistributedLoad(t *testing.T) {
 	out := envOr("KNE2E_RESULTS", filepath.Join(repo, "bin", "e2e-node", time.Now().UTC().Format("20060102T150405Z")))
 	scenario(t, "distributed load", func(t *testing.T) string {
-		r := runDistributed(t, filepath.Join(out, "distributed"), 2, nil)
+		r := runDistributed(t, filepath.Join(out, "distributed"), distBackends(), nil)
 		return r.line(t, false)
 	})
+	// The one-pod load Job (deploy/components/loadtest) that the
+	// autoscale scenarios replaced with two workers: still a product.
+	scenario(t, "load job (one pod)", func(t *testing.T) string {
+		r := runLoadJob(t, filepath.Join(out, "job"), "one", map[string]string{
+			"LOAD_TARGET": "dns:///backend-sts.knowingnode.svc.cluster.local:9090", "LOAD_CALL": "identity",
+			"LOAD_BALANCING": "round_robin", "LOAD_REFRESH": "1s", "LOAD_RATE": "300", "LOAD_DURATION": "10s",
+		})
+		if r.sum.Failed != 0 || len(r.sum.ByPod) < 2 {
+			t.Errorf("the load Job: %d failed %v, pods %v; want none failed, every backend pod called", r.sum.Failed, r.sum.ByCode, r.sum.ByPod)
+		}
+		if q := r.sum.Rate / 300; q < 0.95 || q > 1.05 {
+			t.Errorf("the load Job achieved %.1f/s of 300 asked", r.sum.Rate)
+		}
+		return fmt.Sprintf("load job: %d calls, %.1f/s of 300 asked, %d pods, p99 %v", r.sum.Sent, r.sum.Rate, len(r.sum.ByPod), r.sum.Latency.P99)
+	})
 	scenario(t, "distributed load lost worker", func(t *testing.T) string {
-		r := runDistributed(t, filepath.Join(out, "distributed-lost"), 2, func(t *testing.T) {
+		r := runDistributed(t, filepath.Join(out, "distributed-lost"), distBackends(), func(t *testing.T) {
 			// Kill worker 1 ten seconds into the run, as a node's loss would.
 			time.Sleep(10 * time.Second)
 			if _, err := kubectl("-n", namespace, "delete", "pod", "-l", "batch.kubernetes.io/job-completion-index=1,app.kubernetes.io/name=knowingnode-load-worker",
@@ -58,10 +74,41 @@ type distRun struct {
 	took time.Duration
 }
 
-// runDistributed applies the component with n workers loading the
-// StatefulSet's backends through its headless Service, runs during (if
-// any) while the run goes, and reads the coordinator's JSON lines.
-func runDistributed(t *testing.T, out string, n int, during func(*testing.T)) distRun {
+// distConfig is one distributed run: the workers' count and what they load
+// (the workers' env), the coordinator's settings (its env: rate over all
+// workers, concurrency per worker, duration).
+type distConfig struct {
+	workers     int
+	worker      map[string]string
+	coordinator map[string]string
+	timeout     time.Duration // for the coordinator to finish
+}
+
+// distBackends: 2 workers at distRate loading the StatefulSet's backends
+// through its headless Service.
+func distBackends() distConfig {
+	return distConfig{
+		workers: 2,
+		worker: map[string]string{"LOAD_TARGET": "dns:///backend-sts.knowingnode.svc.cluster.local:9090",
+			"LOAD_BALANCING": "round_robin", "LOAD_REFRESH": "1s"},
+		coordinator: map[string]string{"LOAD_RATE": fmt.Sprint(distRate), "LOAD_DURATION": distDuration.String()},
+		timeout:     distDuration + 4*time.Minute,
+	}
+}
+
+// envYAML is env as a container's env list, sorted, at indent.
+func envYAML(env map[string]string, indent string) string {
+	var lines []string
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		lines = append(lines, fmt.Sprintf("%s- {name: %s, value: %q}", indent, k, env[k]))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// runDistributed applies the component with c's workers and settings, runs
+// during (if any) while the run goes, and reads the coordinator's JSON
+// lines, which are also written to out/coordinator.jsonl.
+func runDistributed(t *testing.T, out string, c distConfig, during func(*testing.T)) distRun {
 	dir := filepath.Join(work, "distload-"+filepath.Base(out))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -90,9 +137,7 @@ patches:
             containers:
               - name: worker
                 env:
-                  - {name: LOAD_TARGET, value: "dns:///backend-sts.knowingnode.svc.cluster.local:9090"}
-                  - {name: LOAD_BALANCING, value: round_robin}
-                  - {name: LOAD_REFRESH, value: 1s}
+%[5]s
                 resources: {requests: {cpu: 200m}}
   - patch: |-
       apiVersion: batch/v1
@@ -105,10 +150,10 @@ patches:
               - name: coordinator
                 env:
                   - {name: LOAD_WORKERS, value: "%[4]d"}
-                  - {name: LOAD_RATE, value: "%[5]d"}
-                  - {name: LOAD_DURATION, value: %[6]s}
                   - {name: LOAD_READY_TIMEOUT, value: 2m}
-`, rel, strings.TrimPrefix(imageTag, "knowingnode:"), namespace, n, distRate, distDuration)
+%[6]s
+`, rel, strings.TrimPrefix(imageTag, "knowingnode:"), namespace, c.workers,
+		envYAML(c.worker, "                  "), envYAML(c.coordinator, "                  "))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +177,7 @@ patches:
 		during(t)
 	}
 	job := "job/load-coordinator"
-	err = poll.Until(t.Context(), distDuration+4*time.Minute, 2*time.Second, job+" to finish", func(context.Context) error {
+	err = poll.Until(t.Context(), c.timeout, 2*time.Second, job+" to finish", func(context.Context) error {
 		st, err := kubectl("-n", namespace, "get", job, "-o", "jsonpath={.status.succeeded}/{.status.failed}")
 		if err != nil {
 			return err

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/harness/apijson"
+	"github.com/knowingnode/knowingnode/harness/browser"
 	"github.com/knowingnode/knowingnode/harness/poll"
 )
 
@@ -51,11 +54,13 @@ func TestMatrix(t *testing.T) {
 		for _, r := range m.GetRows() {
 			nodes[r.GetNodeName()] = true
 		}
+		out := envOr("KNE2E_RESULTS", filepath.Join(repo, "bin", "e2e-node", time.Now().UTC().Format("20060102T150405Z")))
+		page := matrixPage(t, base, filepath.Join(out, "matrix", "matrix.png"), len(m.GetRows())*len(m.GetColumns()))
 		// Each node is its own zone here (cluster/up.sh): cross-node is cross-zone.
-		return fmt.Sprintf("%d x %d (rows on %d nodes), %d calls a cell, all OK; same-node p50 %v p99 %v (%d calls); cross-node p50 %v p99 %v (%d calls)",
+		return fmt.Sprintf("%d x %d (rows on %d nodes), %d calls a cell, all OK; same-node p50 %v p99 %v (%d calls); cross-node p50 %v p99 %v (%d calls); %s",
 			len(m.GetRows()), len(m.GetColumns()), len(nodes), m.GetCalls(),
 			s.GetSameNode().GetLatencyP50().AsDuration(), s.GetSameNode().GetLatencyP99().AsDuration(), s.GetSameNode().GetOk(),
-			s.GetCrossZone().GetLatencyP50().AsDuration(), s.GetCrossZone().GetLatencyP99().AsDuration(), s.GetCrossZone().GetOk())
+			s.GetCrossZone().GetLatencyP50().AsDuration(), s.GetCrossZone().GetLatencyP99().AsDuration(), s.GetCrossZone().GetOk(), page)
 	})
 
 	scenario(t, "matrix chaos: drop one node -> pod path", func(t *testing.T) string {
@@ -222,4 +227,32 @@ func pidOfPod(t *testing.T, name string) int {
 	}
 	t.Fatalf("no process of pod %s on this host", name)
 	return 0
+}
+
+// matrixPage opens the frontend's matrix page in headless Chromium, waits
+// for a whole matrix with every one of cells OK, and keeps a screenshot in
+// file (docs/matrix.png is one).
+func matrixPage(t *testing.T, base, file string, cells int) string {
+	t.Helper()
+	ctx := browser.New(t, true, 3*time.Minute).Ctx
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/matrix.html?live=1")); err != nil {
+		t.Fatalf("open the matrix page: %v", err)
+	}
+	ok := fmt.Sprintf(`Number(document.getElementById("mx-result").dataset.generation) >= 1 &&
+		document.querySelectorAll("[data-testid=mx-cell][data-code=OK]").length === %d`, cells)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](ok, chromedp.WithPollingTimeout(60*time.Second))); err != nil {
+		n, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("mx-paths")?.innerText || ""`))
+		t.Fatalf("the matrix page never showed %d OK cells: %v\n%s", cells, err, n)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("the page shows the %d cells OK (%s)", cells, file)
 }

@@ -53,9 +53,10 @@ func autoscale(t *testing.T) {
 	scenario(t, "autoscale clusterip", func(t *testing.T) string { return autoscaleClusterIP(t, filepath.Join(out, "clusterip")) })
 }
 
-// autoscaleBackend: the in-cluster load Job (deploy/components/loadtest)
-// loads the StatefulSet's backends through headless discovery; the backend
-// HPA adds pods, the share evens out over them, and when the Job ends the
+// autoscaleBackend: two in-cluster load workers, one per node, as one test
+// (deploy/components/loadtest/distributed), load the StatefulSet's backends
+// through headless discovery; the backend HPA adds pods, the share evens out
+// over them, and when the load ends the
 // HPA removes them again, while a steady probe load from the node loses no
 // call through both.
 func autoscaleBackend(t *testing.T, out string) string {
@@ -64,11 +65,10 @@ func autoscaleBackend(t *testing.T, out string) string {
 	headless := "backend-sts.knowingnode.svc.cluster.local:9090"
 	probe := startHostLoad(t, out, "probe", "--target", "dns://10.244.0.1:53/"+headless, "--balancing", "round_robin",
 		"--refresh", "1s", "--rate", fmt.Sprint(probeRate), "--duration", "10m")
-	job := runLoadJob(t, out, "backend", map[string]string{
+	job, workers := runLoadWorkers(t, out, map[string]string{
 		"LOAD_TARGET": "dns:///" + headless, "LOAD_CALL": "identity", "LOAD_BALANCING": "round_robin",
-		"LOAD_RATE": fmt.Sprint(backendRate), "LOAD_DURATION": loadFor.String(), "LOAD_CONCURRENCY": "64",
 		"LOAD_CONNECTIONS": "2", "LOAD_REFRESH": "1s",
-	})
+	}, map[string]string{"LOAD_RATE": fmt.Sprint(backendRate), "LOAD_DURATION": loadFor.String(), "LOAD_CONCURRENCY": "64"})
 	peak := tier.peak()
 	if peak <= tier.min {
 		t.Fatalf("the backend HPA never scaled above %d pods under %d calls/s (achieved %.0f/s): %s", tier.min, backendRate, job.sum.Rate, tier)
@@ -82,14 +82,15 @@ func autoscaleBackend(t *testing.T, out string) string {
 	evens := evenAfterReady(t, job.windows, tier)
 	failed := job.sum.Failed + pst.Failed
 	if failed != 0 {
-		t.Errorf("%d calls failed (Job %v, probe %v)", failed, job.sum.ByCode, pst.ByCode)
+		t.Errorf("%d calls failed (load %v, probe %v)", failed, job.sum.ByCode, pst.ByCode)
 	}
-	return fmt.Sprintf("%s; Job %.0f calls/s, %d failed, p99 %s; %s; even ±%.0f%% after each new pod Ready in %s; down to %d in %.0fs after the load; probe %d calls, %d failed; %s",
-		tier.summary(), job.sum.Rate, job.sum.Failed, job.sum.Latency.P99, firsts, evenWithin*100, evens, tier.min, down.Seconds(), pst.Sent, pst.Failed, out)
+	return fmt.Sprintf("%s; %s %.0f calls/s, %d failed, p99 %s; %s; even ±%.0f%% after each new pod Ready in %s; down to %d in %.0fs after the load; probe %d calls, %d failed; %s",
+		tier.summary(), workers, job.sum.Rate, job.sum.Failed, job.sum.Latency.P99, firsts, evenWithin*100, evens, tier.min, down.Seconds(), pst.Sent, pst.Failed, out)
 }
 
-// autoscaleFrontend: the load Job fans out through the StatefulSet
-// topology's frontend Service (a ClusterIP, 64 connections: kube-proxy puts
+// autoscaleFrontend: two load workers (one per node, as one test) fan out
+// through the StatefulSet topology's frontend Service (a ClusterIP, 32
+// connections each, 64 in all: kube-proxy puts
 // each on a frontend pod, and the frontend's MaxConnectionAge of 30 s moves
 // them, so new pods get their share). No fan-out may fail as a whole.
 func autoscaleFrontend(t *testing.T, out string) string {
@@ -105,11 +106,10 @@ func autoscaleFrontend(t *testing.T, out string) string {
 	// load send late or drop calls, never trips the admission control.
 	probe := startHostLoad(t, out, "probe", "--target", ip+":9090", "--call", "fanout", "--connections", "4",
 		"--concurrency", "4", "--rate", "20", "--duration", "10m")
-	job := runLoadJob(t, out, "frontend", map[string]string{
+	job, workers := runLoadWorkers(t, out, map[string]string{
 		"LOAD_TARGET": "dns:///" + vip, "LOAD_CALL": "fanout", "LOAD_BALANCING": "pick_first",
-		"LOAD_RATE": fmt.Sprint(frontendRate), "LOAD_DURATION": loadFor.String(), "LOAD_CONCURRENCY": "28",
-		"LOAD_CONNECTIONS": "64", "LOAD_REFRESH": "0",
-	})
+		"LOAD_CONNECTIONS": "32", "LOAD_REFRESH": "0",
+	}, map[string]string{"LOAD_RATE": fmt.Sprint(frontendRate), "LOAD_DURATION": loadFor.String(), "LOAD_CONCURRENCY": "14"})
 	peak := tier.peak()
 	if peak <= tier.min {
 		t.Fatalf("the frontend HPA never scaled above %d pods under %d fan-outs/s (achieved %.0f/s): %s", tier.min, frontendRate, job.sum.Rate, tier)
@@ -137,10 +137,10 @@ func autoscaleFrontend(t *testing.T, out string) string {
 		got = append(got, fmt.Sprintf("%s %.0f%%", p, 100*float64(calls[p])/float64(total(calls))))
 	}
 	if job.sum.Failed+pst.Failed != 0 {
-		t.Errorf("fan-outs failed as a whole: Job %d %v, probe %d %v", job.sum.Failed, job.sum.ByCode, pst.Failed, pst.ByCode)
+		t.Errorf("fan-outs failed as a whole: load %d %v, probe %d %v", job.sum.Failed, job.sum.ByCode, pst.Failed, pst.ByCode)
 	}
-	return fmt.Sprintf("%s; Job %.0f fan-outs/s, %d failed, p99 %s; %s; share of the last %d s: %s; down to %d in %.0fs; probe %d fan-outs, %d failed; %s",
-		tier.summary(), job.sum.Rate, job.sum.Failed, job.sum.Latency.P99, firsts, len(last), strings.Join(got, ", "), tier.min, down.Seconds(), pst.Sent, pst.Failed, out)
+	return fmt.Sprintf("%s; %s %.0f fan-outs/s, %d failed, p99 %s; %s; share of the last %d s: %s; down to %d in %.0fs; probe %d fan-outs, %d failed; %s",
+		tier.summary(), workers, job.sum.Rate, job.sum.Failed, job.sum.Latency.P99, firsts, len(last), strings.Join(got, ", "), tier.min, down.Seconds(), pst.Sent, pst.Failed, out)
 }
 
 // autoscaleClusterIP: one connection through the Deployment backend's
@@ -582,6 +582,33 @@ func readRun(t *testing.T, text, file string) loadRun {
 		t.Fatalf("%s: %d windows and no summary in the load's output:\n%s", file, len(r.windows), tail(text, 20))
 	}
 	return r
+}
+
+// runLoadWorkers drives a tier with 2 load workers on different nodes as one
+// test (deploy/components/loadtest/distributed): worker is what they load,
+// coordinator the rate over both, the concurrency each, the duration. The
+// coordinator's merged windows are read as one bin/load run's; the text
+// names the workers, their nodes and the start skew.
+func runLoadWorkers(t *testing.T, out string, worker, coordinator map[string]string) (loadRun, string) {
+	d := runDistributed(t, filepath.Join(out, "distributed"), distConfig{workers: 2, worker: worker, coordinator: coordinator,
+		timeout: loadFor + 4*time.Minute}, nil)
+	var nodes []string
+	for _, w := range d.sum.WorkerResults {
+		nodes = append(nodes, w.Node)
+	}
+	slices.Sort(nodes)
+	if len(nodes) != 2 || nodes[0] == nodes[1] {
+		t.Errorf("load workers on %v: want 2 on different nodes", nodes)
+	}
+	if d.sum.Degraded {
+		t.Errorf("a load worker was lost: %+v", d.sum.WorkerResults)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "distributed", "coordinator.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := readRun(t, string(b), filepath.Join(out, "load.jsonl"))
+	return run, fmt.Sprintf("2 load workers (%s, start skew %v, %d generator-bound windows)", strings.Join(nodes, ", "), d.sum.StartSkew, d.sum.GeneratorBound)
 }
 
 // runLoadJob runs deploy/components/loadtest as a user adds it to an
