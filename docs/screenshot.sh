@@ -6,8 +6,9 @@
 #   docs/matrix.png                      the matrix heatmap (TestBrowserMatrix)
 #   docs/report-*.png                    each committed docs/report-*.html, opened
 #                                        from disk as a user would
-# The plots (docs/autoscale-*.png, docs/load-*.png, docs/balancing.png) come
-# from real runs instead: make e2e-node and make load write them.
+# The plots (docs/autoscale-*.png, docs/load-*.png, docs/balancing-*.png), the
+# reports (docs/report-*.html) and docs/matrix-cluster.png come from real
+# runs instead: make e2e-node (bin/e2e-node/<time>/) and make load write them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KNOWINGNODE_SCREENSHOT="$PWD/docs/page.png" KNOWINGNODE_MATRIX_SCREENSHOT="$PWD/docs/matrix.png" \
