@@ -39,7 +39,8 @@ type Options struct {
 	// target as dialed (State.Spec.Raw). It is called once per change
 	// whatever the number of clients dialing the target, one call at a
 	// time per target, from the target's own goroutine: a slow OnChange
-	// delays no refresh, and skips to the latest state.
+	// delays no refresh, and skips to the latest state. The Close of the
+	// target's last client waits for a call under way.
 	OnChange func(target string, st State)
 }
 
