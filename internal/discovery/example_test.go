@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -83,6 +84,45 @@ func ExampleBuilders() {
 	}
 	fmt.Println(resp.GetIdentity().GetPodName())
 	// Output: backend-0
+}
+
+// Three clients dialing one target share its discovery loop; OnChange sees
+// each state of it once, with every endpoint, ready or not (bin/load marks
+// its pods' lifecycle so).
+func ExampleOptions_onChange() {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	knowingnodev1.RegisterIdentityServiceServer(srv, identity.NewServer(&knowingnodev1.Identity{PodName: "backend-0"}))
+	go srv.Serve(lis)
+	defer srv.Stop()
+
+	var mu sync.Mutex
+	var states []discovery.State
+	builders := discovery.Builders(discovery.Options{OnChange: func(_ string, st discovery.State) {
+		mu.Lock()
+		defer mu.Unlock()
+		states = append(states, st)
+	}})
+	var ccs []*grpc.ClientConn
+	for range 3 {
+		cc, err := grpc.NewClient("static:///"+lis.Addr().String(), grpc.WithResolvers(builders...),
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := knowingnodev1.NewIdentityServiceClient(cc).GetIdentity(context.Background(), &knowingnodev1.GetIdentityRequest{}); err != nil {
+			log.Fatal(err)
+		}
+		ccs = append(ccs, cc)
+	}
+	for _, cc := range ccs {
+		cc.Close() // the last one stops the loop, and waits for OnChange
+	}
+	fmt.Printf("%d state for 3 clients: version %d, %d endpoint\n", len(states), states[0].Version, len(states[0].Endpoints))
+	// Output: 1 state for 3 clients: version 1, 1 endpoint
 }
 
 // A balancer reads what discovery knew of each address: its zone, node and

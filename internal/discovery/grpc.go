@@ -32,6 +32,16 @@ type Options struct {
 	// Lookuper returns the DNS client asking server (host:port; empty for
 	// the system's resolver); default NetLookuper.
 	Lookuper func(server string) Lookuper
+
+	// OnChange, when set, sees each change of a target's state (see
+	// State.Version), from its first answer or error on: every endpoint
+	// with its conditions, callable or not, and the error. target is the
+	// target as dialed (State.Spec.Raw). It is called once per change
+	// whatever the number of clients dialing the target, one call at a
+	// time per target, from the target's own goroutine: a slow OnChange
+	// delays no refresh, and skips to the latest state. The Close of the
+	// target's last client waits for a call under way.
+	OnChange func(target string, st State)
 }
 
 // DefaultRefresh is Options.Refresh's default, the frontend's
@@ -47,7 +57,11 @@ var Schemes = []QType{A, SRV, StatefulSet, Kubernetes, Static}
 // registered globally: the builders serve only the clients given them, and
 // this package's "dns" (refreshed every Options.Refresh) replaces gRPC's
 // own (refreshed only after a lost connection) only there. The builders
-// share Options, and the API client of kubernetes:/// targets.
+// share Options, the API client of kubernetes:/// targets, and one
+// discovery loop per target: the clients dialing the same target (bin/load
+// opens --connections of them) share its refreshes, its watch and its
+// OnChange calls. The loop starts with the first client's resolver and
+// stops, joined, when the last one closes.
 func Builders(o Options) []resolver.Builder {
 	if o.Refresh <= 0 {
 		o.Refresh = DefaultRefresh
@@ -58,7 +72,7 @@ func Builders(o Options) []resolver.Builder {
 	if o.Lookuper == nil {
 		o.Lookuper = NetLookuper
 	}
-	sh := &shared{o: o, kube: o.Kube}
+	sh := &shared{o: o, kube: o.Kube, loops: map[string]*loop{}}
 	bs := make([]resolver.Builder, len(Schemes))
 	for i, s := range Schemes {
 		bs[i] = &builder{scheme: s, shared: sh}
@@ -82,14 +96,15 @@ func Register(o Options) {
 
 // shared is what the builders of one Builders call share.
 type shared struct {
-	o    Options
-	mu   sync.Mutex
-	kube kubernetes.Interface
+	o     Options
+	mu    sync.Mutex
+	kube  kubernetes.Interface
+	loops map[string]*loop // by target, while a resolver uses it
 }
 
-func (s *shared) client() (kubernetes.Interface, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// clientLocked returns the API client, made at the first kubernetes:///
+// target; s.mu is held.
+func (s *shared) clientLocked() (kubernetes.Interface, error) {
 	if s.kube == nil {
 		c, err := KubeClient(s.o.Kubeconfig)
 		if err != nil {
@@ -100,6 +115,108 @@ func (s *shared) client() (kubernetes.Interface, error) {
 	return s.kube, nil
 }
 
+// acquire returns the running loop of spec's target, starting it for the
+// first resolver; release gives it back.
+func (s *shared) acquire(spec Spec) (*loop, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.loops[spec.Raw]; ok {
+		l.refs++
+		return l, nil
+	}
+	l, err := s.start(spec)
+	if err != nil {
+		return nil, err
+	}
+	s.loops[spec.Raw] = l
+	return l, nil
+}
+
+// release stops l after its last resolver, outside the lock: a client
+// dialing the target meanwhile starts a loop of its own.
+func (s *shared) release(l *loop) {
+	s.mu.Lock()
+	l.refs--
+	last := l.refs == 0
+	if last {
+		delete(s.loops, l.target.Spec().Raw)
+	}
+	s.mu.Unlock()
+	if last {
+		l.stop()
+	}
+}
+
+// loop is one target's discovery: its refreshes (or watch), and OnChange.
+type loop struct {
+	target  *Target
+	watcher *KubernetesWatcher // nil but for kubernetes:///
+	refs    int                // resolvers using it; guarded by shared.mu
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// start starts spec's loop; s.mu is held. The first answer reaches the
+// resolvers as soon as it comes: nothing waits for it.
+func (s *shared) start(spec Spec) (*loop, error) {
+	l := &loop{refs: 1}
+	var src Source
+	if spec.QType == Kubernetes {
+		client, err := s.clientLocked()
+		if err != nil {
+			return nil, fmt.Errorf("discovery resolver %q: %w", spec.Raw, err)
+		}
+		w, err := NewKubernetesWatcher(client, spec, s.o.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("discovery resolver: %w", err)
+		}
+		src, l.watcher = w, w
+	} else {
+		src = NewResolver(s.o.Lookuper(spec.Server))
+	}
+	l.target = NewTarget(spec, src, TargetOptions{Interval: s.o.Refresh, Timeout: s.o.Timeout, Logger: s.o.Logger.With("grpc_target", spec.Raw)})
+	var ctx context.Context
+	ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Go(func() {
+		l.target.Refresh(ctx)
+		l.target.Run(ctx)
+	})
+	if on := s.o.OnChange; on != nil {
+		l.wg.Go(func() {
+			eachChange(ctx, l.target, func(st State) { on(st.Spec.Raw, st) })
+		})
+	}
+	return l, nil
+}
+
+// stop ends the refreshes, the watch and OnChange, and waits for them.
+func (l *loop) stop() {
+	l.cancel()
+	l.wg.Wait()
+	if l.watcher != nil {
+		l.watcher.Close()
+	}
+}
+
+// eachChange calls f with t's state after each change (State.Version), from
+// the first answer or error on, until ctx ends. A change that comes while
+// f runs is seen at once after it; several are seen as the latest.
+func eachChange(ctx context.Context, t *Target, f func(State)) {
+	var seen uint64 // Version 0: nothing resolved yet
+	for {
+		st, changed := t.Watch()
+		if st.Version != seen {
+			seen = st.Version
+			f(st)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
 type builder struct {
 	scheme QType
 	*shared
@@ -107,8 +224,9 @@ type builder struct {
 
 func (b *builder) Scheme() string { return string(b.scheme) }
 
-// Build parses the target as a spec and starts resolving it: the first
-// answer reaches gRPC as soon as it comes, Build does not wait for it.
+// Build parses the target as a spec and follows its loop, started by the
+// first client dialing the target: the first answer reaches gRPC as soon as
+// it comes, Build does not wait for it.
 func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
 	raw := target.String()
 	if target.URL.RawQuery != "" {
@@ -122,79 +240,52 @@ func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 		return nil, fmt.Errorf("discovery resolver: %q is a %s spec, this builder serves %s", raw, spec.QType, b.scheme)
 	}
 	spec.Name = string(b.scheme)
-	var src Source
-	r := &grpcResolver{cc: cc}
-	if spec.QType == Kubernetes {
-		client, err := b.client()
-		if err != nil {
-			return nil, fmt.Errorf("discovery resolver %q: %w", raw, err)
-		}
-		w, err := NewKubernetesWatcher(client, spec, b.o.Logger)
-		if err != nil {
-			return nil, fmt.Errorf("discovery resolver: %w", err)
-		}
-		src, r.watcher = w, w
-	} else {
-		src = NewResolver(b.o.Lookuper(spec.Server))
+	l, err := b.acquire(spec)
+	if err != nil {
+		return nil, err
 	}
-	r.target = NewTarget(spec, src, TargetOptions{Interval: b.o.Refresh, Timeout: b.o.Timeout, Logger: b.o.Logger.With("grpc_target", raw)})
+	r := &grpcResolver{cc: cc, loop: l, shared: b.shared}
 	var ctx context.Context
 	ctx, r.cancel = context.WithCancel(context.Background())
-	r.wg.Go(func() {
-		r.target.Refresh(ctx)
-		r.target.Run(ctx)
-	})
-	r.wg.Go(func() { r.follow(ctx) })
+	r.wg.Go(func() { eachChange(ctx, l.target, r.update) })
 	return r, nil
 }
 
-// grpcResolver hands a Target's endpoints to one gRPC client.
+// grpcResolver hands its loop's endpoints to one gRPC client.
 type grpcResolver struct {
-	cc      resolver.ClientConn
-	target  *Target
-	watcher *KubernetesWatcher // nil but for kubernetes:///
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cc     resolver.ClientConn
+	loop   *loop
+	shared *shared
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
-// follow hands each change of the target's state to gRPC: the callable
+// update hands a change of the target's state to gRPC: the callable
 // endpoints after every answer (none after an empty one, so calls fail
 // rather than reach pods that are gone), the error while no answer ever
 // came. A failure after an answer keeps its set: gRPC is told nothing.
-func (r *grpcResolver) follow(ctx context.Context) {
-	var sent uint64 // Version 0: nothing resolved yet
-	for {
-		st, changed := r.target.Watch()
-		if st.Version != sent {
-			sent = st.Version
-			switch {
-			case st.LastError != nil && st.LastSuccess.IsZero():
-				r.cc.ReportError(fmt.Errorf("%s: %w", st.Spec.Query(), st.LastError))
-			case st.LastError == nil:
-				// The error is the balancer's to act on (an empty set
-				// fails calls); the next refresh comes anyway.
-				_ = r.cc.UpdateState(ResolverState(st.Endpoints))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
-		}
+func (r *grpcResolver) update(st State) {
+	switch {
+	case st.LastError != nil && st.LastSuccess.IsZero():
+		r.cc.ReportError(fmt.Errorf("%s: %w", st.Spec.Query(), st.LastError))
+	case st.LastError == nil:
+		// The error is the balancer's to act on (an empty set fails
+		// calls); the next refresh comes anyway.
+		_ = r.cc.UpdateState(ResolverState(st.Endpoints))
 	}
 }
 
 // ResolveNow asks for an early refresh (gRPC calls it after a connection
-// is lost).
-func (r *grpcResolver) ResolveNow(resolver.ResolveNowOptions) { r.target.RefreshSoon() }
+// is lost); the loop's minimum gap between early refreshes holds for all
+// its clients together.
+func (r *grpcResolver) ResolveNow(resolver.ResolveNowOptions) { r.loop.target.RefreshSoon() }
 
-// Close stops the refreshes and the watch, and waits for them.
+// Close stops following the loop, and the loop itself when no other client
+// follows it, and waits for them.
 func (r *grpcResolver) Close() {
 	r.cancel()
 	r.wg.Wait()
-	if r.watcher != nil {
-		r.watcher.Close()
-	}
+	r.shared.release(r.loop)
 }
 
 type endpointKey struct{}

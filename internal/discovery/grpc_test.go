@@ -7,14 +7,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/harness/clusterdns"
@@ -203,4 +208,222 @@ func TestRegister(t *testing.T) {
 	}
 	defer cc.Close()
 	reached(t, cc, "srv:/// through the global registry", "web-0", "web-1", "web-2")
+}
+
+// countingLookuper counts the DNS questions asked through it.
+type countingLookuper struct {
+	discovery.Lookuper
+	n *atomic.Int64
+}
+
+func (l countingLookuper) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	l.n.Add(1)
+	return l.Lookuper.LookupIPAddr(ctx, host)
+}
+
+func (l countingLookuper) LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error) {
+	l.n.Add(1)
+	return l.Lookuper.LookupSRV(ctx, service, proto, name)
+}
+
+// changes records what Options.OnChange saw, per target.
+type changes struct {
+	mu  sync.Mutex
+	got map[string][]discovery.State
+}
+
+func (c *changes) on(target string, st discovery.State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.got == nil {
+		c.got = map[string][]discovery.State{}
+	}
+	c.got[target] = append(c.got[target], st)
+}
+
+// brief is each state's version, endpoints and error, for a test's message.
+func brief(sts []discovery.State) string {
+	var b []string
+	for _, st := range sts {
+		b = append(b, fmt.Sprintf("v%d: %d endpoints, error %v", st.Version, len(st.Endpoints), st.LastError))
+	}
+	return "[" + strings.Join(b, "; ") + "]"
+}
+
+func (c *changes) of(target string) []discovery.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got[target])
+}
+
+// sliceCalls counts the fake API server's lists and watches of
+// EndpointSlices.
+func sliceCalls(kube *fake.Clientset) (lists, watches int) {
+	for _, a := range kube.Actions() {
+		if a.GetResource().Resource != "endpointslices" {
+			continue
+		}
+		switch a.(type) {
+		case k8stesting.ListAction:
+			lists++
+		case k8stesting.WatchAction:
+			watches++
+		}
+	}
+	return lists, watches
+}
+
+// TestGRPCResolversShareOneLoop: 8 clients dialing one target through one
+// Builders share one discovery loop: one refresh's DNS questions (refreshed
+// hourly, so only the first refresh runs), one EndpointSlice list and
+// watch, one OnChange call. Once the last client closes, every goroutine
+// the loops started is gone; a client dialing again starts a new loop.
+func TestGRPCResolversShareOneLoop(t *testing.T) {
+	const clients = 8
+	z := startZone(t, 60)
+	var lookups atomic.Int64
+	var seen changes
+	builders := discovery.Builders(discovery.Options{
+		Refresh: time.Hour,
+		Kube:    z.kube,
+		Lookuper: func(server string) discovery.Lookuper {
+			return countingLookuper{discovery.NetLookuper(server), &lookups}
+		},
+		OnChange: seen.on,
+	})
+	before := goleak.IgnoreCurrent()
+	all := []string{"web-0", "web-1", "web-2"}
+	dial := func(target string) *grpc.ClientConn {
+		cc, err := grpc.NewClient(target, grpc.WithResolvers(builders...),
+			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(roundRobin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cc
+	}
+	// The questions of one refresh: the A of the name; the SRV, then the A
+	// of each of its 3 pods.
+	perRefresh := map[string]int64{"dns": 1, "srv": 4, "kubernetes": 0}
+	for _, scheme := range []string{"dns", "srv", "kubernetes"} {
+		target := z.targets()[scheme]
+		lookups.Store(0)
+		var ccs []*grpc.ClientConn
+		for range clients {
+			cc := dial(target)
+			ccs = append(ccs, cc)
+			reached(t, cc, fmt.Sprintf("%s client %d reaching every pod", scheme, len(ccs)), all...)
+		}
+		if n := lookups.Load(); n != perRefresh[scheme] {
+			t.Errorf("%s: %d clients asked %d DNS questions; want %d, one refresh's", scheme, clients, n, perRefresh[scheme])
+		}
+		if scheme == "kubernetes" {
+			if lists, watches := sliceCalls(z.kube); lists != 1 || watches != 1 {
+				t.Errorf("kubernetes: %d clients made %d lists and %d watches of EndpointSlices; want 1 and 1", clients, lists, watches)
+			}
+		}
+		if got := seen.of(target); len(got) != 1 || got[0].Version != 1 || len(got[0].Endpoints) != 3 {
+			t.Errorf("%s: OnChange saw %d states %s; want one, v1 of the 3 pods", scheme, len(got), brief(got))
+		}
+		for _, cc := range ccs {
+			cc.Close()
+		}
+	}
+	// ClientConn.Close waits for its resolver's Close: the loops are gone.
+	goleak.VerifyNone(t, before)
+
+	// A new client after the last closed: a new loop, a new first answer.
+	target := z.targets()["dns"]
+	lookups.Store(0)
+	cc := dial(target)
+	reached(t, cc, "a client dialing again", all...)
+	cc.Close()
+	if n, got := lookups.Load(), seen.of(target); n != 1 || len(got) != 2 {
+		t.Errorf("dialing again: %d DNS questions, %d OnChange calls in all; want 1 and 2 (a new loop)", n, len(got))
+	}
+	goleak.VerifyNone(t, before)
+}
+
+// TestGRPCResolverOnChange: OnChange sees what the clients are not given:
+// an endpoint that stopped being ready (kubernetes:///), and the error of a
+// failed refresh, the set kept; and it sees each change once however many
+// clients follow the target. Clients that close leave the others' loop
+// running: the last client follows a scale-down.
+func TestGRPCResolverOnChange(t *testing.T) {
+	z := startZone(t, 65)
+	var seen changes
+	builders := discovery.Builders(discovery.Options{Refresh: 200 * time.Millisecond, Timeout: time.Second, Kube: z.kube, OnChange: seen.on})
+	dial := func(target string) *grpc.ClientConn {
+		cc, err := grpc.NewClient(target, grpc.WithResolvers(builders...),
+			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(roundRobin))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cc
+	}
+	all := []string{"web-0", "web-1", "web-2"}
+	last := func(target string) discovery.State {
+		got := seen.of(target)
+		if len(got) == 0 {
+			return discovery.State{}
+		}
+		return got[len(got)-1]
+	}
+
+	// kubernetes:///: web-2 stops being ready; the clients stop calling it,
+	// OnChange still lists it, not ready.
+	kt := z.targets()["kubernetes"]
+	k1, k2 := dial(kt), dial(kt)
+	defer k1.Close()
+	defer k2.Close()
+	reached(t, k1, "kubernetes:/// before web-2 is not ready", all...)
+	reached(t, k2, "kubernetes:/// (second client) before web-2 is not ready", all...)
+	es, err := z.kube.DiscoveryV1().EndpointSlices("ns").Get(t.Context(), "web-x1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es.Endpoints[2].Conditions = discoveryv1.EndpointConditions{Ready: new(false), Serving: new(true), Terminating: new(true)}
+	if _, err := z.kube.DiscoveryV1().EndpointSlices("ns").Update(t.Context(), es, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	reached(t, k1, "kubernetes:/// after web-2 is not ready", "web-0", "web-1")
+	reached(t, k2, "kubernetes:/// (second client) after web-2 is not ready", "web-0", "web-1")
+	got := seen.of(kt)
+	if len(got) != 2 {
+		t.Fatalf("OnChange saw %d states of %s %s; want 2 (the first list, web-2 not ready), once for both clients", len(got), kt, brief(got))
+	}
+	if eps := got[1].Endpoints; len(eps) != 3 || eps[2].Slice.Ready || !eps[2].Slice.Terminating || got[1].Version != 2 {
+		t.Errorf("the second state: version %d, %+v; want version 2 and 3 endpoints, the third not ready, terminating", got[1].Version, eps)
+	}
+
+	// dns: 4 clients, 3 close; a refresh fails (the set kept, the error
+	// seen), then the Service loses web-2, and the last client follows.
+	dt := z.targets()["dns"]
+	var ccs []*grpc.ClientConn
+	for range 4 {
+		cc := dial(dt)
+		reached(t, cc, "dns before the scale-down", all...)
+		ccs = append(ccs, cc)
+	}
+	for _, cc := range ccs[1:] {
+		cc.Close()
+	}
+	kept := ccs[0]
+	defer kept.Close()
+	z.dns.SetFailure(dns.RcodeServerFailure)
+	poll.T(t, 10*time.Second, "OnChange seeing the failed refresh", func(context.Context) error {
+		if st := last(dt); st.LastError == nil || len(st.Endpoints) != 3 {
+			return fmt.Errorf("last state: error %v, %d endpoints; want an error, the 3 kept", st.LastError, len(st.Endpoints))
+		}
+		return nil
+	})
+	reached(t, kept, "dns through the failure", all...)
+	z.dns.SetFailure(dns.RcodeSuccess)
+	z.svc.Endpoints = z.svc.Endpoints[:2]
+	if err := z.dns.SetService(z.svc); err != nil {
+		t.Fatal(err)
+	}
+	reached(t, kept, "dns after 3 of 4 clients closed and the scale-down", "web-0", "web-1")
+	if st := last(dt); st.LastError != nil || len(st.Endpoints) != 2 {
+		t.Errorf("last state of %s: error %v, %d endpoints; want none, 2", dt, st.LastError, len(st.Endpoints))
+	}
 }

@@ -20,8 +20,9 @@ type State struct {
 	Refreshes     int64
 	RefreshErrors int64
 	// Version counts the changes: refreshes that changed the endpoints
-	// (their set or conditions) or the error. Unchanged refreshes keep it,
-	// and so do failures that differ only in a local port (stableErrText).
+	// (their set or conditions) or the error, and the first answer, even an
+	// empty one. Unchanged refreshes keep it, and so do failures that
+	// differ only in a local port (stableErrText). 0: nothing resolved yet.
 	Version uint64
 }
 
@@ -190,6 +191,9 @@ func (t *Target) Refresh(ctx context.Context) error {
 	s.Refreshes++
 	s.LastRefresh = now
 	errChanged := stableErrText(s.LastError) != stableErrText(err)
+	// A first answer that is empty changes no set, but it is news: a
+	// watcher waiting for the first answer (a gRPC client) hears of it.
+	firstAnswer := err == nil && s.LastSuccess.IsZero()
 	s.LastError = err
 	if err == nil {
 		s.LastSuccess = now
@@ -197,7 +201,7 @@ func (t *Target) Refresh(ctx context.Context) error {
 		s.RefreshErrors++
 	}
 	s.Endpoints = next
-	if changed || errChanged {
+	if changed || errChanged || firstAnswer {
 		s.Version++
 		close(t.changed)
 		t.changed = make(chan struct{})

@@ -142,3 +142,32 @@ func TestTargetOutageIsOneChange(t *testing.T) {
 		t.Errorf("version %d after 4 refreshes failing the same way, want 1 (one change: the error appeared); errors:\n%s", st.Version, strings.Join(texts, "\n"))
 	}
 }
+
+// TestTargetFirstEmptyAnswerIsAChange: a Service without pods from the
+// start answers NXDOMAIN; that first answer is a change (Version 1), so a
+// watcher waiting for the first answer (a gRPC client, bin/load) hears of it
+// rather than waiting for ever; the same answer again is none.
+func TestTargetFirstEmptyAnswerIsAChange(t *testing.T) {
+	server := startDNS(t, clusterdns.Service{Namespace: "ns", Name: "web", ClusterIP: "None", Ports: grpcPort})
+	spec, err := ParseTarget("web=dns://" + server.Addr() + "/web.ns.svc.cluster.local:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := NewTarget(spec, NewResolver(NetLookuper(spec.Server)), TargetOptions{Interval: time.Hour})
+	for i, want := range []uint64{1, 1} {
+		_, ch := target.Watch()
+		if err := target.Refresh(t.Context()); err != nil {
+			t.Fatalf("refresh %d of an empty Service: %v, want success", i+1, err)
+		}
+		st := target.State()
+		closed := false
+		select {
+		case <-ch:
+			closed = true
+		default:
+		}
+		if st.Version != want || closed != (i == 0) || len(st.Endpoints) != 0 {
+			t.Errorf("refresh %d: version %d, watch closed %v, %d endpoints; want version %d, closed only by the first, none", i+1, st.Version, closed, len(st.Endpoints), want)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,7 +10,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/knowingnode/knowingnode/internal/load/calls"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
@@ -19,10 +17,6 @@ import (
 
 // staticScheme names a fixed list of addresses, as the frontend's targets do.
 const staticScheme = "static:///"
-
-// kubernetesScheme names a Service's EndpointSlices, read from the API
-// server with the frontend's discovery.
-const kubernetesScheme = "kubernetes:///"
 
 // newCaller builds the call o asks for and a function that releases it.
 func newCaller(o *options, ob *observer) (engine.Caller, func(), error) {
@@ -39,21 +33,19 @@ func newCaller(o *options, ob *observer) (engine.Caller, func(), error) {
 		tr := &http.Transport{MaxIdleConnsPerHost: o.engine.Concurrency, MaxConnsPerHost: o.connections * o.engine.Concurrency, IdleConnTimeout: 90 * time.Second}
 		return calls.REST(&http.Client{Transport: tr}, u.String()), tr.CloseIdleConnections, nil
 	}
-	var conns []grpc.ClientConnInterface
-	var closers []func() error
-	var newBuilder func() resolver.Builder // with --refresh: each connection's resolver
-	closeAll := func() {
-		for _, c := range closers {
-			c()
-		}
+	if ob == nil {
+		ob = &observer{o: o} // a worker's: nothing observed, a kubernetes:/// target's client from its flags
 	}
-	if o.refresh > 0 || strings.HasPrefix(o.target, kubernetesScheme) {
-		d, err := discover(o.target, o.refresh, ob)
-		if err != nil {
-			return nil, nil, err
+	res, err := newResolvers(o, ob)
+	if err != nil {
+		return nil, nil, err
+	}
+	var conns []grpc.ClientConnInterface
+	var ccs []*grpc.ClientConn
+	closeAll := func() {
+		for _, cc := range ccs {
+			cc.Close() // joins its resolver; the last one, the discovery loop
 		}
-		closers = append(closers, func() error { d.close(); return nil })
-		newBuilder = d.builder
 	}
 	for range o.connections {
 		sc, err := o.policy.serviceConfig(o.balancing)
@@ -61,13 +53,24 @@ func newCaller(o *options, ob *observer) (engine.Caller, func(), error) {
 			closeAll()
 			return nil, nil, err
 		}
-		cc, err := dial(o.target, sc, newBuilder, ob.dialOptions()...)
+		cc, err := dial(o.target, sc, res.builders, ob.dialOptions()...)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
 		conns = append(conns, cc)
-		closers = append(closers, cc.Close)
+		ccs = append(ccs, cc)
+	}
+	if res.discovered {
+		// Out of idle, each client builds its resolver: the first starts
+		// the target's discovery loop, the others join it.
+		for _, cc := range ccs {
+			cc.Connect()
+		}
+		if err := res.ready(o.target); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
 	}
 	if o.call == "fanout" {
 		return calls.FanOut(o.fanout, conns...), closeAll, nil
@@ -76,31 +79,14 @@ func newCaller(o *options, ob *observer) (engine.Caller, func(), error) {
 }
 
 // dial makes one client over target with the given service config (its
-// balancing policy). A static:/// target resolves to its listed addresses;
-// with newBuilder, the addresses come from it.
-func dial(target, serviceConfig string, newBuilder func() resolver.Builder, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+// balancing policy), resolved by builders: internal/discovery's, of
+// every scheme it names (static:///, kubernetes:///, and with --refresh
+// dns, srv, statefulset), gRPC's own for the rest.
+func dial(target, serviceConfig string, builders []resolver.Builder, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(serviceConfig),
-	}
-	if newBuilder != nil {
-		r := newBuilder()
-		opts = append(opts, grpc.WithResolvers(r))
-		target = r.Scheme() + ":///load"
-	} else if list, ok := strings.CutPrefix(target, staticScheme); ok {
-		var st resolver.State
-		for a := range strings.SplitSeq(list, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				st.Addresses = append(st.Addresses, resolver.Address{Addr: a})
-			}
-		}
-		if len(st.Addresses) == 0 {
-			return nil, errors.New("target static:/// lists no address")
-		}
-		r := manual.NewBuilderWithScheme("static")
-		r.InitialState(st)
-		opts = append(opts, grpc.WithResolvers(r))
-		target = "static:///list"
+		grpc.WithResolvers(builders...),
 	}
 	cc, err := grpc.NewClient(target, append(opts, extra...)...)
 	if err != nil {

@@ -7,135 +7,156 @@ import (
 	"time"
 
 	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/knowingnode/knowingnode/internal/discovery"
 )
 
-// discovered keeps a target's addresses fresh with the frontend's own DNS
-// discovery and hands every refresh to each connection's resolver. gRPC's
-// dns resolver re-resolves only after a connection is lost, so without it a
-// load through a headless Service never reaches the pods an autoscaler adds.
-type discovered struct {
-	target *discovery.Target
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+// firstAnswerSlack is how long past its refresh timeout the load waits for
+// a target's first answer: the refresh always ends by then, so only a
+// resolver that never started (its Build failed) takes it.
+const firstAnswerSlack = 5 * time.Second
 
-	closeSource func() // a kubernetes target's watcher; nil for DNS
-
-	mu        sync.Mutex
-	resolvers []*manual.Resolver
-	last      resolver.State
+// resolvers resolve the load's target with internal/discovery's gRPC
+// resolvers, the ones any gRPC client can use (discovery.Builders): gRPC's
+// dns resolver re-resolves only after a connection is lost, so without them
+// a load through a headless Service never reaches the pods an autoscaler
+// adds. The --connections clients share one discovery loop, whose every
+// state (Options.OnChange) marks the pods' lifecycle for the report and
+// says when the target first resolved.
+type resolvers struct {
+	builders   []resolver.Builder
+	discovered bool // --refresh or kubernetes:///: discovery's loop, not gRPC's dns
+	wait       time.Duration
+	first      chan discovery.State // the target's first state; buffered
+	once       sync.Once
 }
 
-// discover resolves raw (a dns, srv or statefulset target, or a
-// kubernetes:/// one, watched) once, failing when that finds nothing, and
-// then every refresh until close; ob (may be nil) sees every change.
-func discover(raw string, refresh time.Duration, ob *observer) (*discovered, error) {
-	spec, err := discovery.ParseSpec(raw)
-	if err != nil {
-		return nil, fmt.Errorf("target %q: %w", raw, err)
+// newResolvers returns the resolvers of o's target; ob sees each change of
+// a discovered one.
+func newResolvers(o *options, ob *observer) (*resolvers, error) {
+	r := &resolvers{first: make(chan discovery.State, 1)}
+	var opts discovery.Options
+	// Only a discovery spec is discovered: gRPC's own schemes (passthrough,
+	// unix) are gRPC's, and parseFlags has checked every other target.
+	if spec, err := discovery.ParseSpec(o.target); err == nil && (spec.QType == discovery.Kubernetes || o.refresh > 0 && spec.QType != discovery.Static) {
+		if opts, err = ob.discoveryOptions(spec, o.refresh); err != nil {
+			return nil, fmt.Errorf("target %q: %w", o.target, err)
+		}
+		r.discovered = true
+		r.wait = opts.Timeout + firstAnswerSlack
+		opts.OnChange = func(_ string, st discovery.State) {
+			r.once.Do(func() { r.first <- st })
+			ob.endpoints(st.LastRefresh, st.Endpoints)
+		}
 	}
-	if ob == nil {
-		ob = &observer{o: &options{}} // nothing observed; a kubernetes target's client from in-cluster config
+	for _, b := range discovery.Builders(opts) {
+		if b.Scheme() == string(discovery.A) && o.refresh == 0 {
+			continue // without --refresh, dns:/// stays gRPC's own
+		}
+		r.builders = append(r.builders, b)
 	}
-	d := &discovered{}
-	var src discovery.Source
-	var timeout time.Duration // of a refresh; 0: the default
+	return r, nil
+}
+
+// ready waits for a discovered target's first answer (its resolvers are
+// built, the clients out of idle), and fails, naming the target, when it is
+// an error or finds no address: a load never starts without a backend.
+func (r *resolvers) ready(target string) error {
+	if !r.discovered {
+		return nil
+	}
+	select {
+	case st := <-r.first:
+		if st.LastError != nil {
+			return fmt.Errorf("target %q: %w", target, st.LastError)
+		}
+		if len(st.Endpoints) == 0 {
+			return fmt.Errorf("target %q: %s found no address", target, st.Spec.Query())
+		}
+		return nil
+	case <-time.After(r.wait):
+		return fmt.Errorf("target %q: no answer from discovery in %v", target, r.wait)
+	}
+}
+
+// discoveryOptions are the discovery options of a dns, srv, statefulset or
+// kubernetes:/// target refreshed every refresh (0: a kubernetes:///
+// target's default, kubeRefresh), and what the report says they are.
+func (ob *observer) discoveryOptions(spec discovery.Spec, refresh time.Duration) (discovery.Options, error) {
+	o := discovery.Options{Refresh: refresh}
 	switch spec.QType {
 	case discovery.A, discovery.SRV, discovery.StatefulSet:
-		src = discovery.NewResolver(discovery.NetLookuper(spec.Server))
 		ob.discovery = "dns"
 	case discovery.Kubernetes:
 		client, err := ob.kubeClient()
 		if err != nil {
-			return nil, fmt.Errorf("target %q: %w", raw, err)
+			return o, err
 		}
-		w, err := discovery.NewKubernetesWatcher(client, spec, nil)
-		if err != nil {
+		o.Kube = client
+		if o.Refresh == 0 {
+			o.Refresh = kubeRefresh
+		}
+		o.Timeout = kubeFirstList
+		ob.discovery = "kubernetes"
+	default:
+		return o, fmt.Errorf("--refresh needs a dns, srv, statefulset or kubernetes target, not %s", spec.QType)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = min(o.Refresh, 5*time.Second) // discovery's default, said here for the first answer's wait
+	}
+	ob.refresh = o.Refresh
+	return o, nil
+}
+
+// lifecycle follows a target the load does not call (--lifecycle-from) for
+// the report. No gRPC client dials it, so it is a discovery.Target of its
+// own rather than a resolver.
+type lifecycle struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	watcher *discovery.KubernetesWatcher // nil but for kubernetes:///
+}
+
+// followLifecycle resolves raw once, failing when that finds nothing, then
+// hands ob every change until close.
+func followLifecycle(raw string, refresh time.Duration, ob *observer) (*lifecycle, error) {
+	spec, err := discovery.ParseSpec(raw)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", raw, err)
+	}
+	opts, err := ob.discoveryOptions(spec, refresh)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", raw, err)
+	}
+	l := &lifecycle{}
+	var src discovery.Source = discovery.NewResolver(discovery.NetLookuper(spec.Server))
+	if spec.QType == discovery.Kubernetes {
+		if l.watcher, err = discovery.NewKubernetesWatcher(opts.Kube, spec, nil); err != nil {
 			return nil, err
 		}
-		d.closeSource = w.Close
-		src = w
-		ob.discovery = "kubernetes"
-		if refresh == 0 {
-			refresh = kubeRefresh
-		}
-		timeout = kubeFirstList
-	default:
-		return nil, fmt.Errorf("target %q: --refresh needs a dns, srv, statefulset or kubernetes target, not %s", raw, spec.QType)
+		src = l.watcher
 	}
-	ob.refresh = refresh
-	d.target = discovery.NewTarget(spec, src, discovery.TargetOptions{Interval: refresh, Timeout: timeout, OnUpdate: d.update})
-	ctx, cancel := context.WithCancel(context.Background())
-	fail := func(err error) (*discovered, error) {
-		cancel()
-		if d.closeSource != nil {
-			d.closeSource()
-		}
-		return nil, err
+	target := discovery.NewTarget(spec, src, discovery.TargetOptions{Interval: opts.Refresh, Timeout: opts.Timeout})
+	var ctx context.Context
+	ctx, l.cancel = context.WithCancel(context.Background())
+	if err := target.Refresh(ctx); err != nil {
+		l.close()
+		return nil, fmt.Errorf("target %q: %w", raw, err)
 	}
-	if err := d.target.Refresh(ctx); err != nil {
-		return fail(fmt.Errorf("target %q: %w", raw, err))
+	if len(target.State().Endpoints) == 0 {
+		l.close()
+		return nil, fmt.Errorf("target %q: %s found no address", raw, spec.Query())
 	}
-	st := d.target.State()
-	if len(st.Endpoints) == 0 {
-		return fail(fmt.Errorf("target %q: %s found no address", raw, spec.Query()))
-	}
-	if ob.tracker != nil {
-		d.wg.Go(func() { followState(ctx, d.target, ob.endpoints) })
-	}
-	d.last = state(st.Endpoints)
-	d.cancel = cancel
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.target.Run(ctx)
-	}()
-	return d, nil
+	l.wg.Go(func() { followState(ctx, target, ob.endpoints) })
+	l.wg.Go(func() { target.Run(ctx) })
+	return l, nil
 }
 
-func state(eps []discovery.Endpoint) resolver.State {
-	var st resolver.State
-	for _, e := range eps {
-		if e.Callable() {
-			st.Addresses = append(st.Addresses, resolver.Address{Addr: e.Addr})
-		}
-	}
-	return st
-}
-
-// builder returns a resolver for one more connection, starting from the
-// latest addresses.
-func (d *discovered) builder() resolver.Builder {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	r := manual.NewBuilderWithScheme("discovered")
-	r.InitialState(d.last)
-	d.resolvers = append(d.resolvers, r)
-	return r
-}
-
-func (d *discovered) update(eps []discovery.Endpoint) {
-	st := state(eps)
-	if len(st.Addresses) == 0 {
-		// An empty answer would fail every call; the pods that were there
-		// keep getting calls until a refresh finds some again.
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.last = st
-	for _, r := range d.resolvers {
-		r.UpdateState(st)
-	}
-}
-
-// close stops the refreshes and waits for them.
-func (d *discovered) close() {
-	d.cancel()
-	d.wg.Wait()
-	if d.closeSource != nil {
-		d.closeSource()
+// close stops the refreshes and the watch, and waits for them.
+func (l *lifecycle) close() {
+	l.cancel()
+	l.wg.Wait()
+	if l.watcher != nil {
+		l.watcher.Close()
 	}
 }

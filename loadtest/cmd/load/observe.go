@@ -93,7 +93,7 @@ type observer struct {
 	metrics   *livemetrics.Metrics
 	server    *livemetrics.Server
 	follower  *hpa.Follower
-	watched   *discovered // --lifecycle-from
+	watched   *lifecycle // --lifecycle-from
 	client    kubernetes.Interface
 	discovery string        // what the lifecycle marks come from
 	refresh   time.Duration // and how often it is re-read
@@ -126,11 +126,11 @@ func newObserver(ctx context.Context, o *options) (*observer, error) {
 		if refresh == 0 {
 			refresh = lifecycleRefresh
 		}
-		d, err := discover(o.obs.lifecycle, refresh, ob)
+		l, err := followLifecycle(o.obs.lifecycle, refresh, ob)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("--lifecycle-from: %w", err), ob.stop())
 		}
-		ob.watched = d
+		ob.watched = l
 	}
 	return ob, nil
 }

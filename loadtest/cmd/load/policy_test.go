@@ -22,6 +22,7 @@ import (
 	"github.com/knowingnode/knowingnode/backend/loadreport"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/balancing"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/identity"
 	"github.com/knowingnode/knowingnode/internal/load/calls"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
@@ -79,7 +80,7 @@ func policyCaller(t *testing.T, policy string, addrs []string) engine.Caller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := dial(staticScheme+strings.Join(addrs, ","), sc, nil)
+	cc, err := dial(staticScheme+strings.Join(addrs, ","), sc, discovery.Builders(discovery.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
