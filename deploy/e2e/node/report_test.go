@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knowingnode/knowingnode/loadtest/report"
+	"github.com/knowingnode/knowingnode/internal/load/report"
 )
 
 // writeReport writes the scenario's HTML report beside its PNG (run.html)

@@ -17,8 +17,8 @@ import (
 
 	"github.com/knowingnode/knowingnode/harness/poll"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
+	"github.com/knowingnode/knowingnode/internal/load/report"
 	"github.com/knowingnode/knowingnode/loadtest/plot"
-	"github.com/knowingnode/knowingnode/loadtest/report"
 )
 
 // Sizing for 2 cores. The HPAs act on the kubelets' real CPU through

@@ -13,7 +13,7 @@ import (
 	"github.com/knowingnode/knowingnode/harness/clusterdns"
 	"github.com/knowingnode/knowingnode/harness/loopbackpods"
 	"github.com/knowingnode/knowingnode/harness/proc"
-	"github.com/knowingnode/knowingnode/loadtest/report"
+	"github.com/knowingnode/knowingnode/internal/load/report"
 )
 
 // A pod added to a headless Service mid-run: the report marks when it

@@ -19,8 +19,8 @@ import (
 	"github.com/knowingnode/knowingnode/internal/grpccode"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 	"github.com/knowingnode/knowingnode/internal/load/livemetrics"
+	"github.com/knowingnode/knowingnode/internal/load/report"
 	"github.com/knowingnode/knowingnode/loadtest/hpa"
-	"github.com/knowingnode/knowingnode/loadtest/report"
 )
 
 // observeOptions are the flags of what watches a run besides its windows:

@@ -48,7 +48,7 @@ func Write(w io.Writer, d Data) error {
 	fmt.Fprintf(&b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"+
 		"<meta http-equiv=\"Content-Security-Policy\" content=\"%s\">\n"+
 		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n", csp, title)
-	b.WriteString("<!-- uPlot " + uplotVersion + " (MIT licence, (c) Leon Sorokin), embedded; see loadtest/report/assets -->\n<style>")
+	b.WriteString("<!-- uPlot " + uplotVersion + " (MIT licence, (c) Leon Sorokin), embedded; see internal/load/report/assets -->\n<style>")
 	b.Write(uplotCSS)
 	b.WriteString("</style>\n<style>")
 	b.Write(appCSS)

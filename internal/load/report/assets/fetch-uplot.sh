@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fetches the pinned uPlot from npm, checks the tarball against the pinned
 # integrity (npm's sha512) and writes the files the report embeds. Run by
-# `go generate ./loadtest/report/`; assets_test.go then checks the bytes.
+# `go generate ./internal/load/report/`; assets_test.go then checks the bytes.
 set -eu
 cd "$(dirname "$0")"
 version=$(awk '$1=="version"{print $2}' uplot.pin)
