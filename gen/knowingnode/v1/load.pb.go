@@ -114,7 +114,13 @@ type RunResponse struct {
 	// Set beside a summary that covers less than the duration asked for: why
 	// the run was cut, e.g. "frontend shutting down". The stream then ends
 	// with an error status (UNAVAILABLE when the frontend is shutting down).
-	Cut           string `protobuf:"bytes,3,opt,name=cut,proto3" json:"cut,omitempty"`
+	Cut string `protobuf:"bytes,3,opt,name=cut,proto3" json:"cut,omitempty"`
+	// This run, on every message: 32 random hex digits, unguessable. Once the
+	// run has ended (done, cut, or stopped by its caller) the frontend's HTTP
+	// port serves its self-contained HTML report, the windows and the summary
+	// with each pod's lifecycle, at GET /v1/load/runs/{run_id}/report, for as
+	// long as it is among the last --load-reports runs (empty when that is 0).
+	RunId         string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +183,13 @@ func (x *RunResponse) GetSummary() *LoadStats {
 func (x *RunResponse) GetCut() string {
 	if x != nil {
 		return x.Cut
+	}
+	return ""
+}
+
+func (x *RunResponse) GetRunId() string {
+	if x != nil {
+		return x.RunId
 	}
 	return ""
 }
@@ -460,11 +473,12 @@ const file_knowingnode_v1_load_proto_rawDesc = "" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12.\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x1a.knowingnode.v1.FanOutModeR\x04mode\x12\x12\n" +
 	"\x04rate\x18\x03 \x01(\x01R\x04rate\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x95\x01\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xac\x01\n" +
 	"\vRunResponse\x123\n" +
 	"\x06window\x18\x01 \x01(\v2\x19.knowingnode.v1.LoadStatsH\x00R\x06window\x125\n" +
 	"\asummary\x18\x02 \x01(\v2\x19.knowingnode.v1.LoadStatsH\x00R\asummary\x12\x10\n" +
-	"\x03cut\x18\x03 \x01(\tR\x03cutB\b\n" +
+	"\x03cut\x18\x03 \x01(\tR\x03cut\x12\x15\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runIdB\b\n" +
 	"\x06result\"\xc1\x01\n" +
 	"\vLoadLatency\x12+\n" +
 	"\x03p50\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03p50\x12+\n" +
