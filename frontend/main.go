@@ -200,6 +200,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 			OnUpdate: pool.Update,
 		})
 		loads.Add(spec.Name, pool)
+		loads.Follow(spec.Name, target, f.refreshInterval)
 		if err := fan.Add(target, pool); err != nil {
 			return err
 		}
@@ -228,6 +229,7 @@ func run(ctx context.Context, f *flags, logw io.Writer) error {
 		Identity:   t.IdentityServer,
 		FanOut:     fan,
 		Load:       loads.Client(),
+		LoadReport: loads.Report,
 		Ready:      srv.Ready,
 		Page:       web.Handler(),
 		Metrics:    tel.MetricsHandler(),

@@ -364,6 +364,8 @@ func TestBadFlagsExit2(t *testing.T) {
 		{append(ok, "--load-max-concurrent", "101"), "-load-max-concurrent", nil},
 		{append(ok, "--load-max-concurrent", "-1"), "-load-max-concurrent", nil},
 		{append(ok, "--load-concurrency", "0"), "-load-concurrency", nil},
+		{append(ok, "--load-reports", "101"), "-load-reports", nil},
+		{append(ok, "--load-reports", "-1"), "-load-reports", nil},
 		{append(ok, "--load-max-duration", "-1s"), "-load-max-duration", nil},
 		{append(ok, "--load-max-duration", "2h"), "-load-max-duration", nil},
 		// A gRPC load must fit in the grace of an aged connection.

@@ -14,9 +14,10 @@ import (
 //   - Every unsafe method (POST /v1/load ...), on every route, from another
 //     origin is refused: http.CrossOriginProtection. A cross-site POST sent
 //     as text/plain is a "simple" request, with no CORS preflight to stop it.
-//   - Every route of the API (each path of the OpenAPI document, and
-//     /hostz) also refuses cross-site GETs: a fan-out, a stream or a load
-//     costs backend calls, and a page from another site could start one
+//   - Every route of the API (each path of the OpenAPI document, /hostz
+//     and a load's report, LoadReportPath) also refuses cross-site GETs: a
+//     fan-out, a stream or a load costs backend calls (and a report tells
+//     what the cluster's pods are), and a page from another site could start one
 //     with an <img> or a fetch in no-cors mode. It could never read the
 //     answer (no CORS headers are ever set), so refusing the cheap ones too
 //     costs no legitimate use, and keeps the rule one rule: the guard is

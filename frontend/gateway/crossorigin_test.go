@@ -42,6 +42,8 @@ var crossSiteGET = map[string]bool{
 	"/v1/matrix":        false,
 	"/v1/matrix:stream": false,
 	"/v1/disagreements": false,
+	// Not in the document (an HTML file, no gRPC method): LoadReportPath.
+	"/v1/load/runs/0123456789abcdef0123456789abcdef/report": false,
 	// Probes, metrics and the document: open (no backend call).
 	"/healthz":      true,
 	"/readyz":       true,
@@ -66,6 +68,9 @@ func TestCrossOriginPolicyCoversEveryRoute(t *testing.T) {
 			t.Errorf("route %s of the OpenAPI document has no cross-site decision in crossSiteGET", rt.path)
 		}
 		paths[rt.path] = rt.methods
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(crossSiteGET)), loadReportRoute.matches) {
+		t.Errorf("the route %s has no cross-site decision in crossSiteGET", LoadReportPath)
 	}
 	for p := range crossSiteGET {
 		if _, ok := paths[p]; !ok {
@@ -100,7 +105,7 @@ func TestCrossOriginPolicyCoversEveryRoute(t *testing.T) {
 		{"older browser, foreign Origin", map[string]string{"Origin": "http://evil.example"}, true},
 	}
 	for _, allow := range []bool{false, true} {
-		h, err := New(t.Context(), Options{Identity: fixedIdentity{}, FanOut: &recordingFanOut{}, Load: fakeLoad{},
+		h, err := New(t.Context(), Options{Identity: fixedIdentity{}, FanOut: &recordingFanOut{}, Load: fakeLoad{}, LoadReport: fakeReports,
 			Page: web.Handler(), Metrics: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), AllowCrossSite: allow})
 		if err != nil {
 			t.Fatal(err)

@@ -53,6 +53,10 @@ type Options struct {
 	// Matrix serves /v1/matrix, /v1/matrix:stream and /v1/disagreements;
 	// nil for none.
 	Matrix knowingnodev1.MatrixServiceServer
+
+	// LoadReport serves GET /v1/load/runs/{run_id}/report (LoadReportPath),
+	// the HTML report of a load run; nil for none.
+	LoadReport LoadReport
 }
 
 // maxQuery bounds the query string; every parameter is short.
@@ -101,6 +105,9 @@ func New(ctx context.Context, o Options) (http.Handler, error) {
 	cross := crossOrigin{allow: o.AllowCrossSite}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", instrument("api", &api{routes: routes, next: streams(routes, gw, streamer), cross: cross}))
+	if o.LoadReport != nil {
+		mux.Handle(LoadReportPath, instrument("api", &api{routes: []route{loadReportRoute}, next: serveLoadReport(o.LoadReport), cross: cross}))
+	}
 	// The walkthrough's /hostz: a fan-out over the default target. It takes
 	// no parameters, and is held to the same conventions as /v1/.
 	hostz := []route{{path: "/hostz", methods: []string{http.MethodGet}, allow: allowHeader([]string{http.MethodGet})}}

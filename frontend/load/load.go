@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/knowingnode/knowingnode/frontend/fanout"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/config"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/load/calls"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
@@ -32,6 +34,7 @@ type Options struct {
 	MaxDuration   time.Duration // how long a load may run
 	MaxConcurrent int           // loads running at once on this frontend
 	Concurrency   int           // calls in flight within one load
+	Reports       int           // reports of ended loads kept, by run id; 0: none
 	CallTimeout   time.Duration // timeout of one backend call
 	Logger        *slog.Logger
 	Metrics       *Metrics // nil for none
@@ -51,6 +54,7 @@ func (o *Options) Register(s *config.Set) {
 	s.Duration(&o.MaxDuration, "load-max-duration", "LOAD_MAX_DURATION", time.Minute, "longest duration a LoadService/Run may ask for")
 	s.Int(&o.MaxConcurrent, "load-max-concurrent", "LOAD_MAX_CONCURRENT", 2, "loads running at once on this frontend; more are refused with RESOURCE_EXHAUSTED")
 	s.Int(&o.Concurrency, "load-concurrency", "LOAD_CONCURRENCY", 64, "backend calls in flight at once within one load")
+	s.Int(&o.Reports, "load-reports", "LOAD_REPORTS", 8, "HTML reports of the last loads kept in memory, for GET /v1/load/runs/{id}/report; 0: none")
 }
 
 // Validate checks the flags' ranges. A pointer receiver: the method value
@@ -62,6 +66,7 @@ func (o *Options) Validate() error {
 		config.Check(o.MaxDuration > 0 && o.MaxDuration <= time.Hour, "load-max-duration", "%v is outside (0s, 1h]", o.MaxDuration),
 		config.Check(o.MaxConcurrent >= 0 && o.MaxConcurrent <= 100, "load-max-concurrent", "%d is outside 0..100", o.MaxConcurrent),
 		config.Check(o.Concurrency >= 1 && o.Concurrency <= engine.MaxConcurrency, "load-concurrency", "%d is outside 1..%d", o.Concurrency, engine.MaxConcurrency),
+		config.Check(o.Reports >= 0 && o.Reports <= MaxReports, "load-reports", "%d is outside 0..%d", o.Reports, MaxReports),
 	)
 }
 
@@ -71,9 +76,16 @@ type Service struct {
 	opts    Options
 	log     *slog.Logger
 	pools   map[string]*fanout.Pool
+	watched map[string]watched // the discovery of a target, for the reports
 	names   []string
 	def     string
 	running atomic.Int64
+	reports *reports
+}
+
+type watched struct {
+	t       *discovery.Target
+	refresh time.Duration
 }
 
 // New returns a Service with no targets.
@@ -87,7 +99,8 @@ func New(o Options) *Service {
 	if o.Stopping == nil {
 		o.Stopping = context.Background() // never done
 	}
-	return &Service{opts: o, log: o.Logger, pools: map[string]*fanout.Pool{}}
+	return &Service{opts: o, log: o.Logger, pools: map[string]*fanout.Pool{}, watched: map[string]watched{},
+		reports: newReports(o.Reports)}
 }
 
 // Add makes the pool of a configured target loadable by its name; the first
@@ -98,6 +111,14 @@ func (s *Service) Add(name string, p *fanout.Pool) {
 	if s.def == "" {
 		s.def = name
 	}
+}
+
+// Follow gives the reports of name's loads each pod's lifecycle as t, the
+// target's discovery (refreshed every refresh), sees it: Ready, Serving,
+// Terminating from EndpointSlices; appeared and gone from DNS. Call before
+// serving.
+func (s *Service) Follow(name string, t *discovery.Target, refresh time.Duration) {
+	s.watched[name] = watched{t, refresh}
 }
 
 // SetDefault chooses the target used when a request names none.
@@ -146,20 +167,47 @@ func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreaming
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	defer context.AfterFunc(s.opts.Stopping, cancel)()
-	call := calls.IdentityPick(pool.Pick)
-	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED {
-		lb := pool.Balanced()
-		call = calls.IdentityPick(func(uint64) knowingnodev1.IdentityServiceClient { return lb })
+	w := s.watched[name]
+	rec := s.reports.start(describe(name, w.t, w.refresh, mode, req.GetRate(), d))
+	var sum *engine.Stats
+	if rec != nil {
+		// Every window the engine closes is the report's, whether or not
+		// the caller was still there to get it; the report is ready once
+		// discovery is no longer followed.
+		var following sync.WaitGroup
+		defer func() { cancel(); following.Wait(); s.reports.end(rec, sum); s.opts.Metrics.kept(s.reports.kept()) }()
+		if rec.desc.Discovery != "" {
+			following.Go(func() { rec.follow(ctx, w.t) })
+		}
 	}
+	pick, lb := pool.Pick, pool.Balanced()
+	if rec != nil { // the report joins each call to the endpoint it reached
+		pick = func(n uint64) knowingnodev1.IdentityServiceClient {
+			if c := pool.Pick(n); c != nil {
+				return peerClient{c}
+			}
+			return nil
+		}
+		lb = peerClient{lb}
+	}
+	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED {
+		pick = func(uint64) knowingnodev1.IdentityServiceClient { return lb }
+	}
+	call := rec.record(calls.IdentityPick(pick))
 	log := s.log.With("target", name, "mode", mode.String(), "rate", req.GetRate(), "duration", d)
+	if rec != nil {
+		log = log.With("run", rec.id)
+	}
 	log.Info("load started")
+	runID := rec.ID()
 	var sendErr error
 	sum, err := engine.Run(ctx, engine.Config{Rate: req.GetRate(), Concurrency: s.opts.Concurrency, Duration: d, Timeout: s.opts.CallTimeout},
 		call, func(w *engine.Stats) {
+			rec.window(w)
 			if sendErr != nil {
 				return
 			}
-			if sendErr = stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Window{Window: toProto(w)}}); sendErr != nil {
+			if sendErr = stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Window{Window: toProto(w)}, RunId: runID}); sendErr != nil {
 				cancel() // the caller is gone: stop loading
 			}
 		})
@@ -168,7 +216,7 @@ func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreaming
 		// what ran, and why it ended, before the stream ends.
 		why := fmt.Sprintf("frontend shutting down: the load was cut after %v of %v", sum.Elapsed.Round(time.Millisecond), d)
 		log.Info("load cut by shutdown", "sent", sum.Sent, "elapsed", sum.Elapsed)
-		if err := stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Summary{Summary: toProto(sum)}, Cut: why}); err != nil {
+		if err := stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Summary{Summary: toProto(sum)}, Cut: why, RunId: runID}); err != nil {
 			return err
 		}
 		return status.Error(codes.Unavailable, why)
@@ -184,7 +232,7 @@ func (s *Service) Run(req *knowingnodev1.RunRequest, stream grpc.ServerStreaming
 		return status.Errorf(codes.Internal, "load: %v", err)
 	}
 	log.Info("load ended", "sent", sum.Sent, "ok", sum.OK, "failed", sum.Failed, "rate", fmt.Sprintf("%.1f", sum.Rate))
-	return stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Summary{Summary: toProto(sum)}})
+	return stream.Send(&knowingnodev1.RunResponse{Result: &knowingnodev1.RunResponse_Summary{Summary: toProto(sum)}, RunId: runID})
 }
 
 func toProto(s *engine.Stats) *knowingnodev1.LoadStats {

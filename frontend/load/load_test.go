@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +23,11 @@ import (
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/harness/proc"
+	"github.com/knowingnode/knowingnode/internal/load/report"
 )
 
 type topology struct {
+	addrs    []string
 	backends []*proc.Process
 	client   knowingnodev1.LoadServiceClient
 	http     string
@@ -55,7 +60,7 @@ func startTopology(t *testing.T) *topology {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	tp.client, tp.http = knowingnodev1.NewLoadServiceClient(cc), "http://"+fe.Addrs["http"]
+	tp.client, tp.http, tp.addrs = knowingnodev1.NewLoadServiceClient(cc), "http://"+fe.Addrs["http"], addrs
 	return tp
 }
 
@@ -163,15 +168,20 @@ func TestRunOverREST(t *testing.T) {
 	}
 	var windows int
 	var summary *stats
+	runIDs := map[string]int{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		var line struct {
-			Result struct{ Window, Summary *stats }
-			Error  any
+			Result struct {
+				Window, Summary *stats
+				RunID           string
+			}
+			Error any
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("not a JSON line: %v: %s", err, sc.Text())
 		}
+		runIDs[line.Result.RunID]++
 		switch {
 		case line.Error != nil:
 			t.Fatalf("error line: %s", sc.Text())
@@ -188,6 +198,75 @@ func TestRunOverREST(t *testing.T) {
 	}
 	if len(summary.ByPod) != 3 || summary.Ok != summary.Sent {
 		t.Errorf("summary %+v: want every call ok over 3 pods", summary)
+	}
+
+	// The run's report: the same windows and summary, each pod's calls.
+	ids := slices.Collect(maps.Keys(runIDs))
+	if len(ids) != 1 || len(ids[0]) != 32 {
+		t.Fatalf("run ids %v; want one of 32 hex digits, on every line", runIDs)
+	}
+	id := ids[0]
+	d := getReport(t, tp.http, id)
+	if len(d.Series.T) != windows || fmt.Sprint(d.Summary.Sent) != summary.Sent || d.Target != "backends=static:///"+strings.Join(tp.addrs, ",") {
+		t.Errorf("report: %d windows, %d sent, target %q; the stream had %d windows, %s sent", len(d.Series.T), d.Summary.Sent, d.Target, windows, summary.Sent)
+	}
+	var called int
+	for _, p := range d.Pods {
+		if p.FirstCall != nil && p.Addr != "" && strings.HasPrefix(p.Name, "backend-") {
+			called++
+		}
+	}
+	if called != 3 {
+		t.Errorf("report pods %+v; want 3 backends, each with its address and first call", d.Pods)
+	}
+}
+
+// getReport downloads the report of run id and reads its data back.
+func getReport(t *testing.T, base, id string) report.Data {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/load/runs/" + id + "/report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), `attachment; filename="knowingnode-load-`) {
+		t.Fatalf("GET the report: %d %v %.200s", resp.StatusCode, resp.Header, b)
+	}
+	file := filepath.Join(t.TempDir(), "run.html")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := report.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// A load its caller stops: the report has every window the caller got
+// (and the one the stop closed), ready at once after the stop.
+func TestReportOfAStoppedLoad(t *testing.T) {
+	tp := startTopology(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stream, err := tp.client.Run(ctx, &knowingnodev1.RunRequest{Target: "backends", Rate: 30, Duration: durationpb.New(5 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for range 2 {
+		m, err := stream.Recv()
+		if err != nil || m.GetWindow() == nil {
+			t.Fatalf("a window: %v %v", m, err)
+		}
+		id = m.GetRunId()
+	}
+	cancel()
+	d := getReport(t, tp.http, id)
+	if n := len(d.Series.T); n < 2 || n > 3 || d.Summary.Length >= 5 {
+		t.Errorf("report of a load stopped after 2 windows: %d windows, %.1f s", n, d.Summary.Length)
 	}
 }
 

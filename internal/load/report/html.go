@@ -25,10 +25,11 @@ var (
 	appCSS []byte
 )
 
-// csp lets the page run only its own inline code and reach nothing: a
+// CSP lets the page run only its own inline code and reach nothing: a
 // report opened from disk makes no network request, and any attempt is a
-// console error.
-const csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
+// console error. The page carries it in a meta element; a server that
+// serves a report sends it as its header too.
+const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
 
 // Write writes d as one self-contained HTML page.
 func Write(w io.Writer, d Data) error {
@@ -47,7 +48,7 @@ func Write(w io.Writer, d Data) error {
 	title := html.EscapeString(d.Title)
 	fmt.Fprintf(&b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"+
 		"<meta http-equiv=\"Content-Security-Policy\" content=\"%s\">\n"+
-		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n", csp, title)
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n", CSP, title)
 	b.WriteString("<!-- uPlot " + uplotVersion + " (MIT licence, (c) Leon Sorokin), embedded; see internal/load/report/assets -->\n<style>")
 	b.Write(uplotCSS)
 	b.WriteString("</style>\n<style>")
