@@ -1,16 +1,23 @@
 package web
 
 import (
+	"context"
 	"fmt"
+	"net/url"
+	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/knowingnode/knowingnode/harness/browser"
 	"github.com/knowingnode/knowingnode/harness/proc"
+	"github.com/knowingnode/knowingnode/internal/load/report"
 )
 
 // The Load panel in headless Chromium against real processes: a load spreads
@@ -78,10 +85,106 @@ func TestBrowserLoadPanel(t *testing.T) {
 	do(t, ctx, "stop the load", chromedp.Click(chromedp.ID("load-stop")))
 	poll("the load to stop", `document.getElementById("load-status").dataset.state === "stopped"`)
 	noPlaceholders(t, ctx, "a load stopped")
+	poll("the stopped run's report offered", `!document.getElementById("load-report").hidden`)
+	stopped := evaluate[string](t, ctx, `document.getElementById("load-report").dataset.run`)
+
+	// A short load to its end: its report downloads as one file with the
+	// stream's windows, and opens from disk requesting nothing.
+	do(t, ctx, "start a short load",
+		chromedp.SetValue(chromedp.ID("load-rate"), "20"),
+		chromedp.SetValue(chromedp.ID("load-duration"), "3"),
+		chromedp.SetValue(chromedp.ID("load-mode"), "BALANCED"),
+		chromedp.Click(chromedp.ID("load-start")))
+	poll("the short load done, its report offered", `document.getElementById("load-status").dataset.state === "done" && `+
+		`!document.getElementById("load-report").hidden && document.getElementById("load-report").dataset.run !== "`+stopped+`"`)
+	windows := evaluate[int](t, ctx, `Number(document.getElementById("load-report").dataset.windows)`)
+	name, file := download(t, ctx, chromedp.ID("load-report"))
+	if !regexp.MustCompile(`^knowingnode-load-backends-\d{8}T\d{6}Z\.html$`).MatchString(name) {
+		t.Errorf("the report downloads as %q; want knowingnode-load-backends-<time>.html", name)
+	}
+	d, err := report.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Series.T) != windows || windows < 3 || d.Summary.Sent == 0 {
+		t.Errorf("the report has %d windows and %d calls; the panel drew %d windows", len(d.Series.T), d.Summary.Sent, windows)
+	}
+	t.Logf("downloaded %s: %d windows, %d calls, %d pods", name, len(d.Series.T), d.Summary.Sent, len(d.Pods))
+	var called []string
+	for _, p := range d.Pods {
+		if p.FirstCall != nil {
+			called = append(called, p.Name)
+		}
+	}
+	if !slices.Equal(called, []string{"backend-0", "backend-1"}) && !slices.Equal(called, []string{"backend-1", "backend-0"}) {
+		t.Errorf("pods called in the report: %v; want backend-0 and backend-1 (backend-2 was killed)", called)
+	}
+	requested := br.Offline(t)
+	u := (&url.URL{Scheme: "file", Path: file}).String()
+	do(t, ctx, "open the report from disk, offline", chromedp.Navigate(u))
+	poll("the report's tables", `document.querySelector('table[data-table="by pod"]') !== null`)
+	if n := evaluate[int](t, ctx, `window.report.charts.length`); n < 3 {
+		t.Errorf("the report drew %d charts", n)
+	}
+	if reqs := requested(); !slices.Equal(reqs, []string{u}) {
+		t.Errorf("opening the report requested %v; want only the file itself", reqs)
+	}
 
 	for _, m := range br.Console() {
 		if m.Type == "error" || m.Type == "warning" || strings.Contains(m.Text, "Content Security Policy") {
 			t.Errorf("console %s: %s", m.Type, m.Text)
 		}
 	}
+}
+
+func evaluate[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// download clicks link and waits for the download it starts: the name the
+// browser suggests (the server's Content-Disposition) and the file saved.
+func download(t *testing.T, ctx context.Context, link chromedp.ID) (name, file string) {
+	t.Helper()
+	dir := t.TempDir()
+	wctx, cancel := context.WithTimeout(ctx, waitLimit)
+	defer cancel()
+	begins := chromedp.Events(wctx, cdpbrowser.DownloadWillBegin)
+	progress := chromedp.Events(wctx, cdpbrowser.DownloadProgress)
+	events := true
+	if _, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &events,
+	}); err != nil {
+		t.Fatalf("allow downloads: %v", err)
+	}
+	do(t, ctx, "click the download", chromedp.Click(link))
+	for ev, err := range begins {
+		if err != nil {
+			t.Fatalf("waiting for the download to begin: %v", err)
+		}
+		name = ev.SuggestedFilename
+		break
+	}
+	for ev, err := range progress {
+		if err != nil {
+			t.Fatalf("waiting for the download: %v", err)
+		}
+		if ev.State == cdpbrowser.DownloadProgressStateCanceled {
+			t.Fatalf("the download of %s was canceled", name)
+		}
+		if ev.State == cdpbrowser.DownloadProgressStateCompleted {
+			file = filepath.Join(dir, ev.GUID)
+			break
+		}
+	}
+	// Saved under its GUID: give it its name back, so that it opens as HTML.
+	named := filepath.Join(dir, filepath.Base(name))
+	if err := os.Rename(file, named); err != nil {
+		t.Fatalf("the downloaded report: %v", err)
+	}
+	return name, named
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -81,6 +82,40 @@ func New(tb testing.TB, required bool, limit time.Duration) *Browser {
 // Console is every console message the page logged, errors and CSP
 // violations included.
 func (b *Browser) Console() []chromedp.ConsoleMessage { return b.console.messages() }
+
+// Offline turns the tab's network off, so that every request fails, and
+// records the URL of each request the page makes from then on; requests
+// lists them. A page opened from disk afterwards (a self-contained report)
+// must request nothing but itself.
+func (b *Browser) Offline(tb testing.TB) (requests func() []string) {
+	tb.Helper()
+	var mu sync.Mutex
+	var urls []string
+	reqs := chromedp.Events(b.Ctx, network.RequestWillBeSent)
+	go func() {
+		for ev, err := range reqs {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			urls = append(urls, ev.Request.URL)
+			mu.Unlock()
+		}
+	}()
+	if _, err := chromedp.Call(b.Ctx, network.Enable, network.EnableParams{}); err != nil {
+		tb.Fatalf("network.enable: %v", err)
+	}
+	if _, err := chromedp.Call(b.Ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+		MatchedNetworkConditions: []*network.Conditions{{Offline: true, DownloadThroughput: -1, UploadThroughput: -1}},
+	}); err != nil {
+		tb.Fatalf("network offline: %v", err)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(urls)
+	}
+}
 
 // Do runs actions, failing the test with what was being done.
 func (b *Browser) Do(tb testing.TB, what string, actions ...chromedp.Action[chromedp.Void]) {

@@ -1,6 +1,9 @@
 // Load panel: POST v1/load streams newline-delimited JSON, a window per
 // second and then the summary; the charts are plain SVG drawn from them.
-// Pod names come from the cluster: they only ever become text or attributes.
+// Every line names the run (runId); once the run ends, or is stopped, the
+// frontend serves its HTML report at v1/load/runs/<runId>/report, offered
+// as a download. Pod names come from the cluster: they only ever become
+// text or attributes.
 "use strict";
 
 (() => {
@@ -11,6 +14,7 @@
   let abort = null;   // AbortController of the running load
   let windows = [];   // windows received so far
   let nodeOf = {};    // pod -> node, as windows tell
+  let runId = "";     // the running load's, from its lines
 
   function svg(tag, attrs) {
     const e = document.createElementNS(SVG, tag);
@@ -119,6 +123,7 @@
     const msg = JSON.parse(text);
     if (msg.error) throw new Error(msg.error.message || "load failed");
     const r = msg.result || {};
+    if (/^[0-9a-f]{32}$/.test(r.runId || "")) runId = r.runId;
     const w = r.window || r.summary;
     if (!w) return;
     for (const pod of Object.keys(w.byPod || {})) {
@@ -134,11 +139,23 @@
     }
   }
 
+  // offerReport links the report of the run that just ended, if it has one.
+  function offerReport() {
+    const a = $("load-report");
+    if (!runId) return;
+    a.href = `v1/load/runs/${runId}/report`;
+    a.dataset.run = runId;
+    a.dataset.windows = windows.length;
+    a.hidden = false;
+  }
+
   async function start(ev) {
     ev.preventDefault();
     if (abort) return;
     windows = [];
     nodeOf = {};
+    runId = "";
+    $("load-report").hidden = true;
     abort = new AbortController();
     $("load-start").disabled = true;
     $("load-stop").disabled = false;
@@ -172,6 +189,7 @@
       if (e.name === "AbortError") setStatus(`stopped after ${windows.length}s`, "stopped");
       else setStatus(`error: ${e.message}`, "error");
     } finally {
+      offerReport();
       abort = null;
       $("load-start").disabled = false;
       $("load-stop").disabled = true;

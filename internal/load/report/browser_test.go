@@ -6,11 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/knowingnode/knowingnode/harness/browser"
@@ -63,28 +61,7 @@ func TestReportOpensOffline(t *testing.T) {
 	}
 	br := browser.New(t, false, 2*time.Minute)
 	ctx := br.Ctx
-
-	var mu sync.Mutex
-	var requests []string
-	reqs := chromedp.Events(ctx, network.RequestWillBeSent)
-	go func() {
-		for ev, err := range reqs {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			requests = append(requests, ev.Request.URL)
-			mu.Unlock()
-		}
-	}()
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatalf("network.enable: %v", err)
-	}
-	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
-		MatchedNetworkConditions: []*network.Conditions{{Offline: true, DownloadThroughput: -1, UploadThroughput: -1}},
-	}); err != nil {
-		t.Fatalf("network offline: %v", err)
-	}
+	requested := br.Offline(t)
 	u := (&url.URL{Scheme: "file", Path: file}).String()
 	br.Do(t, "open the report", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(u),
 		chromedp.WaitVisible(".lanes .mark"))
@@ -119,8 +96,7 @@ func TestReportOpensOffline(t *testing.T) {
 	for _, m := range br.Console() {
 		t.Errorf("console: %s", m)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	requests := requested()
 	for _, r := range requests {
 		if r != u {
 			t.Errorf("the report requested %s", r)
