@@ -27,16 +27,17 @@ import (
 // "Download report" (GET /v1/load/runs/{id}/report, served by the gateway).
 //
 // Memory: while a load runs, one small record per window (the counts,
-// latency and calls by pod of a second: about 150 B + 50 B a pod; the
-// engine counts at most engine.MaxKeys pods a window) and the pods'
-// lifecycle (report.Tracker, at most report.MaxPods pods). When it ends
-// only its rendered HTML is kept: about 60 KB of chart code plus the data
-// (a 30 s load over 3 pods is about 75 KB). At most --load-reports of them
-// and at most MaxReportBytes in all; the oldest go first.
+// latency and calls by pod and code of a second: about 0.5 KB + 50 B a
+// pod; the engine counts at most engine.MaxKeys pods a window) and the
+// pods' lifecycle (report.Tracker, at most report.MaxPods pods). When it
+// ends only its rendered HTML is kept: about 60 KB of chart code plus the
+// data (30 s over 3 pods: 71 KB; 1 h over 10 pods: 0.3 MB; 1 h over 256
+// pods: 2.2 MB). At most --load-reports of them and at most MaxReportBytes
+// in all; the oldest go first.
 
 // MaxReportBytes bounds the HTML of the reports kept, together. A report
-// larger than it alone is not kept (--load-max-duration of 1h over 256
-// pods, each answering every second, makes about 5 MB).
+// larger than it alone is not kept; the largest a load can make, 1 h
+// (--load-max-duration's bound) over 256 pods, is about 2.2 MB.
 const MaxReportBytes = 32 << 20
 
 // MaxReports bounds --load-reports.
