@@ -333,7 +333,7 @@ func describe(name string, t *discovery.Target, refresh time.Duration, mode know
 		r.Target = name + "=" + sp.Raw
 		switch sp.QType {
 		case discovery.Kubernetes:
-			r.Discovery, r.Refresh = "kubernetes", refresh
+			r.Discovery = "kubernetes" // a watch: changes come as they happen
 		case discovery.A, discovery.SRV, discovery.StatefulSet:
 			r.Discovery, r.Refresh = "dns", refresh
 		}

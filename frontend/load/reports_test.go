@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 	"github.com/knowingnode/knowingnode/internal/load/report"
 )
@@ -146,5 +148,121 @@ func TestReportFileName(t *testing.T) {
 		if got := fileName(c.target, nil, &engine.Stats{Start: at}); got != c.want {
 			t.Errorf("fileName(%q) = %q, want %q", c.target, got, c.want)
 		}
+	}
+}
+
+// fakeSlices is a Source answering what a test sets, as EndpointSlices would.
+type fakeSlices struct {
+	mu  sync.Mutex
+	eps []discovery.Endpoint
+}
+
+func (f *fakeSlices) Resolve(context.Context, discovery.Spec) ([]discovery.Endpoint, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]discovery.Endpoint(nil), f.eps...), nil
+}
+
+func (f *fakeSlices) set(eps ...discovery.Endpoint) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.eps = eps
+}
+
+func slice(addr, pod string, ready bool) discovery.Endpoint {
+	return discovery.Endpoint{Addr: addr, Slice: discovery.SliceInfo{Known: true, Ready: ready, Serving: ready,
+		NodeName: "node-a", TargetRef: "Pod/" + pod}}
+}
+
+// With a kubernetes:/// target, the report of a frontend's load marks each
+// pod's lifecycle as the frontend's own discovery saw it: a pod added
+// mid-run is new, Ready when its endpoint turned ready, and its time from
+// Ready to first call is the truth.
+func TestReportFollowsDiscovery(t *testing.T) {
+	spec, err := discovery.ParseTarget("backends=kubernetes:///backend.ns:grpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSlices{}
+	src.set(slice("10.0.0.1:9090", "backend-0", true))
+	target := discovery.NewTarget(spec, src, discovery.TargetOptions{Interval: time.Hour})
+	if err := target.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{Reports: 1})
+	s.Follow("backends", target, time.Second)
+	w := s.watched["backends"]
+	r := s.reports.start(describe("backends", w.t, w.refresh, knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH, 10, 3*time.Second))
+	ctx, cancel := context.WithCancel(t.Context())
+	var following sync.WaitGroup
+	following.Go(func() { r.follow(ctx, target) })
+
+	start := time.Now()
+	observed := func(what string, marks int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			d := report.Build(report.Run{Tracker: r.tracker})
+			n := 0
+			for _, p := range d.Pods {
+				n += len(p.Marks)
+			}
+			if n >= marks {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d marks, want %d: %+v", what, n, marks, d.Pods)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	observed("backend-0 at the start", 2) // appeared, ready
+	r.tracker.Call(start, "10.0.0.1:9090", "backend-0", "node-a", "")
+	time.Sleep(20 * time.Millisecond)
+	src.set(slice("10.0.0.1:9090", "backend-0", true), slice("10.0.0.2:9090", "backend-1", false))
+	if err := target.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	observed("backend-1 not ready", 6) // + first and last call of backend-0, appeared and not-serving of backend-1
+	time.Sleep(20 * time.Millisecond)
+	src.set(slice("10.0.0.1:9090", "backend-0", true), slice("10.0.0.2:9090", "backend-1", true))
+	if err := target.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ready := time.Now()
+	observed("backend-1 ready", 8) // + ready and serving
+	first := ready.Add(300 * time.Millisecond)
+	r.tracker.Call(first, "10.0.0.2:9090", "backend-1", "node-a", "")
+	cancel()
+	following.Wait()
+	r.window(&engine.Stats{Start: start, Elapsed: time.Second, Length: time.Second, Sent: 2, OK: 2})
+	s.reports.end(r, &engine.Stats{Start: start, Sent: 2, OK: 2})
+
+	_, html, err := s.Report(t.Context(), r.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "run.html")
+	if err := os.WriteFile(file, html, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := report.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Discovery != "kubernetes" || d.Target != "backends=kubernetes:///backend.ns:grpc" {
+		t.Errorf("discovery %q, target %q", d.Discovery, d.Target)
+	}
+	var b1 *report.Pod
+	for i, p := range d.Pods {
+		if p.Name == "backend-1" {
+			b1 = &d.Pods[i]
+		}
+	}
+	if b1 == nil || !b1.New || b1.Addr != "10.0.0.2:9090" || b1.ReadyToFirstCall == nil {
+		t.Fatalf("backend-1 in the report: %+v; want new, at its address, with Ready to first call", b1)
+	}
+	if got := *b1.ReadyToFirstCall; got < 0.25 || got > 0.35 {
+		t.Errorf("backend-1: Ready to first call %.3f s, want 0.3 s", got)
 	}
 }
