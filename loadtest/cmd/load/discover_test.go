@@ -15,7 +15,7 @@ import (
 	"github.com/knowingnode/knowingnode/harness/loopbackpods"
 	"github.com/knowingnode/knowingnode/internal/discovery"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
-	"github.com/knowingnode/knowingnode/loadtest/report"
+	"github.com/knowingnode/knowingnode/internal/load/report"
 )
 
 // The --connections clients of a load dial through discovery's gRPC
