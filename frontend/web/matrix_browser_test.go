@@ -150,6 +150,9 @@ func TestBrowserMatrix(t *testing.T) {
 	if injected := evalString(t, ctx, `String(window.pwned === 1 || document.querySelector("#mx-paths img") !== null)`); injected != "false" {
 		t.Error("a name from the cluster became markup")
 	}
+	// The page asks for the disagreements once a matrix has come: wait for
+	// that answer rather than race it.
+	waitFor(t, ctx, "the disagreements", `document.querySelectorAll("[data-testid=mx-disagreement]").length >= 2`)
 	if n := evalString(t, ctx, `String(document.querySelectorAll("[data-testid=mx-disagreement]").length) + "/" + String(document.querySelectorAll("[data-testid=mx-disagreement][data-open=true]").length)`); n != "2/1" {
 		t.Errorf("disagreements shown/open %s, want 2/1", n)
 	}
