@@ -139,22 +139,86 @@ func (g *gen) result() *knowingnodev1.BackendResult {
 	return r
 }
 
+func (g *gen) timestamp() *timestamppb.Timestamp {
+	switch n := g.r.IntN(100); {
+	case n < 10:
+		return nil
+	case n < 15:
+		return &timestamppb.Timestamp{}
+	case n < 17:
+		return &timestamppb.Timestamp{Seconds: []int64{-62135596800, 253402300799, -62135596801, 253402300800, -1}[g.r.IntN(5)]}
+	case n < 18:
+		return &timestamppb.Timestamp{Seconds: 1, Nanos: []int32{-1, 1e9, 999999999}[g.r.IntN(3)]}
+	case n < 50:
+		return &timestamppb.Timestamp{Seconds: g.r.Int64N(1 << 34), Nanos: int32(g.r.IntN(1000)) * []int32{1, 1000, 1000000}[g.r.IntN(3)]}
+	}
+	return timestamppb.New(time.Unix(0, g.r.Int64N(1<<62)))
+}
+
+func (g *gen) strs() []string {
+	var out []string
+	for range g.r.IntN(3) {
+		out = append(out, g.str())
+	}
+	return out
+}
+
+func (g *gen) counts() map[string]int32 {
+	m := map[string]int32{}
+	for range g.r.IntN(5) {
+		m[g.str()] = []int32{0, 1, -1, 1 << 30, 17}[g.r.IntN(5)]
+	}
+	return m
+}
+
+func (g *gen) summary() *knowingnodev1.FanOutSummary {
+	if g.r.IntN(6) == 0 {
+		return nil
+	}
+	i32 := func() int32 { return []int32{0, 0, 1, 3, -2, 1<<31 - 1}[g.r.IntN(6)] }
+	return &knowingnodev1.FanOutSummary{Total: i32(), Ok: i32(), Failed: i32(), ByNode: g.counts(), ByPod: g.counts(), ByCode: g.counts(),
+		LatencyMin: g.duration(), LatencyP50: g.duration(), LatencyP99: g.duration(), LatencyMax: g.duration(), Duration: g.duration(),
+		Draining: i32(), ByZone: g.counts(), NotSent: i32()}
+}
+
+func (g *gen) discovery(n int) *knowingnodev1.TargetState {
+	if g.r.IntN(6) == 0 {
+		return nil
+	}
+	t := &knowingnodev1.TargetState{Name: g.str(), Spec: g.str(), Mode: knowingnodev1.DiscoveryMode(g.r.IntN(7)), Query: g.str(),
+		DnsServer: g.str(), LastRefresh: g.timestamp(), LastSuccess: g.timestamp(), LastError: g.str(),
+		Refreshes: []int64{0, 1, 1 << 40, -5}[g.r.IntN(4)], RefreshErrors: g.r.Int64N(3)}
+	for range n {
+		ep := &knowingnodev1.Endpoint{Address: g.str(), DnsName: g.str()}
+		if g.r.IntN(2) == 0 {
+			ep.Slice = &knowingnodev1.EndpointSliceInfo{Ready: g.r.IntN(2) == 0, Serving: g.r.IntN(2) == 0, Terminating: g.r.IntN(2) == 0,
+				NodeName: g.str(), Zone: g.str(), Hostname: g.str(), TargetRef: g.str(), HintZones: g.strs(), HintNodes: g.strs(), Slices: g.strs()}
+		}
+		if g.r.IntN(100) == 0 {
+			ep = nil // written {}, as protojson does
+		}
+		t.Endpoints = append(t.Endpoints, ep)
+	}
+	for range g.r.IntN(3) {
+		t.Compare = append(t.Compare, &knowingnodev1.TargetComparison{Other: g.str(), Summary: g.str(), OnlyDns: g.strs(), OnlyApi: g.strs(), Agree: g.r.IntN(2) == 0})
+	}
+	return t
+}
+
 func (g *gen) response() *knowingnodev1.FanOutResponse {
 	n := []int{0, 1, 3, 30}[g.r.IntN(4)]
-	resp := fanOutReply(0, nil) // its summary and discovery
+	resp := &knowingnodev1.FanOutResponse{Frontend: g.identity(), Target: g.str(),
+		Mode: knowingnodev1.FanOutMode([]int32{0, 1, 2, 42}[g.r.IntN(4)]), Summary: g.summary(), Discovery: g.discovery(n)}
 	for range n {
-		resp.Results = append(resp.Results, g.result())
+		r := g.result()
+		if g.r.IntN(200) == 0 {
+			r = nil
+		}
+		resp.Results = append(resp.Results, r)
 	}
-	resp.Frontend, resp.Target = g.identity(), g.str()
-	resp.Mode = knowingnodev1.FanOutMode([]int32{0, 1, 2, 42}[g.r.IntN(4)])
-	if g.r.IntN(4) == 0 {
-		resp.Summary = nil
-	}
-	if g.r.IntN(4) == 0 {
-		resp.Discovery = nil
-	}
-	if g.r.IntN(4) == 0 && resp.Summary != nil {
-		resp.Summary.ByPod[g.str()]++
+	if g.r.IntN(4) == 0 { // as the fan-out builds them
+		real := fanOutReply(n, append(g.ids, backendIdentities(n)...)[len(g.ids)-min(n, len(g.ids)):])
+		resp.Summary, resp.Discovery = real.Summary, real.Discovery
 	}
 	return resp
 }
@@ -188,6 +252,16 @@ func TestFanOutJSONIsJSONPb(t *testing.T) {
 		t.Errorf("declined %d of 2000 replies, encoded %d of 30 results: the generator should make fewer invalid ones", declined, long)
 	}
 	t.Logf("separator %q; declined %d of 2000 (JSONPb refuses them too); encoded %d of 30 results", m.fanOut.sep, declined, long)
+}
+
+// The messages fanoutjson.go writes by hand have the fields it writes: a
+// field added to fanout.proto or identity.proto, and not to fanoutjson.go
+// (handWritten and the writer), fails here, and the gateway falls back to
+// JSONPb for every fan-out's reply until it is.
+func TestHandWrittenFieldsAreTheProtos(t *testing.T) {
+	if err := checkHandWritten(); err != nil {
+		t.Fatalf("update fanoutjson.go (and identityEqual, identityCache.hash): %v", err)
+	}
 }
 
 // identityVariants are changes of one field each, at any depth, of an
@@ -305,7 +379,20 @@ func TestIdentityCacheComparesContent(t *testing.T) {
 	id.PodName = "backend-9"
 	sameAsJSONPb(t, m, reference, resp, "the pod name changed in place")
 
+	// Identities differing in a map's contents alone hash alike (hash
+	// leaves the maps' contents out): each is still answered as itself.
 	c := m.fanOut.ids
+	l1, l2 := podIdentity("backend", 1, 1), podIdentity("backend", 1, 1)
+	l2.Labels["topology.kubernetes.io/zone"] = "zone-z"
+	if c.hash(l1) != c.hash(l2) {
+		t.Fatal("identities differing in a label's value hash apart: this test no longer tests a shared hash")
+	}
+	for range 2 {
+		for _, id := range []*knowingnodev1.Identity{l1, l2} {
+			sameAsJSONPb(t, m, reference, &knowingnodev1.FanOutResponse{Results: []*knowingnodev1.BackendResult{{Identity: id}}}, "a label's value")
+		}
+	}
+
 	a, b := podIdentity("backend", 1, 1), podIdentity("backend", 1, 1)
 	b.PodIp = "10.244.1.12"
 	ea, err := c.encode(a)
