@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -42,7 +43,19 @@ type fanOutJSON struct {
 	// It adds the space or not for the whole binary (detrand, to keep
 	// callers from depending on its bytes), so it is read from protojson.
 	sep string
+	// The most bytes a result took so far, to size the next reply's buffer
+	// at once: growing it was a tenth of the encoding over 30 backends.
+	perResult atomic.Int64
 }
+
+// The size of a reply's buffer: replyBase and, per result, perResult (at
+// most maxPerResult: one huge result must not size every buffer after it)
+// and what the discovery state adds per endpoint.
+const (
+	replyBase    = 4 << 10
+	maxPerResult = 16 << 10
+	perEndpoint  = 128
+)
 
 // handWritten are the messages fanOutJSON writes (or, for Identity and
 // BuildInfo, compares and hashes), with their fields' JSON names in
@@ -116,8 +129,14 @@ func (e *fanOutJSON) marshal(v any) (_ []byte, ok bool) {
 		if m == nil {
 			return nil, false
 		}
-		w := writer{e: e, sep: e.sep, out: make([]byte, 0, 2048+1536*len(m.Results))}
+		n := int64(len(m.Results))
+		w := writer{e: e, sep: e.sep, out: make([]byte, 0, replyBase+n*(max(e.perResult.Load(), 1024)+perEndpoint))}
 		w.response(m)
+		if n > 0 {
+			if per := int64(w.resultsLen) / n; per > e.perResult.Load() && per <= maxPerResult {
+				e.perResult.Store(per) // racing stores: one wins, either will do
+			}
+		}
 		return w.out, w.err == nil
 	case map[string]any:
 		s, _ := m["result"].(*knowingnodev1.FanOutStreamResponse)
@@ -156,6 +175,8 @@ type writer struct {
 	sep  string
 	line bool // a stream line: compacted, HTML-escaped (see appendString)
 	err  error
+	// The bytes of the last results written (response).
+	resultsLen int
 }
 
 // object is an object being written: members are separated.
@@ -375,7 +396,9 @@ func (w *writer) response(r *knowingnodev1.FanOutResponse) {
 	message(&o, "frontend", r.Frontend, w.identity)
 	o.str("target", r.Target)
 	o.enum("mode", r.Mode)
+	start := len(w.out)
 	list(&o, "results", r.Results, w.result)
+	w.resultsLen = len(w.out) - start
 	message(&o, "summary", r.Summary, w.summary)
 	message(&o, "discovery", r.Discovery, w.targetState)
 	o.end()
