@@ -229,7 +229,7 @@ func (g *gen) response() *knowingnodev1.FanOutResponse {
 func TestFanOutJSONIsJSONPb(t *testing.T) {
 	m := gatewayMarshaler(t).(*fixedMarshaler)
 	if m.fanOut == nil {
-		t.Fatal("the gateway's options leave the fan-out's encoder out")
+		t.Fatal("the fan-out's encoder is off: the gateway's options, or fanout.proto changed (see TestHandWrittenFieldsAreTheProtos)")
 	}
 	g := newGen(1)
 	declined, long := 0, 0

@@ -18,7 +18,7 @@ import (
 type fixedMarshaler struct {
 	*runtime.JSONPb
 	encoded map[proto.Message][]byte // written in New, read-only after
-	fanOut  *fanOutJSON              // nil when m's options are not the defaults
+	fanOut  *fanOutJSON              // nil: m's options are not the defaults, or fanout.proto changed
 }
 
 func newFixedMarshaler(m *runtime.JSONPb, fixed []proto.Message) (*fixedMarshaler, error) {
