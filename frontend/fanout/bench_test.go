@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/knowingnode/knowingnode/backend/loadreport"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 	"github.com/knowingnode/knowingnode/internal/identity"
 )
@@ -134,4 +135,47 @@ func (c encodedOnce) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.SliceBuffer(c.raw)}, nil
 	}
 	return c.CodecV2.Marshal(v)
+}
+
+// BenchmarkFanOutBalanced measures one BALANCED fan-out of count calls over
+// N real loopback backends that report their load with ORCA in each call's
+// trailer, as the backend binary does; ns/call and allocs/call are per
+// backend call.
+func BenchmarkFanOutBalanced(b *testing.B) {
+	for _, c := range []struct{ backends, count int }{{3, 100}, {10, 1000}} {
+		b.Run(fmt.Sprintf("backends=%d/count=%d", c.backends, c.count), func(b *testing.B) {
+			m, err := NewMetrics(prometheus.NewRegistry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, _ := newService(b, Options{Metrics: m}, addrs(startReportingPods(b, c.backends))...)
+			req := &knowingnodev1.FanOutRequest{Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED, Count: int32(c.count)}
+			waitReady(b, s.targets["backends"].pool)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				resp, err := s.FanOut(b.Context(), req)
+				if err != nil || resp.Summary.Ok != int32(c.count) {
+					b.Fatalf("fan-out: %v, summary %v", err, resp.GetSummary())
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(c.count), "ns/call")
+		})
+	}
+}
+
+// startReportingPods is startPods with each backend reporting its load
+// (ORCA) per call, as the backend binary does by default.
+func startReportingPods(tb testing.TB, n int) []*testBackend {
+	var bs []*testBackend
+	for i := range n {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rep := loadreport.New(loadreport.Config{Interval: 100 * time.Millisecond})
+		tb.Cleanup(rep.Close)
+		bs = append(bs, startIdentityServer(tb, lis, identity.NewServer(podIdentity(i)), rep.ServerOptions()...))
+	}
+	return bs
 }

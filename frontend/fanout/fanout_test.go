@@ -215,7 +215,7 @@ func TestFanOutBalancedSpreadsEvenly(t *testing.T) {
 	}
 }
 
-func waitReady(t *testing.T, p *Pool) {
+func waitReady(t testing.TB, p *Pool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
