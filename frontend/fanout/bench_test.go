@@ -82,11 +82,12 @@ func TestFanOutCostPerBackendIsFlat(t *testing.T) {
 }
 
 // startPods starts n backends whose identities are as full as a real pod's
-// with the Downward API volume mounted (labels, annotations, build, sources):
+// with the Downward API volume mounted (labels, annotations, build, sources),
+// served with opts:
 // decoding such an identity is part of what a fan-out costs per backend.
 // Like the backend (internal/serve's CacheReply), they send their reply
 // encoded once.
-func startPods(tb testing.TB, n int) []*testBackend {
+func startPods(tb testing.TB, n int, opts ...grpc.ServerOption) []*testBackend {
 	var bs []*testBackend
 	for i := range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -98,8 +99,8 @@ func startPods(tb testing.TB, n int) []*testBackend {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		bs = append(bs, startIdentityServer(tb, lis, srv, grpc.ForceServerCodecV2(encodedOnce{
-			CodecV2: encoding.GetCodecV2(grpcproto.Name), reply: srv.Response(), raw: raw})))
+		bs = append(bs, startIdentityServer(tb, lis, srv, append(opts, grpc.ForceServerCodecV2(encodedOnce{
+			CodecV2: encoding.GetCodecV2(grpcproto.Name), reply: srv.Response(), raw: raw}))...))
 	}
 	return bs
 }

@@ -80,36 +80,41 @@ func (s *Service) admit(name string, mode knowingnodev1.FanOutMode, width int) (
 	}, nil
 }
 
-// checkRequest returns the request's call count and timeout, defaults
-// filled in, or why it is refused. mode is normalised.
-func (s *Service) checkRequest(mode knowingnodev1.FanOutMode, req *knowingnodev1.FanOutRequest) (count int, timeout time.Duration, err error) {
+// checkRequest returns the request's call count, timeout and balancing
+// policy, defaults filled in, or why it is refused. mode is normalised.
+func (s *Service) checkRequest(mode knowingnodev1.FanOutMode, req *knowingnodev1.FanOutRequest) (count int, timeout time.Duration, pol policy, err error) {
 	switch mode {
 	case knowingnodev1.FanOutMode_FAN_OUT_MODE_EACH, knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED:
 	default:
-		return 0, 0, status.Errorf(codes.InvalidArgument, "mode %d is not a fan-out mode: want EACH or BALANCED", mode)
+		return 0, 0, 0, status.Errorf(codes.InvalidArgument, "mode %d is not a fan-out mode: want EACH or BALANCED", mode)
 	}
 	count = int(req.GetCount())
 	if mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED && count == 0 {
 		count = DefaultCount
 	}
 	if count < 0 || count > MaxCount {
-		return 0, 0, status.Errorf(codes.InvalidArgument, "count %d is out of range: want 0..%d (0: %d in BALANCED mode)", count, MaxCount, DefaultCount)
+		return 0, 0, 0, status.Errorf(codes.InvalidArgument, "count %d is out of range: want 0..%d (0: %d in BALANCED mode)", count, MaxCount, DefaultCount)
 	}
 	timeout = s.opts.DefaultTimeout
 	if req.GetTimeout() != nil {
 		if err := req.GetTimeout().CheckValid(); err != nil {
-			return 0, 0, status.Errorf(codes.InvalidArgument, "timeout: %v", err)
+			return 0, 0, 0, status.Errorf(codes.InvalidArgument, "timeout: %v", err)
 		}
 		timeout = req.GetTimeout().AsDuration()
 		if timeout <= 0 || timeout > MaxTimeout {
-			return 0, 0, status.Errorf(codes.InvalidArgument, "timeout %v is out of range: want more than 0s and at most %v", timeout, MaxTimeout)
+			return 0, 0, 0, status.Errorf(codes.InvalidArgument, "timeout %v is out of range: want more than 0s and at most %v", timeout, MaxTimeout)
 		}
 	}
-	return count, timeout, nil
+	// Checked in EACH mode too, which ignores them: a bad name is a
+	// mistake whatever the mode.
+	if pol, err = parsePolicy(req.GetPolicy(), req.GetHashKeys()); err != nil {
+		return 0, 0, 0, err
+	}
+	return count, timeout, pol, nil
 }
 
 func (s *Service) fanOut(ctx context.Context, name string, e *entry, mode knowingnodev1.FanOutMode, req *knowingnodev1.FanOutRequest, onResult func(*knowingnodev1.BackendResult)) (*knowingnodev1.FanOutResponse, error) {
-	count, timeout, err := s.checkRequest(mode, req)
+	count, timeout, pol, err := s.checkRequest(mode, req)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +153,8 @@ func (s *Service) fanOut(ctx context.Context, name string, e *entry, mode knowin
 		results = s.each(ctx, e.pool, backends, width, onResult)
 		sent = eachSamples(results)
 	} else {
-		results, sent = s.balanced(ctx, e.pool, backends, count, width)
+		lb := &balancer{p: e.pool, policy: pol, keys: req.GetHashKeys(), wrr: s.opts.WRR.withDefaults()}
+		results, sent = s.balanced(ctx, lb, count, width)
 	}
 	sum := summarize(results, sent, time.Since(start))
 	e.metrics.observe(mode, e.pool.Has, len(backends), results, sent, sum)
@@ -156,7 +162,7 @@ func (s *Service) fanOut(ctx context.Context, name string, e *entry, mode knowin
 		e.target.RefreshSoon() // a backend may be gone: look again now
 	}
 	if s.log.Enabled(ctx, slog.LevelInfo) { // its arguments cost allocations
-		s.log.InfoContext(ctx, "fan-out", "target", name, "mode", shortMode(mode), "backends", len(backends),
+		s.log.InfoContext(ctx, "fan-out", "target", name, "mode", shortMode(mode), "policy", policyName(mode, pol), "backends", len(backends),
 			"calls", sum.Total, "ok", sum.Ok, "failed", sum.Failed, "draining", sum.Draining, "not_sent", sum.NotSent,
 			"duration", sum.Duration.AsDuration())
 	}
@@ -167,5 +173,15 @@ func (s *Service) fanOut(ctx context.Context, name string, e *entry, mode knowin
 		Results:   results,
 		Summary:   sum,
 		Discovery: disc,
+		Policy:    policyName(mode, pol),
 	}, nil
+}
+
+// policyName is the policy a fan-out names in its response: BALANCED's,
+// none for EACH.
+func policyName(mode knowingnodev1.FanOutMode, p policy) string {
+	if mode != knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED {
+		return ""
+	}
+	return p.String()
 }

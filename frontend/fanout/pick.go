@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -27,13 +26,15 @@ func (p *Pool) Pick(n uint64) knowingnodev1.IdentityServiceClient {
 // answers UNAVAILABLE, as a gRPC retry policy of maxAttempts 3 would.
 const balancedAttempts = 3
 
-// roundRobin is the BALANCED client: round robin over the pool's own
+// roundRobin is a client of round robin over the pool's own
 // per-endpoint connections, so that a frontend holds one connection (and
 // one health watch) per endpoint, not a second set in a round_robin
 // channel; at 1,000 endpoints that second set cost ~100 MB. It does what
 // that channel did: picks only endpoints whose connection is READY (each
 // one is health checked, so a draining pod's is not), and tries a call
-// that met UNAVAILABLE again on the next endpoint.
+// that met UNAVAILABLE again on the next endpoint. The frontend's load
+// (frontend/load) uses it; BALANCED fan-outs pick under their policy
+// (policy.go), round robin sharing its counter.
 type roundRobin struct {
 	p    *Pool
 	next atomic.Uint64
@@ -65,11 +66,8 @@ func (r *roundRobin) pick(n uint64) *backend {
 	if len(bs) == 0 {
 		return nil
 	}
-	l := uint64(len(bs))
-	for k := range l {
-		if b := bs[(n+k)%l]; b.cc.GetState() == connectivity.Ready {
-			return b
-		}
+	if b := readyFrom(bs, n, &tries{}); b != nil {
+		return b
 	}
-	return bs[n%l]
+	return bs[n%uint64(len(bs))]
 }

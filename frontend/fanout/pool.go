@@ -3,6 +3,7 @@ package fanout
 import (
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,11 +23,12 @@ type backend struct {
 	client  knowingnodev1.IdentityServiceClient
 	codec   *identityCodec // cc's: keeps the last identity decoded, and its bytes
 	renewed time.Time      // when Renew last replaced cc
+	lb      *endpointLB    // cc's: what the BALANCED policies keep of it
 }
 
 // Pool holds one connection per discovered endpoint of a target, reconciled
-// when discovery's set changes; EACH calls each of them, BALANCED round-robins
-// over the same connections. Nothing is dialed per request.
+// when discovery's set changes; EACH calls each of them, BALANCED picks among
+// the same connections under its policy. Nothing is dialed per request.
 type Pool struct {
 	name       string
 	dialOpts   []grpc.DialOption
@@ -42,6 +44,15 @@ type Pool struct {
 	current atomic.Pointer[snapshot] // replaced, never mutated
 
 	lb *roundRobin
+
+	// The BALANCED policies' state (policy.go): weighted_round_robin's
+	// scheduler and its counter, and ring_hash's ring, each over one
+	// snapshot of the endpoints.
+	wrrMu   sync.Mutex // serialises building a scheduler
+	wrr     atomic.Pointer[wrrScheduler]
+	wrrNext atomic.Uint32
+	ringMu  sync.Mutex // serialises building a ring
+	ring    atomic.Pointer[hashRing]
 }
 
 type snapshot struct {
@@ -78,6 +89,7 @@ func NewPool(name string, closeGrace time.Duration, log *slog.Logger, dialOpts .
 	}
 	p.current.Store(&snapshot{})
 	p.lb = &roundRobin{p: p}
+	p.wrrNext.Store(rand.Uint32()) // grpc-go starts its scheduler at a random point
 	return p, nil
 }
 
@@ -123,7 +135,7 @@ func (p *Pool) Update(eps []discovery.Endpoint) {
 				continue
 			}
 		} else if b.ep != ep {
-			b = &backend{ep: ep, cc: b.cc, client: b.client, codec: b.codec, renewed: b.renewed} // same address, new name
+			b = &backend{ep: ep, cc: b.cc, client: b.client, codec: b.codec, renewed: b.renewed, lb: b.lb} // same address, new name
 		}
 		keep[ep.Addr] = b
 		next = append(next, b)
@@ -197,7 +209,7 @@ func (p *Pool) dial(ep discovery.Endpoint) (*backend, error) {
 		return nil, err
 	}
 	cc.Connect() // warm up now rather than on the first fan-out
-	return &backend{ep: ep, cc: cc, client: knowingnodev1.NewIdentityServiceClient(cc), codec: codec}, nil
+	return &backend{ep: ep, cc: cc, client: knowingnodev1.NewIdentityServiceClient(cc), codec: codec, lb: &endpointLB{}}, nil
 }
 
 // closeLater closes cc after the grace; p.mu is held.

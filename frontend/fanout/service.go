@@ -46,6 +46,9 @@ type Options struct {
 	// NoStreaming turns WatchTargets and FanOutStream off: they answer
 	// UNIMPLEMENTED, and clients (the page) fall back to polling.
 	NoStreaming bool
+	// WRR tunes BALANCED's weighted_round_robin (--wrr-blackout,
+	// --wrr-update, --wrr-expiration).
+	WRR WRR
 	// Stopping, when set, ends every WatchTargets stream once it is done:
 	// the server's stop phase, so a graceful stop need not wait for
 	// streams that never end by themselves. Close ends them too.

@@ -48,7 +48,7 @@ func (s *Service) encodeResponse(pool *Pool, resp *knowingnodev1.FanOutResponse)
 	var o proto.MarshalOptions
 	shell := &knowingnodev1.FanOutResponse{
 		Frontend: resp.Frontend, Target: resp.Target, Mode: resp.Mode,
-		Summary: resp.Summary, Discovery: resp.Discovery,
+		Summary: resp.Summary, Discovery: resp.Discovery, Policy: resp.Policy,
 	}
 	out, err := o.MarshalAppend(make([]byte, 0, 1024+512*len(resp.Results)), shell)
 	if err != nil {
@@ -69,6 +69,7 @@ func (s *Service) encodeResponse(pool *Pool, resp *knowingnodev1.FanOutResponse)
 			continue
 		}
 		bare.Address, bare.DnsName, bare.Code, bare.Message, bare.Latency, bare.Calls = r.Address, r.DnsName, r.Code, r.Message, r.Latency, r.Calls
+		bare.Load, bare.HashKeys = r.Load, r.HashKeys
 		if scratch, err = o.MarshalAppend(scratch[:0], &bare); err != nil {
 			return nil, err
 		}

@@ -2,9 +2,11 @@ package fanout
 
 import (
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/knowingnode/knowingnode/backend/loadreport"
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
 )
 
@@ -15,15 +17,20 @@ import (
 func TestEncodeReplyIsProtoMarshal(t *testing.T) {
 	br := (&knowingnodev1.BackendResult{}).ProtoReflect().Descriptor()
 	fr := (&knowingnodev1.FanOutResponse{}).ProtoReflect().Descriptor()
-	if n := br.Fields().ByName("identity").Number(); n != fieldIdentity || br.Fields().Len() != 7 {
-		t.Fatalf("BackendResult: identity is field %d, %d fields; the splice copies 6 fields beside identity (field %d)", n, br.Fields().Len(), fieldIdentity)
+	if n := br.Fields().ByName("identity").Number(); n != fieldIdentity || br.Fields().Len() != 9 {
+		t.Fatalf("BackendResult: identity is field %d, %d fields; the splice copies 8 fields beside identity (field %d)", n, br.Fields().Len(), fieldIdentity)
 	}
-	if n := fr.Fields().ByName("results").Number(); n != fieldResults || fr.Fields().Len() != 6 {
-		t.Fatalf("FanOutResponse: results is field %d, %d fields; the splice copies 5 fields beside results (field %d)", n, fr.Fields().Len(), fieldResults)
+	if n := fr.Fields().ByName("results").Number(); n != fieldResults || fr.Fields().Len() != 7 {
+		t.Fatalf("FanOutResponse: results is field %d, %d fields; the splice copies 6 fields beside results (field %d)", n, fr.Fields().Len(), fieldResults)
 	}
-	s, _ := newService(t, Options{}, addrs(startPods(t, 3))...)
+	// The pods report their load, so that BALANCED's results carry it.
+	rep := loadreport.New(loadreport.Config{Interval: 50 * time.Millisecond})
+	t.Cleanup(rep.Close)
+	s, _ := newService(t, Options{}, addrs(startPods(t, 3, rep.ServerOptions()...))...)
 	waitReady(t, s.targets["backends"].pool)
-	for _, req := range []*knowingnodev1.FanOutRequest{{}, balancedReq(30)} {
+	wrr, ring := balancedReq(30), balancedReq(30)
+	wrr.Policy, ring.Policy, ring.HashKeys = "weighted_round_robin", "ring_hash", []string{"a", "b", "c", "d"}
+	for _, req := range []*knowingnodev1.FanOutRequest{{}, balancedReq(30), wrr, ring} {
 		resp, err := s.FanOut(t.Context(), req)
 		if err != nil || resp.Summary.Ok != resp.Summary.Total {
 			t.Fatalf("%v: %v %v", req, err, resp.GetSummary())
@@ -32,6 +39,9 @@ func TestEncodeReplyIsProtoMarshal(t *testing.T) {
 			if identityBytes(s.targets["backends"].pool, r) == nil {
 				t.Errorf("%v: result %s has no bytes to splice", req.Mode, r.Address)
 			}
+		}
+		if req.Mode == knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED && (resp.Results[0].Load == nil || req == ring && resp.Results[0].HashKeys == nil) {
+			t.Errorf("%s: result %v without its load or keys", req.Policy, resp.Results[0])
 		}
 		b, ok, err := s.EncodeReply(resp)
 		if !ok || err != nil {

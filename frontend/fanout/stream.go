@@ -126,6 +126,7 @@ func (s *Service) FanOutStream(req *knowingnodev1.FanOutStreamRequest, stream gr
 	go func() {
 		resp, err := s.fanOutEach(ctx, &knowingnodev1.FanOutRequest{
 			Target: req.GetTarget(), Mode: req.GetMode(), Count: req.GetCount(), Timeout: req.GetTimeout(),
+			Policy: req.GetPolicy(), HashKeys: req.GetHashKeys(),
 		}, onResult)
 		done <- outcome{resp, err}
 	}()
@@ -182,6 +183,7 @@ func sendLast(stream grpc.ServerStreamingServer[knowingnodev1.FanOutStreamRespon
 		Mode:      resp.GetMode(),
 		Summary:   resp.GetSummary(),
 		Discovery: resp.GetDiscovery(),
+		Policy:    resp.GetPolicy(),
 	}
 	return stream.Send(&knowingnodev1.FanOutStreamResponse{Event: &knowingnodev1.FanOutStreamResponse_Done{Done: last}})
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -17,7 +18,8 @@ type sample struct {
 	code int
 }
 
-// summarize counts results by outcome, node, pod and zone, and takes latency
+// summarize counts results by outcome, node, pod and zone, gathers the load
+// BALANCED's pods reported (LoadByPod), and takes latency
 // quantiles over sent, one sample per call sent (EACH: every call made;
 // BALANCED: every call, not one per group). They are exact, nearest rank (the
 // p-th percentile is the ceil(p·n/100)-th fastest): a fan-out makes at most
@@ -43,6 +45,9 @@ func summarize(results []*knowingnodev1.BackendResult, sent []sample, took time.
 			if z := r.Identity.Zone; z != "" {
 				sum.ByZone[z] += n
 			}
+			if r.Load != nil {
+				addLoad(sum, r.Identity.PodName, r.Load)
+			}
 		case r.Code == CodeDraining:
 			sum.Draining += n
 		case r.Code == CodeNotSent:
@@ -67,6 +72,23 @@ func summarize(results []*knowingnodev1.BackendResult, sent []sample, took time.
 		sum.LatencyMax = durationpb.New(lats[len(lats)-1])
 	}
 	return sum
+}
+
+// addLoad puts a BALANCED group's load under its pod. A pod reached in
+// two groups (two addresses) gets the reports of both and the values of
+// the later one; the groups' own loads are shared, never changed.
+func addLoad(sum *knowingnodev1.FanOutSummary, pod string, l *knowingnodev1.BackendLoad) {
+	if sum.LoadByPod == nil {
+		sum.LoadByPod = map[string]*knowingnodev1.BackendLoad{}
+	}
+	prev, ok := sum.LoadByPod[pod]
+	if !ok {
+		sum.LoadByPod[pod] = l
+		return
+	}
+	merged := proto.CloneOf(l)
+	merged.Reports += prev.Reports
+	sum.LoadByPod[pod] = merged
 }
 
 // normaliseMode turns UNSPECIFIED into EACH, the mode it stands for; any

@@ -31,7 +31,8 @@ const (
 	FanOutMode_FAN_OUT_MODE_UNSPECIFIED FanOutMode = 0
 	// One call to every discovered endpoint, each over its own connection.
 	FanOutMode_FAN_OUT_MODE_EACH FanOutMode = 1
-	// count calls, each picked round robin over the connections of the same
+	// count calls, each to the endpoint the request's balancing policy picks
+	// (round robin unless it names another) over the connections of the same
 	// pool EACH uses (one per endpoint), skipping those not READY (connecting,
 	// failed or draining), to show how calls spread over pods. Behind a
 	// ClusterIP Service (one address) every call rides one connection, to
@@ -155,7 +156,23 @@ type FanOutRequest struct {
 	// Number of calls in BALANCED mode; ignored by EACH.
 	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
 	// Overall deadline of the fan-out; empty means the frontend's default.
-	Timeout       *durationpb.Duration `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// The balancing policy that picks each BALANCED call's endpoint, by the
+	// name grpc-go's service config would take: pick_first, round_robin (also
+	// when empty), weighted_round_robin (weights from the ORCA load reports the
+	// backends return with each call), least_request (grpc-go's
+	// least_request_experimental: the fewer calls in flight of two endpoints
+	// drawn at random) or ring_hash (grpc-go's ring_hash_experimental: the
+	// endpoint a call's hash key falls on, on a ring over the endpoints'
+	// addresses). Any other name is INVALID_ARGUMENT. EACH calls every endpoint
+	// and ignores it.
+	Policy string `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
+	// ring_hash: the calls' hash keys, call i hashing hash_keys[i mod n];
+	// calls with the same key go to the same endpoint while the endpoints stay
+	// the same. Empty: each call hashes a random value, as grpc-go does for a
+	// call without the hash header. At most 10000 keys of at most 256 bytes
+	// each. Other policies ignore them.
+	HashKeys      []string `protobuf:"bytes,6,rep,name=hash_keys,json=hashKeys,proto3" json:"hash_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -218,6 +235,20 @@ func (x *FanOutRequest) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *FanOutRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *FanOutRequest) GetHashKeys() []string {
+	if x != nil {
+		return x.HashKeys
+	}
+	return nil
+}
+
 // FanOutResponse is one fan-out: every call's result, a summary of them, and
 // the discovery state the fan-out used. A backend that failed is a result
 // with its code; the fan-out itself fails only when it cannot start (an
@@ -234,7 +265,10 @@ type FanOutResponse struct {
 	Results []*BackendResult `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
 	Summary *FanOutSummary   `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
 	// What discovery saw when the fan-out started.
-	Discovery     *TargetState `protobuf:"bytes,6,opt,name=discovery,proto3" json:"discovery,omitempty"`
+	Discovery *TargetState `protobuf:"bytes,6,opt,name=discovery,proto3" json:"discovery,omitempty"`
+	// The balancing policy BALANCED used (round_robin when the request named
+	// none); empty for EACH.
+	Policy        string `protobuf:"bytes,7,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -311,6 +345,13 @@ func (x *FanOutResponse) GetDiscovery() *TargetState {
 	return nil
 }
 
+func (x *FanOutResponse) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
 // BackendResult is the outcome of one call to one backend (EACH), or of the
 // calls of one BALANCED group: those that reached the same address and ended
 // with the same code.
@@ -336,7 +377,14 @@ type BackendResult struct {
 	Latency *durationpb.Duration `protobuf:"bytes,6,opt,name=latency,proto3" json:"latency,omitempty"`
 	// How many calls this result stands for: 1 in EACH mode; in BALANCED mode,
 	// the calls that landed on this address with this code.
-	Calls         int32 `protobuf:"varint,7,opt,name=calls,proto3" json:"calls,omitempty"`
+	Calls int32 `protobuf:"varint,7,opt,name=calls,proto3" json:"calls,omitempty"`
+	// BALANCED: the load the pod reported (ORCA) in the trailers of this
+	// group's calls, and, under weighted_round_robin, the weight the picks
+	// used. Absent when none of its calls returned a load report.
+	Load *BackendLoad `protobuf:"bytes,8,opt,name=load,proto3" json:"load,omitempty"`
+	// BALANCED under ring_hash: the distinct hash keys of this group's calls,
+	// in the order they first landed here.
+	HashKeys      []string `protobuf:"bytes,9,rep,name=hash_keys,json=hashKeys,proto3" json:"hash_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -420,6 +468,127 @@ func (x *BackendResult) GetCalls() int32 {
 	return 0
 }
 
+func (x *BackendResult) GetLoad() *BackendLoad {
+	if x != nil {
+		return x.Load
+	}
+	return nil
+}
+
+func (x *BackendResult) GetHashKeys() []string {
+	if x != nil {
+		return x.HashKeys
+	}
+	return nil
+}
+
+// BackendLoad is what a pod's ORCA load report (the
+// endpoint-load-metrics-bin trailer) said, as the frontend last saw it in a
+// BALANCED fan-out, and what weighted_round_robin made of it.
+type BackendLoad struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many of the calls returned a report.
+	Reports int32 `protobuf:"varint,1,opt,name=reports,proto3" json:"reports,omitempty"`
+	// The last report's values: CPU utilization (of the pod's CPU limit, or of
+	// the machine's cores), the application utilization the pod claims, and
+	// the calls and failed calls per second it served (to every client).
+	CpuUtilization         float64 `protobuf:"fixed64,2,opt,name=cpu_utilization,json=cpuUtilization,proto3" json:"cpu_utilization,omitempty"`
+	ApplicationUtilization float64 `protobuf:"fixed64,3,opt,name=application_utilization,json=applicationUtilization,proto3" json:"application_utilization,omitempty"`
+	Rps                    float64 `protobuf:"fixed64,4,opt,name=rps,proto3" json:"rps,omitempty"`
+	Eps                    float64 `protobuf:"fixed64,5,opt,name=eps,proto3" json:"eps,omitempty"`
+	// weighted_round_robin: the pod's weight in the picks, rps / (utilization
+	// + eps/rps), the utilization being the application's when set, else the
+	// CPU's (grpc-go's formula, error_utilization_penalty 1); 0 while the
+	// frontend has no usable weight for it (no report yet, within the blackout
+	// period after its first, or none for the expiration period): it is then
+	// picked as if its weight were the mean of the others'.
+	Weight float64 `protobuf:"fixed64,6,opt,name=weight,proto3" json:"weight,omitempty"`
+	// weighted_round_robin: the share of the picks the scheduler aims to give
+	// the pod with those weights (all equal when fewer than two have one).
+	WeightShare   float64 `protobuf:"fixed64,7,opt,name=weight_share,json=weightShare,proto3" json:"weight_share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackendLoad) Reset() {
+	*x = BackendLoad{}
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackendLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackendLoad) ProtoMessage() {}
+
+func (x *BackendLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackendLoad.ProtoReflect.Descriptor instead.
+func (*BackendLoad) Descriptor() ([]byte, []int) {
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BackendLoad) GetReports() int32 {
+	if x != nil {
+		return x.Reports
+	}
+	return 0
+}
+
+func (x *BackendLoad) GetCpuUtilization() float64 {
+	if x != nil {
+		return x.CpuUtilization
+	}
+	return 0
+}
+
+func (x *BackendLoad) GetApplicationUtilization() float64 {
+	if x != nil {
+		return x.ApplicationUtilization
+	}
+	return 0
+}
+
+func (x *BackendLoad) GetRps() float64 {
+	if x != nil {
+		return x.Rps
+	}
+	return 0
+}
+
+func (x *BackendLoad) GetEps() float64 {
+	if x != nil {
+		return x.Eps
+	}
+	return 0
+}
+
+func (x *BackendLoad) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *BackendLoad) GetWeightShare() float64 {
+	if x != nil {
+		return x.WeightShare
+	}
+	return 0
+}
+
 // FanOutSummary counts the calls of one fan-out. Counts are over calls:
 // a BALANCED result of n calls counts n. The latency fields are exact
 // nearest-rank quantiles (the value at rank ceil(q x n) of the n sorted
@@ -456,14 +625,18 @@ type FanOutSummary struct {
 	ByZone map[string]int32 `protobuf:"bytes,13,rep,name=by_zone,json=byZone,proto3" json:"by_zone,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Calls never sent because the fan-out's deadline passed before their turn
 	// (code "NOT_SENT"): neither failures of a backend nor latency samples.
-	NotSent       int32 `protobuf:"varint,14,opt,name=not_sent,json=notSent,proto3" json:"not_sent,omitempty"`
+	NotSent int32 `protobuf:"varint,14,opt,name=not_sent,json=notSent,proto3" json:"not_sent,omitempty"`
+	// BALANCED: per pod, the load it reported (ORCA) in its calls' trailers,
+	// the last report seen, and the weight weighted_round_robin used; beside
+	// by_pod, its share of the calls. Pods that returned no report are absent.
+	LoadByPod     map[string]*BackendLoad `protobuf:"bytes,15,rep,name=load_by_pod,json=loadByPod,proto3" json:"load_by_pod,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FanOutSummary) Reset() {
 	*x = FanOutSummary{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[3]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +648,7 @@ func (x *FanOutSummary) String() string {
 func (*FanOutSummary) ProtoMessage() {}
 
 func (x *FanOutSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[3]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +661,7 @@ func (x *FanOutSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanOutSummary.ProtoReflect.Descriptor instead.
 func (*FanOutSummary) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{3}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FanOutSummary) GetTotal() int32 {
@@ -589,6 +762,13 @@ func (x *FanOutSummary) GetNotSent() int32 {
 	return 0
 }
 
+func (x *FanOutSummary) GetLoadByPod() map[string]*BackendLoad {
+	if x != nil {
+		return x.LoadByPod
+	}
+	return nil
+}
+
 // ListTargetsRequest takes nothing: every configured target is listed.
 type ListTargetsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -598,7 +778,7 @@ type ListTargetsRequest struct {
 
 func (x *ListTargetsRequest) Reset() {
 	*x = ListTargetsRequest{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[4]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +790,7 @@ func (x *ListTargetsRequest) String() string {
 func (*ListTargetsRequest) ProtoMessage() {}
 
 func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[4]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +803,7 @@ func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsRequest.ProtoReflect.Descriptor instead.
 func (*ListTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{4}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{5}
 }
 
 // ListTargetsResponse is every configured target's discovery state, in
@@ -639,7 +819,7 @@ type ListTargetsResponse struct {
 
 func (x *ListTargetsResponse) Reset() {
 	*x = ListTargetsResponse{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[5]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +831,7 @@ func (x *ListTargetsResponse) String() string {
 func (*ListTargetsResponse) ProtoMessage() {}
 
 func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[5]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +844,7 @@ func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsResponse.ProtoReflect.Descriptor instead.
 func (*ListTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{5}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListTargetsResponse) GetTargets() []*TargetState {
@@ -692,7 +872,7 @@ type WatchTargetsRequest struct {
 
 func (x *WatchTargetsRequest) Reset() {
 	*x = WatchTargetsRequest{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[6]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +884,7 @@ func (x *WatchTargetsRequest) String() string {
 func (*WatchTargetsRequest) ProtoMessage() {}
 
 func (x *WatchTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[6]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +897,7 @@ func (x *WatchTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchTargetsRequest.ProtoReflect.Descriptor instead.
 func (*WatchTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{6}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WatchTargetsRequest) GetTarget() string {
@@ -747,7 +927,7 @@ type WatchTargetsResponse struct {
 
 func (x *WatchTargetsResponse) Reset() {
 	*x = WatchTargetsResponse{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[7]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +939,7 @@ func (x *WatchTargetsResponse) String() string {
 func (*WatchTargetsResponse) ProtoMessage() {}
 
 func (x *WatchTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[7]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +952,7 @@ func (x *WatchTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchTargetsResponse.ProtoReflect.Descriptor instead.
 func (*WatchTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{7}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WatchTargetsResponse) GetTarget() *TargetState {
@@ -804,13 +984,15 @@ type FanOutStreamRequest struct {
 	Mode          FanOutMode             `protobuf:"varint,2,opt,name=mode,proto3,enum=knowingnode.v1.FanOutMode" json:"mode,omitempty"`
 	Count         int32                  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
 	Timeout       *durationpb.Duration   `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Policy        string                 `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
+	HashKeys      []string               `protobuf:"bytes,6,rep,name=hash_keys,json=hashKeys,proto3" json:"hash_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FanOutStreamRequest) Reset() {
 	*x = FanOutStreamRequest{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +1004,7 @@ func (x *FanOutStreamRequest) String() string {
 func (*FanOutStreamRequest) ProtoMessage() {}
 
 func (x *FanOutStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[8]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +1017,7 @@ func (x *FanOutStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanOutStreamRequest.ProtoReflect.Descriptor instead.
 func (*FanOutStreamRequest) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{8}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FanOutStreamRequest) GetTarget() string {
@@ -866,6 +1048,20 @@ func (x *FanOutStreamRequest) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *FanOutStreamRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *FanOutStreamRequest) GetHashKeys() []string {
+	if x != nil {
+		return x.HashKeys
+	}
+	return nil
+}
+
 // FanOutStreamResponse is one event of a FanOutStream: a result, or the end.
 type FanOutStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -880,7 +1076,7 @@ type FanOutStreamResponse struct {
 
 func (x *FanOutStreamResponse) Reset() {
 	*x = FanOutStreamResponse{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[9]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1088,7 @@ func (x *FanOutStreamResponse) String() string {
 func (*FanOutStreamResponse) ProtoMessage() {}
 
 func (x *FanOutStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[9]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1101,7 @@ func (x *FanOutStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanOutStreamResponse.ProtoReflect.Descriptor instead.
 func (*FanOutStreamResponse) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{9}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FanOutStreamResponse) GetEvent() isFanOutStreamResponse_Event {
@@ -986,7 +1182,7 @@ type TargetState struct {
 
 func (x *TargetState) Reset() {
 	*x = TargetState{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[10]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1194,7 @@ func (x *TargetState) String() string {
 func (*TargetState) ProtoMessage() {}
 
 func (x *TargetState) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[10]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1207,7 @@ func (x *TargetState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetState.ProtoReflect.Descriptor instead.
 func (*TargetState) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{10}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TargetState) GetName() string {
@@ -1122,7 +1318,7 @@ type TargetComparison struct {
 
 func (x *TargetComparison) Reset() {
 	*x = TargetComparison{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1330,7 @@ func (x *TargetComparison) String() string {
 func (*TargetComparison) ProtoMessage() {}
 
 func (x *TargetComparison) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[11]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1343,7 @@ func (x *TargetComparison) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetComparison.ProtoReflect.Descriptor instead.
 func (*TargetComparison) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{11}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TargetComparison) GetOther() string {
@@ -1202,7 +1398,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1410,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[12]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1423,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{12}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -1276,7 +1472,7 @@ type EndpointSliceInfo struct {
 
 func (x *EndpointSliceInfo) Reset() {
 	*x = EndpointSliceInfo{}
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[13]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1484,7 @@ func (x *EndpointSliceInfo) String() string {
 func (*EndpointSliceInfo) ProtoMessage() {}
 
 func (x *EndpointSliceInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_knowingnode_v1_fanout_proto_msgTypes[13]
+	mi := &file_knowingnode_v1_fanout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1497,7 @@ func (x *EndpointSliceInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointSliceInfo.ProtoReflect.Descriptor instead.
 func (*EndpointSliceInfo) Descriptor() ([]byte, []int) {
-	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{13}
+	return file_knowingnode_v1_fanout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EndpointSliceInfo) GetReady() bool {
@@ -1378,19 +1574,22 @@ var File_knowingnode_v1_fanout_proto protoreflect.FileDescriptor
 
 const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\n" +
-	"\x1bknowingnode/v1/fanout.proto\x12\x0eknowingnode.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dknowingnode/v1/identity.proto\"\xa2\x01\n" +
+	"\x1bknowingnode/v1/fanout.proto\x12\x0eknowingnode.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dknowingnode/v1/identity.proto\"\xd7\x01\n" +
 	"\rFanOutRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12.\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x1a.knowingnode.v1.FanOutModeR\x04mode\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\x05R\x05count\x123\n" +
-	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xbb\x02\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x16\n" +
+	"\x06policy\x18\x05 \x01(\tR\x06policy\x12\x1b\n" +
+	"\thash_keys\x18\x06 \x03(\tR\bhashKeys\"\xd3\x02\n" +
 	"\x0eFanOutResponse\x124\n" +
 	"\bfrontend\x18\x01 \x01(\v2\x18.knowingnode.v1.IdentityR\bfrontend\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12.\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\x1a.knowingnode.v1.FanOutModeR\x04mode\x127\n" +
 	"\aresults\x18\x04 \x03(\v2\x1d.knowingnode.v1.BackendResultR\aresults\x127\n" +
 	"\asummary\x18\x05 \x01(\v2\x1d.knowingnode.v1.FanOutSummaryR\asummary\x129\n" +
-	"\tdiscovery\x18\x06 \x01(\v2\x1b.knowingnode.v1.TargetStateR\tdiscovery\"\xf3\x01\n" +
+	"\tdiscovery\x18\x06 \x01(\v2\x1b.knowingnode.v1.TargetStateR\tdiscovery\x12\x16\n" +
+	"\x06policy\x18\a \x01(\tR\x06policy\"\xc1\x02\n" +
 	"\rBackendResult\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x19\n" +
 	"\bdns_name\x18\x02 \x01(\tR\adnsName\x124\n" +
@@ -1398,7 +1597,17 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x05 \x01(\tR\amessage\x123\n" +
 	"\alatency\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\alatency\x12\x14\n" +
-	"\x05calls\x18\a \x01(\x05R\x05calls\"\xa3\a\n" +
+	"\x05calls\x18\a \x01(\x05R\x05calls\x12/\n" +
+	"\x04load\x18\b \x01(\v2\x1b.knowingnode.v1.BackendLoadR\x04load\x12\x1b\n" +
+	"\thash_keys\x18\t \x03(\tR\bhashKeys\"\xe8\x01\n" +
+	"\vBackendLoad\x12\x18\n" +
+	"\areports\x18\x01 \x01(\x05R\areports\x12'\n" +
+	"\x0fcpu_utilization\x18\x02 \x01(\x01R\x0ecpuUtilization\x127\n" +
+	"\x17application_utilization\x18\x03 \x01(\x01R\x16applicationUtilization\x12\x10\n" +
+	"\x03rps\x18\x04 \x01(\x01R\x03rps\x12\x10\n" +
+	"\x03eps\x18\x05 \x01(\x01R\x03eps\x12\x16\n" +
+	"\x06weight\x18\x06 \x01(\x01R\x06weight\x12!\n" +
+	"\fweight_share\x18\a \x01(\x01R\vweightShare\"\xcc\b\n" +
 	"\rFanOutSummary\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x05R\x05total\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\x05R\x02ok\x12\x16\n" +
@@ -1418,7 +1627,8 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\bduration\x18\v \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1a\n" +
 	"\bdraining\x18\f \x01(\x05R\bdraining\x12B\n" +
 	"\aby_zone\x18\r \x03(\v2).knowingnode.v1.FanOutSummary.ByZoneEntryR\x06byZone\x12\x19\n" +
-	"\bnot_sent\x18\x0e \x01(\x05R\anotSent\x1a9\n" +
+	"\bnot_sent\x18\x0e \x01(\x05R\anotSent\x12L\n" +
+	"\vload_by_pod\x18\x0f \x03(\v2,.knowingnode.v1.FanOutSummary.LoadByPodEntryR\tloadByPod\x1a9\n" +
 	"\vByNodeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a8\n" +
@@ -1431,7 +1641,10 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1a9\n" +
 	"\vByZoneEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\x1aY\n" +
+	"\x0eLoadByPodEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
+	"\x05value\x18\x02 \x01(\v2\x1b.knowingnode.v1.BackendLoadR\x05value:\x028\x01\"\x14\n" +
 	"\x12ListTargetsRequest\"s\n" +
 	"\x13ListTargetsResponse\x125\n" +
 	"\atargets\x18\x01 \x03(\v2\x1b.knowingnode.v1.TargetStateR\atargets\x12%\n" +
@@ -1441,12 +1654,14 @@ const file_knowingnode_v1_fanout_proto_rawDesc = "" +
 	"\x14WatchTargetsResponse\x123\n" +
 	"\x06target\x18\x01 \x01(\v2\x1b.knowingnode.v1.TargetStateR\x06target\x12\x18\n" +
 	"\ainitial\x18\x02 \x01(\bR\ainitial\x12%\n" +
-	"\x0edefault_target\x18\x03 \x01(\tR\rdefaultTarget\"\xa8\x01\n" +
+	"\x0edefault_target\x18\x03 \x01(\tR\rdefaultTarget\"\xdd\x01\n" +
 	"\x13FanOutStreamRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12.\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x1a.knowingnode.v1.FanOutModeR\x04mode\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\x05R\x05count\x123\n" +
-	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x8e\x01\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x16\n" +
+	"\x06policy\x18\x05 \x01(\tR\x06policy\x12\x1b\n" +
+	"\thash_keys\x18\x06 \x03(\tR\bhashKeys\"\x8e\x01\n" +
 	"\x14FanOutStreamResponse\x127\n" +
 	"\x06result\x18\x01 \x01(\v2\x1d.knowingnode.v1.BackendResultH\x00R\x06result\x124\n" +
 	"\x04done\x18\x02 \x01(\v2\x1e.knowingnode.v1.FanOutResponseH\x00R\x04doneB\a\n" +
@@ -1523,76 +1738,81 @@ func file_knowingnode_v1_fanout_proto_rawDescGZIP() []byte {
 }
 
 var file_knowingnode_v1_fanout_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_knowingnode_v1_fanout_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_knowingnode_v1_fanout_proto_goTypes = []any{
 	(FanOutMode)(0),               // 0: knowingnode.v1.FanOutMode
 	(DiscoveryMode)(0),            // 1: knowingnode.v1.DiscoveryMode
 	(*FanOutRequest)(nil),         // 2: knowingnode.v1.FanOutRequest
 	(*FanOutResponse)(nil),        // 3: knowingnode.v1.FanOutResponse
 	(*BackendResult)(nil),         // 4: knowingnode.v1.BackendResult
-	(*FanOutSummary)(nil),         // 5: knowingnode.v1.FanOutSummary
-	(*ListTargetsRequest)(nil),    // 6: knowingnode.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),   // 7: knowingnode.v1.ListTargetsResponse
-	(*WatchTargetsRequest)(nil),   // 8: knowingnode.v1.WatchTargetsRequest
-	(*WatchTargetsResponse)(nil),  // 9: knowingnode.v1.WatchTargetsResponse
-	(*FanOutStreamRequest)(nil),   // 10: knowingnode.v1.FanOutStreamRequest
-	(*FanOutStreamResponse)(nil),  // 11: knowingnode.v1.FanOutStreamResponse
-	(*TargetState)(nil),           // 12: knowingnode.v1.TargetState
-	(*TargetComparison)(nil),      // 13: knowingnode.v1.TargetComparison
-	(*Endpoint)(nil),              // 14: knowingnode.v1.Endpoint
-	(*EndpointSliceInfo)(nil),     // 15: knowingnode.v1.EndpointSliceInfo
-	nil,                           // 16: knowingnode.v1.FanOutSummary.ByNodeEntry
-	nil,                           // 17: knowingnode.v1.FanOutSummary.ByPodEntry
-	nil,                           // 18: knowingnode.v1.FanOutSummary.ByCodeEntry
-	nil,                           // 19: knowingnode.v1.FanOutSummary.ByZoneEntry
-	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
-	(*Identity)(nil),              // 21: knowingnode.v1.Identity
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*BackendLoad)(nil),           // 5: knowingnode.v1.BackendLoad
+	(*FanOutSummary)(nil),         // 6: knowingnode.v1.FanOutSummary
+	(*ListTargetsRequest)(nil),    // 7: knowingnode.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),   // 8: knowingnode.v1.ListTargetsResponse
+	(*WatchTargetsRequest)(nil),   // 9: knowingnode.v1.WatchTargetsRequest
+	(*WatchTargetsResponse)(nil),  // 10: knowingnode.v1.WatchTargetsResponse
+	(*FanOutStreamRequest)(nil),   // 11: knowingnode.v1.FanOutStreamRequest
+	(*FanOutStreamResponse)(nil),  // 12: knowingnode.v1.FanOutStreamResponse
+	(*TargetState)(nil),           // 13: knowingnode.v1.TargetState
+	(*TargetComparison)(nil),      // 14: knowingnode.v1.TargetComparison
+	(*Endpoint)(nil),              // 15: knowingnode.v1.Endpoint
+	(*EndpointSliceInfo)(nil),     // 16: knowingnode.v1.EndpointSliceInfo
+	nil,                           // 17: knowingnode.v1.FanOutSummary.ByNodeEntry
+	nil,                           // 18: knowingnode.v1.FanOutSummary.ByPodEntry
+	nil,                           // 19: knowingnode.v1.FanOutSummary.ByCodeEntry
+	nil,                           // 20: knowingnode.v1.FanOutSummary.ByZoneEntry
+	nil,                           // 21: knowingnode.v1.FanOutSummary.LoadByPodEntry
+	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
+	(*Identity)(nil),              // 23: knowingnode.v1.Identity
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 }
 var file_knowingnode_v1_fanout_proto_depIdxs = []int32{
 	0,  // 0: knowingnode.v1.FanOutRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	20, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
-	21, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
+	22, // 1: knowingnode.v1.FanOutRequest.timeout:type_name -> google.protobuf.Duration
+	23, // 2: knowingnode.v1.FanOutResponse.frontend:type_name -> knowingnode.v1.Identity
 	0,  // 3: knowingnode.v1.FanOutResponse.mode:type_name -> knowingnode.v1.FanOutMode
 	4,  // 4: knowingnode.v1.FanOutResponse.results:type_name -> knowingnode.v1.BackendResult
-	5,  // 5: knowingnode.v1.FanOutResponse.summary:type_name -> knowingnode.v1.FanOutSummary
-	12, // 6: knowingnode.v1.FanOutResponse.discovery:type_name -> knowingnode.v1.TargetState
-	21, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
-	20, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
-	16, // 9: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
-	17, // 10: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
-	18, // 11: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
-	20, // 12: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
-	20, // 13: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
-	20, // 14: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
-	20, // 15: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
-	20, // 16: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
-	19, // 17: knowingnode.v1.FanOutSummary.by_zone:type_name -> knowingnode.v1.FanOutSummary.ByZoneEntry
-	12, // 18: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
-	12, // 19: knowingnode.v1.WatchTargetsResponse.target:type_name -> knowingnode.v1.TargetState
-	0,  // 20: knowingnode.v1.FanOutStreamRequest.mode:type_name -> knowingnode.v1.FanOutMode
-	20, // 21: knowingnode.v1.FanOutStreamRequest.timeout:type_name -> google.protobuf.Duration
-	4,  // 22: knowingnode.v1.FanOutStreamResponse.result:type_name -> knowingnode.v1.BackendResult
-	3,  // 23: knowingnode.v1.FanOutStreamResponse.done:type_name -> knowingnode.v1.FanOutResponse
-	1,  // 24: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
-	14, // 25: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
-	22, // 26: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
-	22, // 27: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
-	13, // 28: knowingnode.v1.TargetState.compare:type_name -> knowingnode.v1.TargetComparison
-	15, // 29: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
-	2,  // 30: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
-	6,  // 31: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
-	8,  // 32: knowingnode.v1.FanOutService.WatchTargets:input_type -> knowingnode.v1.WatchTargetsRequest
-	10, // 33: knowingnode.v1.FanOutService.FanOutStream:input_type -> knowingnode.v1.FanOutStreamRequest
-	3,  // 34: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
-	7,  // 35: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
-	9,  // 36: knowingnode.v1.FanOutService.WatchTargets:output_type -> knowingnode.v1.WatchTargetsResponse
-	11, // 37: knowingnode.v1.FanOutService.FanOutStream:output_type -> knowingnode.v1.FanOutStreamResponse
-	34, // [34:38] is the sub-list for method output_type
-	30, // [30:34] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	6,  // 5: knowingnode.v1.FanOutResponse.summary:type_name -> knowingnode.v1.FanOutSummary
+	13, // 6: knowingnode.v1.FanOutResponse.discovery:type_name -> knowingnode.v1.TargetState
+	23, // 7: knowingnode.v1.BackendResult.identity:type_name -> knowingnode.v1.Identity
+	22, // 8: knowingnode.v1.BackendResult.latency:type_name -> google.protobuf.Duration
+	5,  // 9: knowingnode.v1.BackendResult.load:type_name -> knowingnode.v1.BackendLoad
+	17, // 10: knowingnode.v1.FanOutSummary.by_node:type_name -> knowingnode.v1.FanOutSummary.ByNodeEntry
+	18, // 11: knowingnode.v1.FanOutSummary.by_pod:type_name -> knowingnode.v1.FanOutSummary.ByPodEntry
+	19, // 12: knowingnode.v1.FanOutSummary.by_code:type_name -> knowingnode.v1.FanOutSummary.ByCodeEntry
+	22, // 13: knowingnode.v1.FanOutSummary.latency_min:type_name -> google.protobuf.Duration
+	22, // 14: knowingnode.v1.FanOutSummary.latency_p50:type_name -> google.protobuf.Duration
+	22, // 15: knowingnode.v1.FanOutSummary.latency_p99:type_name -> google.protobuf.Duration
+	22, // 16: knowingnode.v1.FanOutSummary.latency_max:type_name -> google.protobuf.Duration
+	22, // 17: knowingnode.v1.FanOutSummary.duration:type_name -> google.protobuf.Duration
+	20, // 18: knowingnode.v1.FanOutSummary.by_zone:type_name -> knowingnode.v1.FanOutSummary.ByZoneEntry
+	21, // 19: knowingnode.v1.FanOutSummary.load_by_pod:type_name -> knowingnode.v1.FanOutSummary.LoadByPodEntry
+	13, // 20: knowingnode.v1.ListTargetsResponse.targets:type_name -> knowingnode.v1.TargetState
+	13, // 21: knowingnode.v1.WatchTargetsResponse.target:type_name -> knowingnode.v1.TargetState
+	0,  // 22: knowingnode.v1.FanOutStreamRequest.mode:type_name -> knowingnode.v1.FanOutMode
+	22, // 23: knowingnode.v1.FanOutStreamRequest.timeout:type_name -> google.protobuf.Duration
+	4,  // 24: knowingnode.v1.FanOutStreamResponse.result:type_name -> knowingnode.v1.BackendResult
+	3,  // 25: knowingnode.v1.FanOutStreamResponse.done:type_name -> knowingnode.v1.FanOutResponse
+	1,  // 26: knowingnode.v1.TargetState.mode:type_name -> knowingnode.v1.DiscoveryMode
+	15, // 27: knowingnode.v1.TargetState.endpoints:type_name -> knowingnode.v1.Endpoint
+	24, // 28: knowingnode.v1.TargetState.last_refresh:type_name -> google.protobuf.Timestamp
+	24, // 29: knowingnode.v1.TargetState.last_success:type_name -> google.protobuf.Timestamp
+	14, // 30: knowingnode.v1.TargetState.compare:type_name -> knowingnode.v1.TargetComparison
+	16, // 31: knowingnode.v1.Endpoint.slice:type_name -> knowingnode.v1.EndpointSliceInfo
+	5,  // 32: knowingnode.v1.FanOutSummary.LoadByPodEntry.value:type_name -> knowingnode.v1.BackendLoad
+	2,  // 33: knowingnode.v1.FanOutService.FanOut:input_type -> knowingnode.v1.FanOutRequest
+	7,  // 34: knowingnode.v1.FanOutService.ListTargets:input_type -> knowingnode.v1.ListTargetsRequest
+	9,  // 35: knowingnode.v1.FanOutService.WatchTargets:input_type -> knowingnode.v1.WatchTargetsRequest
+	11, // 36: knowingnode.v1.FanOutService.FanOutStream:input_type -> knowingnode.v1.FanOutStreamRequest
+	3,  // 37: knowingnode.v1.FanOutService.FanOut:output_type -> knowingnode.v1.FanOutResponse
+	8,  // 38: knowingnode.v1.FanOutService.ListTargets:output_type -> knowingnode.v1.ListTargetsResponse
+	10, // 39: knowingnode.v1.FanOutService.WatchTargets:output_type -> knowingnode.v1.WatchTargetsResponse
+	12, // 40: knowingnode.v1.FanOutService.FanOutStream:output_type -> knowingnode.v1.FanOutStreamResponse
+	37, // [37:41] is the sub-list for method output_type
+	33, // [33:37] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_knowingnode_v1_fanout_proto_init() }
@@ -1601,7 +1821,7 @@ func file_knowingnode_v1_fanout_proto_init() {
 		return
 	}
 	file_knowingnode_v1_identity_proto_init()
-	file_knowingnode_v1_fanout_proto_msgTypes[9].OneofWrappers = []any{
+	file_knowingnode_v1_fanout_proto_msgTypes[10].OneofWrappers = []any{
 		(*FanOutStreamResponse_Result)(nil),
 		(*FanOutStreamResponse_Done)(nil),
 	}
@@ -1611,7 +1831,7 @@ func file_knowingnode_v1_fanout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_knowingnode_v1_fanout_proto_rawDesc), len(file_knowingnode_v1_fanout_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
