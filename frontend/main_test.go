@@ -356,6 +356,9 @@ func TestBadFlagsExit2(t *testing.T) {
 		{append(ok, "--max-backend-calls", "10"), "-max-backend-calls", nil}, // below fanout-concurrency
 		{append(ok, "--max-watchers", "0"), "-max-watchers", nil},
 		{append(ok, "--streaming=sometimes"), "-streaming", nil},
+		{append(ok, "--wrr-blackout", "-1s"), "-wrr-blackout", nil},
+		{append(ok, "--wrr-update", "10ms"), "-wrr-update", nil},
+		{append(ok, "--wrr-expiration", "0s"), "-wrr-expiration", nil},
 		{ok, "-streaming", []string{"STREAMING=sometimes"}},
 		// Loads: each was accepted before.
 		{append(ok, "--load-max-rate", "1e9"), "-load-max-rate", nil},
