@@ -120,6 +120,23 @@ func TestBrowserPage(t *testing.T) {
 		t.Errorf("BALANCED spread = %+v, want 3 pods sharing 30 calls", got.Spread)
 	}
 	noPlaceholders(t, ctx, "BALANCED")
+	if got.SpreadPolicy != "policy round_robin" {
+		t.Errorf("BALANCED names %q, want policy round_robin", got.SpreadPolicy)
+	}
+
+	// A policy from the URL: ring_hash, and beside each pod the load it
+	// reported (the backends report ORCA by default).
+	do(t, ctx, "open the page in BALANCED mode under ring_hash", chromedp.Navigate(base+"?mode=BALANCED&count=30&policy=ring_hash"))
+	waitGeneration(t, ctx, 1)
+	got = readPage(t, ctx)
+	if got.SpreadPolicy != "policy ring_hash" || len(got.Spread) == 0 {
+		t.Errorf("ring_hash: spread %+v under %q, want the pods under policy ring_hash", got.Spread, got.SpreadPolicy)
+	}
+	for _, r := range got.Spread {
+		if !strings.HasPrefix(r.Load, "reported: cpu ") || !strings.Contains(r.Load, "calls/s") {
+			t.Errorf("ring_hash: %s's load line %q, want what it reported", r.Pod, r.Load)
+		}
+	}
 
 	// Stop one backend as a crash would, and trigger again: the page must mark
 	// it failed with its gRPC code, and keep the other two OK under their nodes.
@@ -194,6 +211,7 @@ type pageState struct {
 	Zones             string        `json:"zones"`
 	Groups            []groupState  `json:"groups"`
 	Spread            []spreadState `json:"spread"`
+	SpreadPolicy      string        `json:"spreadPolicy"`
 }
 
 type groupState struct {
@@ -216,6 +234,7 @@ type backendState struct {
 type spreadState struct {
 	Pod   string `json:"pod"`
 	Count int    `json:"count"`
+	Load  string `json:"load"`
 }
 
 const readPageJS = `(() => {
@@ -243,8 +262,9 @@ const readPageJS = `(() => {
       })),
     })),
     spread: [...document.querySelectorAll("#spread:not([hidden]) [data-testid=spread-row]")].map((r) => ({
-      pod: r.dataset.pod, count: Number(r.dataset.count),
+      pod: r.dataset.pod, count: Number(r.dataset.count), load: text(r, "[data-testid=spread-load]"),
     })),
+    spreadPolicy: text(document, "[data-testid=spread-policy]"),
   };
 })()`
 

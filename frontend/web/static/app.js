@@ -359,6 +359,8 @@ function renderSpread(resp) {
     return;
   }
   const total = (resp.summary && resp.summary.total) || entries.reduce((n, [, v]) => n + v, 0);
+  const loads = (resp.summary && resp.summary.loadByPod) || {};
+  $("spread-policy").textContent = resp.policy ? `policy ${resp.policy}` : "";
   $("spread-rows").replaceChildren(...entries.map(([pod, n]) => {
     const bar = el("span", { class: "bar" });
     // A share of all calls, so an even spread looks even and a pinned client
@@ -369,9 +371,24 @@ function renderSpread(resp) {
       el("span", { class: "spread-pod" }, pod),
       el("span", { class: "bar-track" }, bar),
       el("span", { class: "spread-count", "data-testid": "spread-count" },
-        `${n} of ${total} (${total ? Math.round((100 * n) / total) : 0}%)`));
+        `${n} of ${total} (${total ? Math.round((100 * n) / total) : 0}%)`),
+      loadLine(loads[pod]));
   }));
   box.hidden = false;
+}
+
+// loadLine is what a pod reported with its calls (ORCA, the last report
+// seen) and, under weighted_round_robin, the weight its picks used: why it
+// got its share.
+function loadLine(l) {
+  if (!l) return el("span", { class: "spread-load muted", "data-testid": "spread-load" }, "no load report");
+  const f = (v, d) => Number(v || 0).toFixed(d);
+  let text = `reported: cpu ${f(l.cpuUtilization, 2)}`;
+  if (l.applicationUtilization) text += ` · application ${f(l.applicationUtilization, 2)}`;
+  text += ` · ${f(l.rps, 0)} calls/s`;
+  if (l.eps) text += ` (${f(l.eps, 0)} failed/s)`;
+  if (l.weightShare) text += l.weight ? ` · weight ${f(l.weight, 0)} (${Math.round(100 * l.weightShare)}% of picks)` : ` · no weight yet (${Math.round(100 * l.weightShare)}% of picks)`;
+  return el("span", { class: "spread-load", "data-testid": "spread-load" }, text);
 }
 
 function renderDiscovery(d) {
@@ -542,17 +559,29 @@ function params() {
   const p = new URLSearchParams();
   if ($("target").value) p.set("target", $("target").value);
   p.set("mode", $("mode").value);
-  if ($("mode").value === "BALANCED") p.set("count", String(Math.max(1, parseInt($("count").value, 10) || 1)));
+  if ($("mode").value === "BALANCED") {
+    p.set("count", String(Math.max(1, parseInt($("count").value, 10) || 1)));
+    p.set("policy", $("policy").value);
+    // ring_hash: the calls take turns with HASH_KEYS keys, each one's calls
+    // on one pod.
+    if ($("policy").value === "ring_hash") for (let i = 0; i < HASH_KEYS; i++) p.append("hashKeys", `key-${i}`);
+  }
   p.set("timeout", FANOUT_TIMEOUT);
   return p;
 }
+
+const HASH_KEYS = 10;
+const POLICIES = ["round_robin", "pick_first", "weighted_round_robin", "least_request", "ring_hash"];
 
 // Keep the choices in the page's URL so a view can be shared or reloaded.
 function saveChoices() {
   const q = new URLSearchParams();
   if ($("target").value) q.set("target", $("target").value);
   q.set("mode", $("mode").value);
-  if ($("mode").value === "BALANCED") q.set("count", $("count").value);
+  if ($("mode").value === "BALANCED") {
+    q.set("count", $("count").value);
+    q.set("policy", $("policy").value);
+  }
   if ($("auto").checked) q.set("auto", "1");
   history.replaceState(null, "", "?" + q.toString());
 }
@@ -668,12 +697,14 @@ function setAuto(on) {
 
 function syncCount() {
   $("count").disabled = $("mode").value !== "BALANCED";
+  $("policy").disabled = $("mode").value !== "BALANCED";
 }
 
 async function init() {
   const q = new URLSearchParams(location.search);
   if (q.get("mode") === "BALANCED" || q.get("mode") === "EACH") $("mode").value = q.get("mode");
   if (q.get("count")) $("count").value = q.get("count");
+  if (POLICIES.includes(q.get("policy"))) $("policy").value = q.get("policy");
   $("auto").checked = q.get("auto") === "1";
   syncCount();
 
@@ -702,7 +733,7 @@ async function init() {
   for (const id of ["target", "mode"]) {
     $(id).addEventListener("change", () => { syncCount(); saveChoices(); fanOut(); });
   }
-  $("count").addEventListener("change", () => { saveChoices(); fanOut(); });
+  for (const id of ["count", "policy"]) $(id).addEventListener("change", () => { saveChoices(); fanOut(); });
   $("auto").addEventListener("change", () => { saveChoices(); setAuto($("auto").checked); });
 
   setAuto($("auto").checked);
