@@ -142,15 +142,32 @@ func (c encodedOnce) Marshal(v any) (mem.BufferSlice, error) {
 // N real loopback backends that report their load with ORCA in each call's
 // trailer, as the backend binary does; ns/call and allocs/call are per
 // backend call.
+//
+// Without a policy it is round robin, as before there were policies; the
+// other policies run over 10 backends.
 func BenchmarkFanOutBalanced(b *testing.B) {
-	for _, c := range []struct{ backends, count int }{{3, 100}, {10, 1000}} {
-		b.Run(fmt.Sprintf("backends=%d/count=%d", c.backends, c.count), func(b *testing.B) {
+	keys := make([]string, 100)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%d", i)
+	}
+	for _, c := range []struct {
+		backends, count int
+		policy          string
+	}{{3, 100, ""}, {10, 1000, ""}, {10, 1000, "pick_first"}, {10, 1000, "weighted_round_robin"}, {10, 1000, "least_request"}, {10, 1000, "ring_hash"}} {
+		name := fmt.Sprintf("backends=%d/count=%d", c.backends, c.count)
+		if c.policy != "" {
+			name = "policy=" + c.policy + "/" + name
+		}
+		b.Run(name, func(b *testing.B) {
 			m, err := NewMetrics(prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
 			}
-			s, _ := newService(b, Options{Metrics: m}, addrs(startReportingPods(b, c.backends))...)
-			req := &knowingnodev1.FanOutRequest{Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED, Count: int32(c.count)}
+			s, _ := newService(b, Options{Metrics: m, WRR: WRR{Blackout: time.Second}}, addrs(startReportingPods(b, c.backends))...)
+			req := &knowingnodev1.FanOutRequest{Mode: knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED, Count: int32(c.count), Policy: c.policy}
+			if c.policy == "ring_hash" {
+				req.HashKeys = keys // 100 keys, each call one
+			}
 			waitReady(b, s.targets["backends"].pool)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -166,7 +183,10 @@ func BenchmarkFanOutBalanced(b *testing.B) {
 }
 
 // startReportingPods is startPods with each backend reporting its load
-// (ORCA) per call, as the backend binary does by default.
+// (ORCA) per call, as the backend binary does by default. Pod i claims a
+// capacity of 100(i+1) calls/s, so that weighted_round_robin's weights are
+// steady and differ: in one process every pod reports the same CPU
+// utilization, and weights of rate/CPU would pile the calls onto one pod.
 func startReportingPods(tb testing.TB, n int) []*testBackend {
 	var bs []*testBackend
 	for i := range n {
@@ -174,7 +194,7 @@ func startReportingPods(tb testing.TB, n int) []*testBackend {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		rep := loadreport.New(loadreport.Config{Interval: 100 * time.Millisecond})
+		rep := loadreport.New(loadreport.Config{Interval: 100 * time.Millisecond, Capacity: float64(100 * (i + 1))})
 		tb.Cleanup(rep.Close)
 		bs = append(bs, startIdentityServer(tb, lis, identity.NewServer(podIdentity(i)), rep.ServerOptions()...))
 	}
