@@ -448,9 +448,9 @@ func podShares(pods []string) shares {
 // policy may be from its share under grpc-go's own, over the same backends:
 // 0.08 absolute. Round robin, pick_first and ring_hash agree exactly (for
 // ring_hash, key by key); weighted_round_robin runs the same scheduler on
-// the same weights, and agreed to 3 decimals in 50 runs once both had
+// the same weights, and agreed to 3 decimals in 100 runs once both had
 // weights; least_request draws at random: over 600 calls the difference of
-// the slow pod's shares had a standard deviation of 0.018 in 50 runs (at
+// the slow pod's shares had a standard deviation of 0.018 in 100 runs (at
 // most 0.052), so 0.08 is some 4 of them.
 const agreeTolerance = 0.08
 
