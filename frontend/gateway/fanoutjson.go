@@ -64,9 +64,9 @@ var handWritten = []struct {
 	msg    proto.Message
 	fields string
 }{
-	{&knowingnodev1.FanOutResponse{}, "frontend target mode results summary discovery"},
-	{&knowingnodev1.BackendResult{}, "address dnsName identity code message latency calls"},
-	{&knowingnodev1.FanOutSummary{}, "total ok failed byNode byPod byCode latencyMin latencyP50 latencyP99 latencyMax duration draining byZone notSent"},
+	{&knowingnodev1.FanOutResponse{}, "frontend target mode results summary discovery policy"},
+	{&knowingnodev1.BackendResult{}, "address dnsName identity code message latency calls load hashKeys"},
+	{&knowingnodev1.FanOutSummary{}, "total ok failed byNode byPod byCode latencyMin latencyP50 latencyP99 latencyMax duration draining byZone notSent loadByPod"},
 	{&knowingnodev1.TargetState{}, "name spec mode query dnsServer endpoints lastRefresh lastSuccess lastError refreshes refreshErrors compare"},
 	{&knowingnodev1.Endpoint{}, "address dnsName slice"},
 	{&knowingnodev1.EndpointSliceInfo{}, "ready serving terminating nodeName zone hostname targetRef hintZones hintNodes slices"},
@@ -401,6 +401,7 @@ func (w *writer) response(r *knowingnodev1.FanOutResponse) {
 	w.resultsLen = len(w.out) - start
 	message(&o, "summary", r.Summary, w.summary)
 	message(&o, "discovery", r.Discovery, w.targetState)
+	o.str("policy", r.Policy)
 	o.end()
 }
 
@@ -417,6 +418,13 @@ func (w *writer) result(r *knowingnodev1.BackendResult) {
 	o.str("message", r.Message)
 	o.duration("latency", r.Latency)
 	o.int32("calls", r.Calls)
+	// A BALANCED group's ORCA load (doubles): left to protojson, whose float
+	// formatting this encoder does not copy. EACH results never carry one.
+	if r.Load != nil {
+		w.fail(errDeclined)
+		return
+	}
+	o.strs("hashKeys", r.HashKeys)
 	o.end()
 }
 
@@ -449,6 +457,10 @@ func (w *writer) summary(s *knowingnodev1.FanOutSummary) {
 	o.int32("draining", s.Draining)
 	o.counts("byZone", s.ByZone)
 	o.int32("notSent", s.NotSent)
+	if len(s.LoadByPod) > 0 { // as BackendResult.load: left to protojson
+		w.fail(errDeclined)
+		return
+	}
 	o.end()
 }
 
