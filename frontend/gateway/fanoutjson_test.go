@@ -136,6 +136,9 @@ func (g *gen) result() *knowingnodev1.BackendResult {
 	} else {
 		r.Code, r.Identity = "OK", g.identity()
 	}
+	if g.r.IntN(4) == 0 { // BALANCED under ring_hash
+		r.HashKeys = g.strs()
+	}
 	return r
 }
 
@@ -178,7 +181,14 @@ func (g *gen) summary() *knowingnodev1.FanOutSummary {
 	i32 := func() int32 { return []int32{0, 0, 1, 3, -2, 1<<31 - 1}[g.r.IntN(6)] }
 	return &knowingnodev1.FanOutSummary{Total: i32(), Ok: i32(), Failed: i32(), ByNode: g.counts(), ByPod: g.counts(), ByCode: g.counts(),
 		LatencyMin: g.duration(), LatencyP50: g.duration(), LatencyP99: g.duration(), LatencyMax: g.duration(), Duration: g.duration(),
-		Draining: i32(), ByZone: g.counts(), NotSent: i32()}
+		Draining: i32(), ByZone: g.counts(), NotSent: i32(), LoadByPod: g.loads()}
+}
+
+func (g *gen) loads() map[string]*knowingnodev1.BackendLoad {
+	if g.r.IntN(12) != 0 {
+		return nil
+	}
+	return map[string]*knowingnodev1.BackendLoad{g.str(): {Reports: 1, ApplicationUtilization: 0.8, Eps: 2.5e21}}
 }
 
 func (g *gen) discovery(n int) *knowingnodev1.TargetState {
@@ -208,7 +218,8 @@ func (g *gen) discovery(n int) *knowingnodev1.TargetState {
 func (g *gen) response() *knowingnodev1.FanOutResponse {
 	n := []int{0, 1, 3, 30}[g.r.IntN(4)]
 	resp := &knowingnodev1.FanOutResponse{Frontend: g.identity(), Target: g.str(),
-		Mode: knowingnodev1.FanOutMode([]int32{0, 1, 2, 42}[g.r.IntN(4)]), Summary: g.summary(), Discovery: g.discovery(n)}
+		Mode: knowingnodev1.FanOutMode([]int32{0, 1, 2, 42}[g.r.IntN(4)]), Summary: g.summary(), Discovery: g.discovery(n),
+		Policy: []string{"", "round_robin", "ring_hash"}[g.r.IntN(3)]}
 	for range n {
 		r := g.result()
 		if g.r.IntN(200) == 0 {
@@ -216,11 +227,25 @@ func (g *gen) response() *knowingnodev1.FanOutResponse {
 		}
 		resp.Results = append(resp.Results, r)
 	}
+	if n > 0 && resp.Results[0] != nil && g.r.IntN(12) == 0 { // BALANCED with ORCA reports: left to JSONPb
+		resp.Results[0].Load = &knowingnodev1.BackendLoad{Reports: 3, CpuUtilization: 0.125, Rps: 1e-7, Weight: 12345.678, WeightShare: 1.0 / 3}
+	}
 	if g.r.IntN(4) == 0 { // as the fan-out builds them
 		real := fanOutReply(n, append(g.ids, backendIdentities(n)...)[len(g.ids)-min(n, len(g.ids)):])
 		resp.Summary, resp.Discovery = real.Summary, real.Discovery
 	}
 	return resp
+}
+
+// carriesLoad: a BALANCED reply with ORCA loads, which the encoder leaves
+// to JSONPb by design.
+func carriesLoad(resp *knowingnodev1.FanOutResponse) bool {
+	for _, r := range resp.GetResults() {
+		if r.GetLoad() != nil {
+			return true
+		}
+	}
+	return len(resp.GetSummary().GetLoadByPod()) > 0
 }
 
 // The gateway's encoding of a fan-out's reply, and of each line of its
@@ -232,7 +257,7 @@ func TestFanOutJSONIsJSONPb(t *testing.T) {
 		t.Fatal("the fan-out's encoder is off: the gateway's options, or fanout.proto changed (see TestHandWrittenFieldsAreTheProtos)")
 	}
 	g := newGen(1)
-	declined, long := 0, 0
+	declined, long, loads := 0, 0, 0
 	for i := range 2000 {
 		resp := g.response()
 		sameAsJSONPb(t, m, reference, resp, fmt.Sprintf("reply %d", i))
@@ -240,9 +265,13 @@ func TestFanOutJSONIsJSONPb(t *testing.T) {
 			sameAsJSONPb(t, m, reference, s, fmt.Sprintf("reply %d, stream line %d", i, j))
 		}
 		if _, ok := m.fanOut.marshal(resp); !ok {
+			if carriesLoad(resp) {
+				loads++
+				continue
+			}
 			declined++
 			if _, err := reference.Marshal(resp); err == nil {
-				t.Fatalf("reply %d: declined, but JSONPb encodes it", i)
+				t.Fatalf("reply %d: declined, but JSONPb encodes it and it carries no ORCA load", i)
 			}
 		} else if len(resp.Results) == 30 {
 			long++
@@ -251,7 +280,10 @@ func TestFanOutJSONIsJSONPb(t *testing.T) {
 	if declined > 2000/4 || long < 200 {
 		t.Errorf("declined %d of 2000 replies, encoded %d of 30 results: the generator should make fewer invalid ones", declined, long)
 	}
-	t.Logf("separator %q; declined %d of 2000 (JSONPb refuses them too); encoded %d of 30 results", m.fanOut.sep, declined, long)
+	if loads == 0 {
+		t.Error("no reply carried an ORCA load: the generator should make some")
+	}
+	t.Logf("separator %q; declined %d of 2000 (JSONPb refuses them too) and %d carrying ORCA loads (left to JSONPb); encoded %d of 30 results", m.fanOut.sep, declined, loads, long)
 }
 
 // The messages fanoutjson.go writes by hand have the fields it writes: a
