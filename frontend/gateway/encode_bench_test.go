@@ -79,6 +79,22 @@ func fanOutReply(n int, ids []*knowingnodev1.Identity) *knowingnodev1.FanOutResp
 	return resp
 }
 
+// balancedReply is fanOutReply as a BALANCED fan-out under
+// weighted_round_robin makes it: the policy, and each result's and pod's
+// ORCA load (doubles) and weight.
+func balancedReply(n int, ids []*knowingnodev1.Identity) *knowingnodev1.FanOutResponse {
+	resp := fanOutReply(n, ids)
+	resp.Mode, resp.Policy = knowingnodev1.FanOutMode_FAN_OUT_MODE_BALANCED, "weighted_round_robin"
+	resp.Summary.LoadByPod = map[string]*knowingnodev1.BackendLoad{}
+	for i, r := range resp.Results {
+		r.Calls = int32(10 + i)
+		r.Load = &knowingnodev1.BackendLoad{Reports: r.Calls, CpuUtilization: 0.031634851504125967, ApplicationUtilization: 0.61 + float64(i)/7,
+			Rps: 245.3 + float64(i), Weight: 400.00000000000006, WeightShare: 1 / float64(n)}
+		resp.Summary.LoadByPod[r.Identity.PodName] = r.Load
+	}
+	return resp
+}
+
 func backendIdentities(n int) []*knowingnodev1.Identity {
 	ids := make([]*knowingnodev1.Identity, n)
 	for i := range ids {
@@ -102,7 +118,7 @@ func gatewayMarshaler(tb testing.TB, fixed ...proto.Message) runtime.Marshaler {
 // (raw) spliced in.
 func spliceReply(resp *knowingnodev1.FanOutResponse, raw map[*knowingnodev1.Identity][]byte) ([]byte, error) {
 	var o proto.MarshalOptions
-	shell := &knowingnodev1.FanOutResponse{Frontend: resp.Frontend, Target: resp.Target, Mode: resp.Mode, Summary: resp.Summary, Discovery: resp.Discovery}
+	shell := &knowingnodev1.FanOutResponse{Frontend: resp.Frontend, Target: resp.Target, Mode: resp.Mode, Summary: resp.Summary, Discovery: resp.Discovery, Policy: resp.Policy}
 	out, err := o.MarshalAppend(make([]byte, 0, 1024+512*len(resp.Results)), shell)
 	if err != nil {
 		return nil, err
@@ -113,6 +129,7 @@ func spliceReply(resp *knowingnodev1.FanOutResponse, raw map[*knowingnodev1.Iden
 	)
 	for _, r := range resp.Results {
 		bare.Address, bare.DnsName, bare.Code, bare.Message, bare.Latency, bare.Calls = r.Address, r.DnsName, r.Code, r.Message, r.Latency, r.Calls
+		bare.Load, bare.HashKeys = r.Load, r.HashKeys
 		if scratch, err = o.MarshalAppend(scratch[:0], &bare); err != nil {
 			return nil, err
 		}
@@ -127,7 +144,8 @@ func spliceReply(resp *knowingnodev1.FanOutResponse, raw map[*knowingnodev1.Iden
 }
 
 // BenchmarkMarshalFanOut encodes an EACH fan-out's reply over 3 and 30
-// backends as the gateway does for GET /v1/fanout ("json"), beside what the
+// backends as the gateway does for GET /v1/fanout ("json"; "json-balanced" a
+// BALANCED one with its loads, beside JSONPb's "protojson-balanced"), beside what the
 // gRPC path pays for the same reply: "splice" as fanout.EncodeReply encodes
 // it (the backends' identity bytes spliced in, see spliceReply), "proto" the
 // proto codec's Marshal.
@@ -157,6 +175,28 @@ func BenchmarkMarshalFanOut(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := m.Marshal(resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		balanced := balancedReply(n, backendIdentities(n))
+		b.Run(fmt.Sprintf("N=%d/json-balanced", n), func(b *testing.B) {
+			m := gatewayMarshaler(b)
+			sameAsJSONPb(b, m, reference, balanced, "a BALANCED reply")
+			if _, ok := m.(*fixedMarshaler).fanOut.marshal(balanced); !ok {
+				b.Fatal("the fan-out's encoder declined a BALANCED reply")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Marshal(balanced); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("N=%d/protojson-balanced", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := reference.Marshal(balanced); err != nil {
 					b.Fatal(err)
 				}
 			}

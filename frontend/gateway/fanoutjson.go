@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ var handWritten = []struct {
 }{
 	{&knowingnodev1.FanOutResponse{}, "frontend target mode results summary discovery policy"},
 	{&knowingnodev1.BackendResult{}, "address dnsName identity code message latency calls load hashKeys"},
+	{&knowingnodev1.BackendLoad{}, "reports cpuUtilization applicationUtilization rps eps weight weightShare"},
 	{&knowingnodev1.FanOutSummary{}, "total ok failed byNode byPod byCode latencyMin latencyP50 latencyP99 latencyMax duration draining byZone notSent loadByPod"},
 	{&knowingnodev1.TargetState{}, "name spec mode query dnsServer endpoints lastRefresh lastSuccess lastError refreshes refreshErrors compare"},
 	{&knowingnodev1.Endpoint{}, "address dnsName slice"},
@@ -235,6 +237,38 @@ func (o *object) int64(name string, v int64) {
 		o.member(name)
 		o.w.out = append(strconv.AppendInt(append(o.w.out, '"'), v, 10), '"')
 	}
+}
+
+// double is a JSON number in protojson (NaN and the infinities strings),
+// written when its bits are not zero (-0 is populated).
+func (o *object) double(name string, v float64) {
+	if math.Float64bits(v) == 0 {
+		return
+	}
+	o.member(name)
+	switch {
+	case math.IsNaN(v):
+		o.w.out = append(o.w.out, `"NaN"`...)
+		return
+	case math.IsInf(v, 1):
+		o.w.out = append(o.w.out, `"Infinity"`...)
+		return
+	case math.IsInf(v, -1):
+		o.w.out = append(o.w.out, `"-Infinity"`...)
+		return
+	}
+	// As protojson (and encoding/json): 'e' below 1e-6 (but -0: "-0") and
+	// from 1e21, its exponent without a leading 0 ("1e-07" becomes "1e-7").
+	format := byte('f')
+	if abs := math.Abs(v); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	out := strconv.AppendFloat(o.w.out, v, format, -1, 64)
+	if n := len(out); format == 'e' && n >= 4 && out[n-4] == 'e' && out[n-3] == '-' && out[n-2] == '0' {
+		out[n-2] = out[n-1]
+		out = out[:n-1]
+	}
+	o.w.out = out
 }
 
 func (o *object) bool(name string, v bool) {
@@ -418,14 +452,46 @@ func (w *writer) result(r *knowingnodev1.BackendResult) {
 	o.str("message", r.Message)
 	o.duration("latency", r.Latency)
 	o.int32("calls", r.Calls)
-	// A BALANCED group's ORCA load (doubles): left to protojson, whose float
-	// formatting this encoder does not copy. EACH results never carry one.
-	if r.Load != nil {
-		w.fail(errDeclined)
-		return
-	}
+	message(&o, "load", r.Load, w.load)
 	o.strs("hashKeys", r.HashKeys)
 	o.end()
+}
+
+func (w *writer) load(l *knowingnodev1.BackendLoad) {
+	o := w.object()
+	o.int32("reports", l.Reports)
+	o.double("cpuUtilization", l.CpuUtilization)
+	o.double("applicationUtilization", l.ApplicationUtilization)
+	o.double("rps", l.Rps)
+	o.double("eps", l.Eps)
+	o.double("weight", l.Weight)
+	o.double("weightShare", l.WeightShare)
+	o.end()
+}
+
+// loads is a map of pods' loads, its keys in order as protojson sorts
+// them; a nil load it leaves to protojson.
+func (o *object) loads(name string, m map[string]*knowingnodev1.BackendLoad) {
+	if len(m) == 0 {
+		return
+	}
+	o.member(name)
+	var buf [32]string
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	c := o.w.object()
+	for _, k := range keys {
+		c.key(k)
+		if m[k] == nil {
+			o.w.fail(errDeclined)
+			return
+		}
+		o.w.load(m[k])
+	}
+	c.end()
 }
 
 // identity writes the cached JSON of id.
@@ -457,10 +523,7 @@ func (w *writer) summary(s *knowingnodev1.FanOutSummary) {
 	o.int32("draining", s.Draining)
 	o.counts("byZone", s.ByZone)
 	o.int32("notSent", s.NotSent)
-	if len(s.LoadByPod) > 0 { // as BackendResult.load: left to protojson
-		w.fail(errDeclined)
-		return
-	}
+	o.loads("loadByPod", s.LoadByPod)
 	o.end()
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -136,10 +137,42 @@ func (g *gen) result() *knowingnodev1.BackendResult {
 	} else {
 		r.Code, r.Identity = "OK", g.identity()
 	}
-	if g.r.IntN(4) == 0 { // BALANCED under ring_hash
-		r.HashKeys = g.strs()
+	if g.r.IntN(2) == 0 {
+		r.Load, r.HashKeys = g.load(), g.strs()
 	}
 	return r
+}
+
+// doubles are the values a load's fields take: protojson's formats
+// ('f', 'e' below 1e-6 and from 1e21, the exponent's leading 0 dropped),
+// -0, NaN and the infinities.
+var doubles = []float64{0, 0, 1, 0.5, 0.031634851504125, 400.00000000000006, 1e-6, 9.99e-7, 1e-7, 1.5e-300, 1e20, 1e21, 123456789e20,
+	-2.5, math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64}
+
+func (g *gen) double() float64 {
+	if g.r.IntN(3) == 0 {
+		return g.r.Float64() * []float64{1, 100, 1e4}[g.r.IntN(3)]
+	}
+	return doubles[g.r.IntN(len(doubles))]
+}
+
+// load is a pod's load, or none.
+func (g *gen) load() *knowingnodev1.BackendLoad {
+	if g.r.IntN(5) == 0 {
+		return nil
+	}
+	return &knowingnodev1.BackendLoad{Reports: []int32{0, 1, 300, -1}[g.r.IntN(4)], CpuUtilization: g.double(),
+		ApplicationUtilization: g.double(), Rps: g.double(), Eps: g.double(), Weight: g.double(), WeightShare: g.double()}
+}
+
+func (g *gen) loads() map[string]*knowingnodev1.BackendLoad {
+	m := map[string]*knowingnodev1.BackendLoad{}
+	for range g.r.IntN(4) {
+		if l := g.load(); l != nil {
+			m[g.str()] = l
+		}
+	}
+	return m
 }
 
 func (g *gen) timestamp() *timestamppb.Timestamp {
@@ -184,13 +217,6 @@ func (g *gen) summary() *knowingnodev1.FanOutSummary {
 		Draining: i32(), ByZone: g.counts(), NotSent: i32(), LoadByPod: g.loads()}
 }
 
-func (g *gen) loads() map[string]*knowingnodev1.BackendLoad {
-	if g.r.IntN(12) != 0 {
-		return nil
-	}
-	return map[string]*knowingnodev1.BackendLoad{g.str(): {Reports: 1, ApplicationUtilization: 0.8, Eps: 2.5e21}}
-}
-
 func (g *gen) discovery(n int) *knowingnodev1.TargetState {
 	if g.r.IntN(6) == 0 {
 		return nil
@@ -219,7 +245,7 @@ func (g *gen) response() *knowingnodev1.FanOutResponse {
 	n := []int{0, 1, 3, 30}[g.r.IntN(4)]
 	resp := &knowingnodev1.FanOutResponse{Frontend: g.identity(), Target: g.str(),
 		Mode: knowingnodev1.FanOutMode([]int32{0, 1, 2, 42}[g.r.IntN(4)]), Summary: g.summary(), Discovery: g.discovery(n),
-		Policy: []string{"", "round_robin", "ring_hash"}[g.r.IntN(3)]}
+		Policy: []string{"", "round_robin", "weighted_round_robin", g.str()}[g.r.IntN(4)]}
 	for range n {
 		r := g.result()
 		if g.r.IntN(200) == 0 {
@@ -227,25 +253,11 @@ func (g *gen) response() *knowingnodev1.FanOutResponse {
 		}
 		resp.Results = append(resp.Results, r)
 	}
-	if n > 0 && resp.Results[0] != nil && g.r.IntN(12) == 0 { // BALANCED with ORCA reports: left to JSONPb
-		resp.Results[0].Load = &knowingnodev1.BackendLoad{Reports: 3, CpuUtilization: 0.125, Rps: 1e-7, Weight: 12345.678, WeightShare: 1.0 / 3}
-	}
 	if g.r.IntN(4) == 0 { // as the fan-out builds them
 		real := fanOutReply(n, append(g.ids, backendIdentities(n)...)[len(g.ids)-min(n, len(g.ids)):])
 		resp.Summary, resp.Discovery = real.Summary, real.Discovery
 	}
 	return resp
-}
-
-// carriesLoad: a BALANCED reply with ORCA loads, which the encoder leaves
-// to JSONPb by design.
-func carriesLoad(resp *knowingnodev1.FanOutResponse) bool {
-	for _, r := range resp.GetResults() {
-		if r.GetLoad() != nil {
-			return true
-		}
-	}
-	return len(resp.GetSummary().GetLoadByPod()) > 0
 }
 
 // The gateway's encoding of a fan-out's reply, and of each line of its
@@ -265,25 +277,36 @@ func TestFanOutJSONIsJSONPb(t *testing.T) {
 			sameAsJSONPb(t, m, reference, s, fmt.Sprintf("reply %d, stream line %d", i, j))
 		}
 		if _, ok := m.fanOut.marshal(resp); !ok {
-			if carriesLoad(resp) {
-				loads++
-				continue
-			}
 			declined++
 			if _, err := reference.Marshal(resp); err == nil {
-				t.Fatalf("reply %d: declined, but JSONPb encodes it and it carries no ORCA load", i)
+				t.Fatalf("reply %d: declined, but JSONPb encodes it", i)
 			}
-		} else if len(resp.Results) == 30 {
-			long++
+		} else {
+			if len(resp.Results) == 30 {
+				long++
+			}
+			if carriesLoad(resp) {
+				loads++
+			}
 		}
+	}
+	if loads < 500 {
+		t.Errorf("encoded %d of 2000 replies carrying a BALANCED load: the generator should make more", loads)
 	}
 	if declined > 2000/4 || long < 200 {
 		t.Errorf("declined %d of 2000 replies, encoded %d of 30 results: the generator should make fewer invalid ones", declined, long)
 	}
-	if loads == 0 {
-		t.Error("no reply carried an ORCA load: the generator should make some")
+	t.Logf("separator %q; declined %d of 2000 (JSONPb refuses them too); encoded %d of 30 results, %d carrying loads", m.fanOut.sep, declined, long, loads)
+}
+
+// carriesLoad: a BALANCED reply with the ORCA load of a result or a pod.
+func carriesLoad(resp *knowingnodev1.FanOutResponse) bool {
+	for _, r := range resp.GetResults() {
+		if r.GetLoad() != nil {
+			return true
+		}
 	}
-	t.Logf("separator %q; declined %d of 2000 (JSONPb refuses them too) and %d carrying ORCA loads (left to JSONPb); encoded %d of 30 results", m.fanOut.sep, declined, loads, long)
+	return len(resp.GetSummary().GetLoadByPod()) > 0
 }
 
 // The messages fanoutjson.go writes by hand have the fields it writes: a
