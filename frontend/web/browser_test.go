@@ -195,8 +195,20 @@ func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Acti
 func waitGeneration(t *testing.T, ctx context.Context, n int) {
 	t.Helper()
 	expr := `Number(document.getElementById("result").dataset.generation) >= ` + strconv.Itoa(n)
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(waitLimit))); err != nil {
-		t.Fatalf("waiting for result %d on the page: %v\npage: %+v", n, err, readPage(t, ctx))
+	deadline := time.Now().Add(waitLimit)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		// A poll begun while the tab still swapped documents (right after a
+		// Navigate, on a busy machine) loses its execution context: poll
+		// again in the new one.
+		if err != nil && strings.Contains(err.Error(), "Cannot find context with specified id") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("waiting for result %d on the page: %v\npage: %+v", n, err, readPage(t, ctx))
+		}
+		return
 	}
 }
 

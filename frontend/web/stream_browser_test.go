@@ -120,8 +120,19 @@ func endpointsShown(target string, n int) string {
 
 func waitFor(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(waitLimit))); err != nil {
-		t.Fatalf("waiting for %s: %v\npage: %+v", what, err, readPage(t, ctx))
+	deadline := time.Now().Add(waitLimit)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(time.Until(deadline))))
+		// As in waitGeneration: a poll that lost its document's context
+		// polls again in the new one.
+		if err != nil && strings.Contains(err.Error(), "Cannot find context with specified id") && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("waiting for %s: %v\npage: %+v", what, err, readPage(t, ctx))
+		}
+		return
 	}
 }
 
