@@ -1,6 +1,7 @@
 package livemetrics
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/knowingnode/knowingnode/internal/load/engine"
 )
@@ -92,6 +94,15 @@ func TestMetricsLintAndServe(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	// What `curl …/metrics | promtool check metrics` does: promtool's
+	// check metrics is client_golang's promlint over the scraped text.
+	problems, err = promlint.New(bytes.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatalf("lint the served text: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("served /metrics, lint: %s: %s", p.Metric, p.Text)
+	}
 	for _, want := range []string{"knowingnode_load_sent_total 50", `knowingnode_load_calls_total{code="OK",pod="backend-0"} 200`, "knowingnode_load_requested_rate 50", "knowingnode_load_call_duration_seconds_bucket"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
