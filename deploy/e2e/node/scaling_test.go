@@ -624,16 +624,6 @@ func runLoadJob(t *testing.T, out, name string, env map[string]string) loadRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var envs []string
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range env {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		envs = append(envs, fmt.Sprintf("                  - {name: %s, value: %q}", k, env[k]))
-	}
 	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 components:
@@ -654,7 +644,7 @@ patches:
               - name: load
                 env:
 %s
-`, rel, strings.TrimPrefix(imageTag, "knowingnode:"), name, namespace, strings.Join(envs, "\n"))
+`, rel, strings.TrimPrefix(imageTag, "knowingnode:"), name, namespace, envYAML(env, "                  "))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
