@@ -292,6 +292,7 @@ func testBadFlags(t *testing.T, bin string) {
 		{"claim out of range", []string{"--orca-utilization", "-1"}, nil, "-orca-utilization"},
 		{"bad env interval", nil, []string{"ORCA_INTERVAL=1ms"}, "-orca-interval"},
 		{"no calls reported", []string{"--orca-call-fraction", "0"}, nil, "-orca-call-fraction"},
+		{"fraction without every call", []string{"--orca-call-fraction", "0.1"}, nil, "--orca-every-call"},
 		{"OK as injected code", []string{"--fault-error-rate", "0.5", "--fault-error-code", "OK"}, nil, "-fault-error-code"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "-log-format"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "-log-level"},

@@ -13,11 +13,11 @@ import (
 // is noisy on a shared machine).
 func BenchmarkCall(b *testing.B) {
 	for _, tc := range []struct {
-		name             string
-		off, interceptor bool
-	}{{"cached", false, false}, {"grpc-interceptor", false, true}, {"off", true, false}} {
+		name                    string
+		off, interceptor, every bool
+	}{{"new-samples", false, false, false}, {"every-call", false, false, true}, {"grpc-interceptor", false, true, true}, {"off", true, false, false}} {
 		b.Run(tc.name, func(b *testing.B) {
-			_, cc, _ := serveB(b, Config{Off: tc.off, Utilization: 0.5, Interval: time.Second}, identity.NewServer(&knowingnodev1.Identity{PodName: "p"}), tc.interceptor)
+			_, cc, _ := serveB(b, Config{Off: tc.off, EveryCall: tc.every, Utilization: 0.5, Interval: time.Second}, identity.NewServer(&knowingnodev1.Identity{PodName: "p"}), tc.interceptor)
 			client := knowingnodev1.NewIdentityServiceClient(cc)
 			req := &knowingnodev1.GetIdentityRequest{}
 			b.ReportAllocs()

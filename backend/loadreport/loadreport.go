@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/orca"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -55,10 +56,14 @@ type Config struct {
 	Capacity float64
 	// Interval is how often CPU and rates are sampled.
 	Interval time.Duration
+	// EveryCall puts the per-call report on every call, as grpc-go's
+	// orca.CallMetricsServerOption does. Without it each connection gets
+	// each new sample once, on its first call after the sample: the
+	// trailer of the calls in between would repeat what the client read
+	// last, and it is most of what reporting costs per call.
+	EveryCall bool
 	// CallFraction of the calls, drawn at random, carry the per-call
-	// report; 1 is every call. weighted_round_robin keeps a pod's last
-	// weight for 3 minutes, so a client needs a report now and then, not
-	// with every call. 0 means 1.
+	// report with EveryCall; 1 is every call. 0 means 1.
 	CallFraction float64
 }
 
@@ -72,8 +77,10 @@ func (c *Config) Register(s *config.Set) {
 		"calls/s this pod can take: adds the served rate over it to the claimed application utilization (0: off)")
 	s.Duration(&c.Interval, "orca-interval", "ORCA_INTERVAL", time.Second,
 		"how often the CPU utilization and call rates reported are measured")
+	s.Bool(&c.EveryCall, "orca-every-call", "ORCA_EVERY_CALL", false,
+		"put the per-call load report on every call, as grpc-go's orca.CallMetricsServerOption does; by default each connection gets each new sample once, on its first call after it")
 	s.Float(&c.CallFraction, "orca-call-fraction", "ORCA_CALL_FRACTION", 1,
-		"fraction (0..1] of calls, drawn at random, that carry the per-call load report: 1 is every call; less saves the trailer's cost")
+		"with --orca-every-call: fraction (0..1] of calls, drawn at random, that carry the report")
 }
 
 // Validate checks the ranges.
@@ -83,6 +90,7 @@ func (c *Config) Validate() error {
 		config.Check(c.Capacity >= 0 && c.Capacity <= maxCapacity, "orca-capacity", "%g is outside 0..%g calls/s", c.Capacity, float64(maxCapacity)),
 		config.Check(c.Interval >= minInterval && c.Interval <= maxInterval, "orca-interval", "%v is outside %v..%v", c.Interval, minInterval, maxInterval),
 		config.Check(c.CallFraction > 0 && c.CallFraction <= 1, "orca-call-fraction", "%g is outside (0, 1]", c.CallFraction),
+		config.Check(c.CallFraction >= 1 || c.EveryCall, "orca-call-fraction", "%g draws from every call: give --orca-every-call too (by default each connection gets each new sample once)", c.CallFraction),
 	)
 }
 
@@ -97,8 +105,8 @@ type Reporter struct {
 	cpu      cpuSource
 	calls    atomic.Int64
 	failures atomic.Int64
-	// trailer is the per-call report, encoded once per sample.
-	trailer atomic.Pointer[metadata.MD]
+	// current is the per-call report of the last sample.
+	current atomic.Pointer[sampleReport]
 	// perCallInterceptor uses grpc-go's orca.CallMetricsServerOption, which
 	// builds and encodes the report anew for every call (a benchmark
 	// compares the two).
@@ -191,8 +199,31 @@ func (r *Reporter) encode() {
 	if err != nil {
 		return // a report of four doubles always encodes; keep the last
 	}
-	md := metadata.MD{TrailerKey: []string{string(b)}}
-	r.trailer.Store(&md)
+	r.current.Store(&sampleReport{trailer: metadata.MD{TrailerKey: []string{string(b)}}})
+}
+
+// sampleReport is one sample's per-call report, encoded once, and the
+// connections that were given it. Replaced at each sample, so the set holds
+// only the connections of one interval and a closed one is forgotten.
+type sampleReport struct {
+	trailer metadata.MD
+	// sent holds the *peer.Peer of each connection given this report:
+	// grpc-go makes one per connection and puts it in each call's context.
+	sent sync.Map
+}
+
+// firstOn reports whether ctx's call is the first on its connection to be
+// given this report, and marks it given. A call with no peer is given it.
+func (s *sampleReport) firstOn(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return true
+	}
+	if _, seen := s.sent.Load(p); seen {
+		return false
+	}
+	_, seen := s.sent.LoadOrStore(p, struct{}{})
+	return !seen
 }
 
 // application is the claimed utilization at the given rate.
@@ -216,6 +247,12 @@ func (r *Reporter) application(qps float64) float64 {
 // allocations per call against 144 with no report; the cached trailer
 // 158, most of them the client decoding it). The backend records nothing
 // per call of its own, so the bytes are the same.
+//
+// Unless EveryCall, a connection is given each sample's report once, on its
+// first call after the sample: the trailers of the calls in between would
+// repeat it, and SetTrailer's map copy, the base64 and HPACK of the trailer
+// are most of what a report costs per call (the README's Cost). Clients
+// weigh by the last report they read, so they read the same.
 func (r *Reporter) ServerOptions() []grpc.ServerOption {
 	if r.cfg.Off {
 		return nil
@@ -241,11 +278,21 @@ func (r *Reporter) count(ctx context.Context, req any, info *grpc.UnaryServerInf
 	if err != nil {
 		r.failures.Add(1)
 	}
-	if !r.perCallInterceptor && (r.cfg.CallFraction >= 1 || rand.Float64() < r.cfg.CallFraction) {
+	if r.perCallInterceptor {
+		return resp, err
+	}
+	rep := r.current.Load()
+	give := r.cfg.EveryCall && r.drawn() || !r.cfg.EveryCall && rep.firstOn(ctx)
+	if give {
 		// The error is the stream's state (already done): nothing to do.
-		_ = grpc.SetTrailer(ctx, *r.trailer.Load())
+		_ = grpc.SetTrailer(ctx, rep.trailer)
 	}
 	return resp, err
+}
+
+// drawn draws a call to carry the report with EveryCall.
+func (r *Reporter) drawn() bool {
+	return r.cfg.CallFraction >= 1 || rand.Float64() < r.cfg.CallFraction
 }
 
 // Register serves the out-of-band reports (OpenRcaService) on s; its

@@ -69,11 +69,16 @@ func serveB(t testing.TB, cfg Config, svc knowingnodev1.IdentityServiceServer, i
 	return r, cc, stop
 }
 
-// TestPerCallReport: each call's trailer carries the claim plus the rate
-// over the capacity, the rates of calls and failures, and a CPU
-// utilization that moves when the process burns CPU.
+// TestPerCallReport: the trailer carries the claim plus the rate over the
+// capacity, the rates of calls and failures, and a CPU utilization that
+// moves when the process burns CPU; with EveryCall, on every call.
 func TestPerCallReport(t *testing.T) {
-	_, cc, _ := serve(t, Config{Utilization: 0.25, Capacity: 1000, Interval: 20 * time.Millisecond}, &failEvery{})
+	t.Run("every call", func(t *testing.T) { testPerCallReport(t, true) })
+	t.Run("new samples", func(t *testing.T) { testPerCallReport(t, false) })
+}
+
+func testPerCallReport(t *testing.T, every bool) {
+	_, cc, _ := serve(t, Config{Utilization: 0.25, Capacity: 1000, Interval: 20 * time.Millisecond, EveryCall: every}, &failEvery{})
 	client := knowingnodev1.NewIdentityServiceClient(cc)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -87,8 +92,9 @@ func TestPerCallReport(t *testing.T) {
 	for rep.QPS == 0 || rep.EPS == 0 || rep.CPUUtilization == 0 || rep.ApplicationUtilization == 0.25 {
 		var tr metadata.MD
 		client.GetIdentity(ctx, &knowingnodev1.GetIdentityRequest{}, grpc.Trailer(&tr))
-		var ok bool
-		if rep, ok = balancing.ParseTrailer(tr); !ok {
+		if r, ok := balancing.ParseTrailer(tr); ok {
+			rep = r
+		} else if every {
 			t.Fatalf("no report in the trailer %v", tr)
 		}
 		if ctx.Err() != nil {
@@ -146,10 +152,19 @@ func TestOff(t *testing.T) {
 // TestCallFraction: with 0.1, about a tenth of the calls carry the report
 // (binomial, 500 calls: mean 50, sd 6.7; the bounds are 6 sd away).
 func TestCallFraction(t *testing.T) {
-	_, cc, _ := serve(t, Config{CallFraction: 0.1, Utilization: 0.5, Interval: time.Second}, identity.NewServer(&knowingnodev1.Identity{}))
+	_, cc, _ := serve(t, Config{EveryCall: true, CallFraction: 0.1, Utilization: 0.5, Interval: time.Second}, identity.NewServer(&knowingnodev1.Identity{}))
+	if reports := reportsOn(t, cc, 500); reports < 10 || reports > 90 {
+		t.Errorf("%d of 500 calls carried a report, want about 50", reports)
+	}
+}
+
+// reportsOn makes n calls on cc and counts those whose trailer carried a
+// report.
+func reportsOn(t *testing.T, cc *grpc.ClientConn, n int) int {
+	t.Helper()
 	client := knowingnodev1.NewIdentityServiceClient(cc)
 	reports := 0
-	for range 500 {
+	for range n {
 		var tr metadata.MD
 		if _, err := client.GetIdentity(t.Context(), &knowingnodev1.GetIdentityRequest{}, grpc.Trailer(&tr)); err != nil {
 			t.Fatal(err)
@@ -158,7 +173,28 @@ func TestCallFraction(t *testing.T) {
 			reports++
 		}
 	}
-	if reports < 10 || reports > 90 {
-		t.Errorf("%d of 500 calls carried a report, want about 50", reports)
+	return reports
+}
+
+// TestNewSampleOncePerConnection: by default each connection gets each
+// sample's report on its first call after it, and no other: two
+// connections, 20 calls each, get one report each; after a new sample, one
+// more each. (The interval is an hour: the test makes the samples.)
+func TestNewSampleOncePerConnection(t *testing.T) {
+	r, cc, _ := serve(t, Config{Utilization: 0.5, Interval: time.Hour}, identity.NewServer(&knowingnodev1.Identity{}))
+	other, err := grpc.NewClient(cc.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for sample := range 3 {
+		if sample > 0 {
+			r.encode()
+		}
+		for i, c := range []*grpc.ClientConn{cc, other} {
+			if got := reportsOn(t, c, 20); got != 1 {
+				t.Errorf("sample %d, connection %d: %d of 20 calls carried a report, want the first alone", sample, i, got)
+			}
+		}
 	}
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ORCA load run, side by side in one run:
 # 1. what per-call ORCA reporting costs the backend: three backends, one
-#    with a report on every call, one on a tenth of the calls
-#    (--orca-call-fraction 0.1) and one with --no-orca, loaded in turn
+#    as it runs by default (each connection given each new sample once),
+#    one with a report on every call (--orca-every-call) and one with
+#    --no-orca, loaded in turn
 #    (ROUNDS rounds, the order rotating, bin/load
 #    closed loop at CONC workers for COUNT calls), each one's own CPU time
 #    (utime+stime from /proc/PID/stat) around its run: CPU-s per 10k calls;
@@ -42,21 +43,21 @@ backend() {
 }
 
 echo "== ORCA per-call reporting: backend CPU-s per 10k calls (bin/load, c=$CONC, $COUNT calls, closed loop)" | tee "$OUT/summary.txt"
-backend orca-on 19301
+backend orca-default 19301
 ON=${PIDS[-1]}
 backend orca-off 19302 --no-orca
 OFF=${PIDS[-1]}
-backend orca-tenth 19303 --orca-call-fraction 0.1
-TENTH=${PIDS[-1]}
+backend orca-every 19303 --orca-every-call
+EVERY=${PIDS[-1]}
 for r in $(seq "$ROUNDS"); do
-  order="on off tenth"
-  [ $((r % 3)) = 2 ] && order="off tenth on" # no side always goes first
-  [ $((r % 3)) = 0 ] && order="tenth on off"
+  order="default off every"
+  [ $((r % 3)) = 2 ] && order="off every default" # no side always goes first
+  [ $((r % 3)) = 0 ] && order="every default off"
   for side in $order; do
     case $side in
-      on) pid=$ON port=19301 ;;
+      default) pid=$ON port=19301 ;;
       off) pid=$OFF port=19302 ;;
-      tenth) pid=$TENTH port=19303 ;;
+      every) pid=$EVERY port=19303 ;;
     esac
     "$TMP/load" --target "127.0.0.1:$port" --rate 0 --concurrency 4 --count 2000 >/dev/null 2>&1 # warm up
     c0=$(cpu "$pid")
@@ -67,11 +68,11 @@ for r in $(seq "$ROUNDS"); do
 import json, sys
 side, r, c0, c1, f = sys.argv[1:]
 s = [json.loads(l) for l in open(f)][-1]
-print(f"round {r} ORCA {side:5s}: {s['ok']:6d} ok  {s['rate']:7.0f}/s  CPU {(float(c1)-float(c0))/s['ok']*1e4:6.3f} s/10k  p99 {s['latency']['p99']/1e6:6.2f} ms")
+print(f"round {r} ORCA {side:7s}: {s['ok']:6d} ok  {s['rate']:7.0f}/s  CPU {(float(c1)-float(c0))/s['ok']*1e4:6.3f} s/10k  p99 {s['latency']['p99']/1e6:6.2f} ms")
 PY
   done
 done
-kill "$ON" "$OFF" "$TENTH"; wait "$ON" "$OFF" "$TENTH" 2>/dev/null || true
+kill "$ON" "$OFF" "$EVERY"; wait "$ON" "$OFF" "$EVERY" 2>/dev/null || true
 
 echo "== policies: 3 backends, backend-2 slowed by 5ms and claiming utilization 0.8 (bin/load 300/s, c=$CONC, $POLICY_TIME after 3s warm-up)" | tee -a "$OUT/summary.txt"
 backend backend-0 19311 --orca-utilization 0.2

@@ -29,6 +29,9 @@ type groupResult struct {
 	r    *knowingnodev1.BackendResult
 	load knowingnodev1.BackendLoad
 	keys map[string]bool // ring_hash: r.HashKeys, as a set
+	// known: load holds a report, from these calls' trailers or the last
+	// one read on the connection before them.
+	known bool
 }
 
 // balanced sends count calls, each to the endpoint lb's policy picks, at
@@ -97,8 +100,15 @@ func (s *Service) balanced(ctx context.Context, lb *balancer, count, width int) 
 			}
 			g.r.Calls++
 			if reported {
+				g.load.Reports++
+			} else {
+				// A backend gives a connection each new sample once: the
+				// calls in between show the last one the frontend read.
+				report, reported = pk.b.lb.last()
+			}
+			if reported {
 				l := &g.load
-				l.Reports++
+				g.known = true
 				l.CpuUtilization, l.ApplicationUtilization, l.Rps, l.Eps = report.CPUUtilization, report.ApplicationUtilization, report.QPS, report.EPS
 			}
 			if lb.policy == policyWeightedRoundRobin {
@@ -118,7 +128,7 @@ func (s *Service) balanced(ctx context.Context, lb *balancer, count, width int) 
 	n := 0
 	for _, k := range order {
 		g := groups[k]
-		if g.load.Reports > 0 {
+		if g.known {
 			g.r.Load = &g.load
 		}
 		n += int(g.r.Calls)

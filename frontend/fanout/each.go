@@ -10,7 +10,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -61,6 +63,10 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 	// rather than two per call.
 	slab := make([]knowingnodev1.BackendResult, n)
 	lats := make([]durationpb.Duration, n)
+	// The calls' trailers, for their load reports, and the options that
+	// ask for them: two allocations, not two per call.
+	trailers := make([]metadata.MD, n)
+	opts := make([]grpc.CallOption, n)
 	sem := make(chan struct{}, width)
 	var wg sync.WaitGroup
 	timers := s.callTimers(ctx)
@@ -84,10 +90,14 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 			break
 		}
 		cctx := timers.next()
+		opts[i] = grpc.Trailer(&trailers[i])
 		do := func() {
 			defer func() { <-sem }()
 			r := results[i]
-			s.call(cctx, b.client, b.ep, r, &lats[i])
+			s.call(cctx, b.client, b.ep, r, &lats[i], opts[i:i+1])
+			if len(trailers[i]) > 0 && b.lb != nil {
+				b.lb.observe(trailers[i], time.Now())
+			}
 			// Behind a VIP a new connection may reach another draining pod
 			// in a rollout: a few tries, each a new connection, none after
 			// the deadline.
@@ -98,7 +108,7 @@ func (s *Service) each(ctx context.Context, pool *Pool, backends []*backend, wid
 					break
 				}
 				cc = renewed
-				s.call(cctx, c, b.ep, r, &lats[i])
+				s.call(cctx, c, b.ep, r, &lats[i], nil)
 			}
 			if onResult != nil {
 				onResult(r)
@@ -177,8 +187,11 @@ func (t *callTimers) stop() {
 
 // call calls one backend, ctx bounding it (callTimers), and writes the
 // outcome into r, its latency into lat (r's, so that a result costs no
-// allocation of its own).
-func (s *Service) call(ctx context.Context, c knowingnodev1.IdentityServiceClient, ep discovery.Endpoint, r *knowingnodev1.BackendResult, lat *durationpb.Duration) {
+// allocation of its own). opts are the call's: each's ask for its trailer,
+// whose load report goes to the connection's endpointLB, since a backend
+// gives each connection each new sample once, on whichever call comes
+// first, and BALANCED's policies need it.
+func (s *Service) call(ctx context.Context, c knowingnodev1.IdentityServiceClient, ep discovery.Endpoint, r *knowingnodev1.BackendResult, lat *durationpb.Duration, opts []grpc.CallOption) {
 	var span trace.Span
 	if s.opts.Tracer != nil {
 		ctx, span = s.opts.Tracer.Start(ctx, "fanout.backend", trace.WithAttributes(
@@ -187,7 +200,7 @@ func (s *Service) call(ctx context.Context, c knowingnodev1.IdentityServiceClien
 		defer span.End()
 	}
 	start := time.Now()
-	resp, err := c.GetIdentity(ctx, s.req)
+	resp, err := c.GetIdentity(ctx, s.req, opts...)
 	took := time.Since(start)
 	lat.Seconds, lat.Nanos = int64(took/time.Second), int32(took%time.Second)
 	r.Address, r.DnsName, r.Latency, r.Calls = ep.Addr, ep.DNSName, lat, 1

@@ -3,9 +3,11 @@ package fanout
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
@@ -49,7 +51,12 @@ func (r *roundRobin) GetIdentity(ctx context.Context, in *knowingnodev1.GetIdent
 			return nil, status.Errorf(codes.Unavailable, "target %s: no endpoints discovered", r.p.name)
 		}
 		var resp *knowingnodev1.GetIdentityResponse
-		resp, err = b.client.GetIdentity(ctx, in, opts...)
+		var trailer metadata.MD
+		resp, err = b.client.GetIdentity(ctx, in, append(opts, grpc.Trailer(&trailer))...)
+		if len(trailer) > 0 {
+			// The connection's load report is the BALANCED policies' too.
+			b.lb.observe(trailer, time.Now())
+		}
 		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 			return resp, err
 		}

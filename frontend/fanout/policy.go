@@ -146,6 +146,7 @@ type endpointLB struct {
 	mu     sync.Mutex
 	raw    string           // the last report's bytes, decoded into report
 	report balancing.Report // the last report seen
+	seen   bool             // whether there was one (a report of zeros is no bytes)
 	// weighted_round_robin's state (grpc-go's endpointWeight): the weight of
 	// the last report that had one, when that came, and since when reports
 	// have come without a gap of the expiration period.
@@ -171,6 +172,7 @@ func (e *endpointLB) observe(md metadata.MD, now time.Time) (r balancing.Report,
 		}
 		e.raw, e.report = v[0], r
 	}
+	e.seen = true
 	// grpc-go's OnLoadReport ignores a report without a rate or a
 	// utilization: it neither sets the weight nor counts as a report.
 	if w := e.report.Weight(); w > 0 {
@@ -180,6 +182,14 @@ func (e *endpointLB) observe(md metadata.MD, now time.Time) (r balancing.Report,
 		}
 	}
 	return e.report, true
+}
+
+// last returns the last report read on the connection; ok is false when
+// none was.
+func (e *endpointLB) last() (r balancing.Report, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.report, e.seen
 }
 
 // usableWeight is grpc-go's endpointWeight.weight: the weight, or 0 when

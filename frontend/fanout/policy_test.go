@@ -171,25 +171,32 @@ func TestBalancedPolicyBadInput(t *testing.T) {
 }
 
 // Under round_robin each of 3 pods gets a third, whatever the load one of
-// them reports; the load reached the result and its summary.
+// them reports; the load reached the result and its summary: with
+// --orca-every-call a report from each call, by default the last one the
+// frontend read on the connection.
 func TestBalancedPolicyRoundRobin(t *testing.T) {
-	s := policyService(t, Options{}, startPolicyPods(t, policyPod{}, policyPod{}, policyPod{load: loadreport.Config{Utilization: 0.9}}))
-	resp := fanOutPolicy(t, s, "", 300)
-	sh := sharesOf(resp.Summary)
-	t.Logf("round_robin: %s", sh)
-	for i := range 3 {
-		if v := sh[fmt.Sprintf("pod-%d", i)]; v < 0.25 || v > 0.42 {
-			t.Errorf("round_robin: pod-%d took %.2f, want about 1/3: %s", i, v, sh)
-		}
-	}
-	l := resp.Summary.LoadByPod["pod-2"]
-	if l == nil || l.ApplicationUtilization < 0.89 || l.Reports == 0 || l.Weight != 0 {
-		t.Errorf("pod-2's load %v, want its claimed application utilization 0.9 at least, and no weight (round_robin has none)", l)
-	}
-	for _, r := range resp.Results {
-		if r.Load == nil || r.Load.Reports != r.Calls {
-			t.Errorf("result %s: load %v, want a report from each of its %d calls", r.Address, r.Load, r.Calls)
-		}
+	for _, every := range []bool{true, false} {
+		t.Run(fmt.Sprintf("every call %v", every), func(t *testing.T) {
+			s := policyService(t, Options{}, startPolicyPods(t, policyPod{load: loadreport.Config{EveryCall: every}}, policyPod{load: loadreport.Config{EveryCall: every}},
+				policyPod{load: loadreport.Config{EveryCall: every, Utilization: 0.9}}))
+			resp := fanOutPolicy(t, s, "", 300)
+			sh := sharesOf(resp.Summary)
+			t.Logf("round_robin: %s", sh)
+			for i := range 3 {
+				if v := sh[fmt.Sprintf("pod-%d", i)]; v < 0.25 || v > 0.42 {
+					t.Errorf("round_robin: pod-%d took %.2f, want about 1/3: %s", i, v, sh)
+				}
+			}
+			l := resp.Summary.LoadByPod["pod-2"]
+			if l == nil || l.ApplicationUtilization < 0.89 || l.Weight != 0 {
+				t.Errorf("pod-2's load %v, want its claimed application utilization 0.9 at least, and no weight (round_robin has none)", l)
+			}
+			for _, r := range resp.Results {
+				if r.Load == nil || every && r.Load.Reports != r.Calls || r.Load.Reports > r.Calls {
+					t.Errorf("result %s: load %v, want a report from each of its %d calls with every call, else from at most them", r.Address, r.Load, r.Calls)
+				}
+			}
+		})
 	}
 }
 

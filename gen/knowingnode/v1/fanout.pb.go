@@ -483,8 +483,10 @@ func (x *BackendResult) GetHashKeys() []string {
 }
 
 // BackendLoad is what a pod's ORCA load report (the
-// endpoint-load-metrics-bin trailer) said, as the frontend last saw it in a
-// BALANCED fan-out, and what weighted_round_robin made of it.
+// endpoint-load-metrics-bin trailer) said, as the frontend last saw it on
+// the pod's connection, and what weighted_round_robin made of it. A backend
+// gives each connection each new sample once (unless --orca-every-call), so
+// most calls return none and show the last one read.
 type BackendLoad struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How many of the calls returned a report.

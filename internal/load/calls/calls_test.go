@@ -3,16 +3,22 @@ package calls_test
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	v3orcapb "github.com/cncf/xds/go/xds/data/orca/v3"
+	"google.golang.org/protobuf/proto"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	knowingnodev1 "github.com/knowingnode/knowingnode/gen/knowingnode/v1"
+	"github.com/knowingnode/knowingnode/internal/balancing"
 	"github.com/knowingnode/knowingnode/internal/identity"
 	"github.com/knowingnode/knowingnode/internal/load/calls"
 	"github.com/knowingnode/knowingnode/internal/load/engine"
@@ -110,5 +116,45 @@ func TestFanOutResultDraining(t *testing.T) {
 	}
 	if sum.BackendByCode["DRAINING"] != 1 || sum.BackendByCode["OK"] != 1 || sum.BackendByCode["UNKNOWN"] != 1 || len(sum.BackendByPod) != 1 {
 		t.Errorf("backend codes %v, pods %v; want OK, DRAINING and UNKNOWN once each, one backend pod", sum.BackendByCode, sum.BackendByPod)
+	}
+}
+
+// A backend gives each connection each new load report once: the calls
+// whose trailer has none carry their pod's last report, so a window or a
+// run shows the pod's load whichever of its calls brought it.
+func TestIdentityReportedKeepsThePodsLastReport(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := proto.Marshal(&v3orcapb.OrcaLoadReport{ApplicationUtilization: 0.7, RpsFractional: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	first := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if n.Add(1) == 1 {
+			grpc.SetTrailer(ctx, metadata.Pairs(balancing.TrailerKey, string(report)))
+		}
+		return h(ctx, req)
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(first))
+	knowingnodev1.RegisterIdentityServiceServer(srv, identity.NewServer(&knowingnodev1.Identity{PodName: "backend-0"}))
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	call := calls.IdentityReported(calls.IdentityOptions{LoadReports: true}, cc)
+	for i := range 5 {
+		r, err := call(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Load == nil || r.Load.ApplicationUtilization != 0.7 || r.Load.QPS != 10 {
+			t.Errorf("call %d: load %+v, want the pod's last report (0.7, 10/s)", i, r.Load)
+		}
 	}
 }

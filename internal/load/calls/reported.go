@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -17,7 +18,9 @@ import (
 // IdentityOptions add to Identity what a balancing experiment needs.
 type IdentityOptions struct {
 	// LoadReports reads the ORCA load report each backend returns in the
-	// call's trailer into the result.
+	// call's trailer into the result. A backend gives each connection each
+	// new sample once (unless --orca-every-call): a call whose trailer has
+	// none carries the last report its pod returned.
 	LoadReports bool
 	// HashKeys > 0 gives each call one of that many keys, drawn uniformly,
 	// in balancing.HashHeader: ring_hash sends a key's calls to one pod.
@@ -39,6 +42,7 @@ func IdentityReported(o IdentityOptions, conns ...grpc.ClientConnInterface) engi
 	}
 	var next atomic.Uint64
 	req := &knowingnodev1.GetIdentityRequest{}
+	var last lastLoads
 	return func(ctx context.Context) (engine.Result, error) {
 		c := clients[next.Add(1)%uint64(len(clients))]
 		if o.HashKeys > 0 {
@@ -58,7 +62,43 @@ func IdentityReported(o IdentityOptions, conns ...grpc.ClientConnInterface) engi
 		if rep, ok := balancing.ParseTrailer(trailer); ok {
 			r.Load = &engine.Load{CPUUtilization: rep.CPUUtilization, ApplicationUtilization: rep.ApplicationUtilization,
 				QPS: rep.QPS, EPS: rep.EPS, Weight: rep.Weight()}
+			last.put(r.Pod, r.Load)
+		} else if o.LoadReports {
+			r.Load = last.get(r.Pod)
 		}
 		return r, nil
 	}
+}
+
+// lastLoads is the last load report of each pod, for at most engine.MaxKeys
+// pods (as many as a result names): past them a pod shows the reports in its
+// calls' trailers alone.
+type lastLoads struct {
+	m sync.Map // pod → *engine.Load
+	n atomic.Int32
+}
+
+func (l *lastLoads) put(pod string, load *engine.Load) {
+	if pod == "" {
+		return
+	}
+	if _, ok := l.m.Load(pod); ok {
+		l.m.Store(pod, load)
+		return
+	}
+	if l.n.Add(1) > engine.MaxKeys {
+		l.n.Add(-1)
+		return
+	}
+	if _, loaded := l.m.LoadOrStore(pod, load); loaded { // another call's, just now
+		l.n.Add(-1)
+		l.m.Store(pod, load)
+	}
+}
+
+func (l *lastLoads) get(pod string) *engine.Load {
+	if v, ok := l.m.Load(pod); ok {
+		return v.(*engine.Load)
+	}
+	return nil
 }

@@ -13,13 +13,15 @@ type Load struct {
 }
 
 // PodLoad is what a pod reported with the calls it answered in a window
-// (or the run): each value is the mean over those calls' reports, and the
+// (or the run): each value is the mean over those calls' reports (a call
+// whose trailer had none carries its pod's last: a backend gives each
+// connection each new sample once), and the
 // weight is the mean of their weights. The weight is the one
 // weighted_round_robin would compute from the same reports; the client's
 // own policy used it only under weighted_round_robin, and not before its
 // blackout period ended.
 type PodLoad struct {
-	Reports                int64   `json:"reports"`
+	Reports                int64   `json:"reports"` // calls with a report, theirs or their pod's last
 	CPUUtilization         float64 `json:"cpuUtilization"`
 	ApplicationUtilization float64 `json:"applicationUtilization,omitempty"`
 	QPS                    float64 `json:"qps"`
