@@ -4,12 +4,17 @@
 # server's own CPU time (utime+stime from /proc/PID/stat) around the run, so
 # the figure is CPU-seconds per 10k requests, whatever the load tool costs.
 # HTTP rows use wrk (Debian's, installed by make deps) the same way.
+# The rows whose ratios are goals run ROUNDS times, in an order that rotates
+# each round, so that no row always runs first, or in a quieter minute: a
+# row's figure is its CPU over all its rounds against its requests over all
+# of them, and each ratio says its range over the rounds.
 # Every row's raw output (ghz JSON, wrk text) and the summary land in OUT.
-# Usage: docs/load/run.sh [DURATION]   (make load)
+# Usage: docs/load/run.sh [DURATION]   (make load; ROUNDS=3 CONC=50 OUT=dir)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DURATION=${1:-10s}
+DURATION=${1:-6s}
 CONC=${CONC:-50}
+ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-bin/load/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 TMP=$(mktemp -d)
@@ -50,8 +55,12 @@ print(n, re.search(r"Requests/sec:\s*([\d.]+)", t).group(1), (n - (int(bad.group
 PY
 
 # row NAME CPU0 CPU1 RSS G0 G1 REQS RPS OKPCT P50MS P99MS: prints a row and
-# appends it to the summary, whose CPU column the ratios read.
+# appends it to the summary; a row of round R is named "NAME #R", and its
+# CPU seconds and requests go to raw.tsv, which the totals and ratios read.
 row() {
+  local base=$1 round=1
+  if [[ $1 == *" #"* ]]; then base=${1% #*} round=${1##* #}; fi
+  printf '%s\t%s\t%s\t%s\n' "$base" "$(python3 -c "print($3 - $2)")" "$7" "$round" >>"$OUT/raw.tsv"
   python3 - "$@" <<'PY' | tee -a "$OUT/summary.txt"
 import sys
 name, c0, c1, rss, g0, g1, n, rps, ok, p50, p99 = sys.argv[1:]
@@ -92,22 +101,14 @@ ID_ENV=(POD_NAME=backend-0 POD_NAMESPACE=load POD_IP=127.0.0.1 NODE_NAME=node-a 
 echo "ghz/wrk c=$CONC for $DURATION per row; CPU = the server's utime+stime per 10k requests; raw results in $OUT" | tee "$OUT/summary.txt"
 env "${ID_ENV[@]}" "$TMP/bare" --grpc-addr 127.0.0.1:19190 2>/dev/null & PIDS+=($!); BARE=$!
 env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19090 --admin-addr 127.0.0.1:19091 --downward-dir "" 2>/dev/null & PIDS+=($!); BACK=$!
-# The same backend with its ORCA reports off, and on one call in ten: what a
+# The same backend with its ORCA reports off, and on every call: what a
 # per-call load report costs (issue 24's goal: at most +5 %).
 env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19092 --admin-addr "" --downward-dir "" --no-orca 2>/dev/null & PIDS+=($!); BACK_NOORCA=$!
-env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19093 --admin-addr "" --downward-dir "" --orca-call-fraction 0.1 2>/dev/null & PIDS+=($!); BACK_ORCA10=$!
+env "${ID_ENV[@]}" "$TMP/backend" --grpc-addr 127.0.0.1:19093 --admin-addr "" --downward-dir "" --orca-every-call 2>/dev/null & PIDS+=($!); BACK_ORCAEVERY=$!
 sleep 1
 "$TMP/podinfo" --port 19898 --grpc-port 19999 --level error >/dev/null 2>&1 & PIDS+=($!); PODINFO=$!
 "$TMP/fortio" server -http-port 18078 -grpc-port 18079 -redirect-port disabled >/dev/null 2>&1 & PIDS+=($!); FORTIO=$!
 sleep 1
-measure "podinfo gRPC Info" "$PODINFO" 127.0.0.1:19999 info.InfoService/Info
-measure "fortio gRPC Ping" "$FORTIO" 127.0.0.1:18079 fgrpc.PingServer/Ping
-measure "bare grpc-go (reference)" "$BARE" 127.0.0.1:19190 knowingnode.v1.IdentityService/GetIdentity
-measure "backend GetIdentity" "$BACK" 127.0.0.1:19090 knowingnode.v1.IdentityService/GetIdentity '{}' 127.0.0.1:19091
-measure "backend, ORCA off" "$BACK_NOORCA" 127.0.0.1:19092 knowingnode.v1.IdentityService/GetIdentity
-measure "backend, ORCA 1 call in 10" "$BACK_ORCA10" 127.0.0.1:19093 knowingnode.v1.IdentityService/GetIdentity
-measure_http "podinfo HTTP /api/info" "$PODINFO" http://127.0.0.1:19898/api/info
-
 # One frontend over 30 backends, with targets of 1, 3, 10 and 30 of them:
 # its cost per fan-out at each width, and so the marginal cost per backend.
 ADDRS=()
@@ -122,17 +123,34 @@ targets() { local IFS=,; for n in "$@"; do echo "--target n$n=static:///${ADDRS[
 ADMIT=(--max-fanouts $((CONC * 2)) --max-backend-calls $((CONC * 2 * 64)))
 env POD_NAME=frontend-0 NODE_NAME=node-a LOG_LEVEL=warn "$TMP/frontend" --grpc-addr 127.0.0.1:19080 --http-addr 127.0.0.1:18080 --downward-dir "" \
   "${ADMIT[@]}" $(targets 3 1 10 30) 2>/dev/null & PIDS+=($!); FRONT=$!
-sleep 2
-measure_http "frontend REST /v1/identity" "$FRONT" http://127.0.0.1:18080/v1/identity 127.0.0.1:18080
 # The bare fan-out (docs/load/barefanout) over the same targets: a plain
 # grpc-go FanOut with none of the frontend's metrics, health or summary.
 "$TMP/barefanout" --grpc-addr 127.0.0.1:19180 $(targets 3 1 10 30) 2>/dev/null & PIDS+=($!); BAREFAN=$!
-sleep 1
+sleep 2
+
+# The rows, each a command; a round runs them all, its order rotated by
+# one from the round before.
+ROWS=(
+  'measure "podinfo gRPC Info #$R" "$PODINFO" 127.0.0.1:19999 info.InfoService/Info'
+  'measure "fortio gRPC Ping #$R" "$FORTIO" 127.0.0.1:18079 fgrpc.PingServer/Ping'
+  'measure "bare grpc-go (reference) #$R" "$BARE" 127.0.0.1:19190 knowingnode.v1.IdentityService/GetIdentity'
+  'measure "backend GetIdentity #$R" "$BACK" 127.0.0.1:19090 knowingnode.v1.IdentityService/GetIdentity "{}" 127.0.0.1:19091'
+  'measure "backend, ORCA off #$R" "$BACK_NOORCA" 127.0.0.1:19092 knowingnode.v1.IdentityService/GetIdentity'
+  'measure "backend, ORCA every call #$R" "$BACK_ORCAEVERY" 127.0.0.1:19093 knowingnode.v1.IdentityService/GetIdentity'
+  'measure_http "podinfo HTTP /api/info #$R" "$PODINFO" http://127.0.0.1:19898/api/info'
+  'measure_http "frontend REST /v1/identity #$R" "$FRONT" http://127.0.0.1:18080/v1/identity 127.0.0.1:18080'
+  'measure_http "frontend REST /v1/fanout N=3 #$R" "$FRONT" "http://127.0.0.1:18080/v1/fanout?target=n3" 127.0.0.1:18080'
+)
 for n in 1 3 10 30; do
-  measure "frontend FanOut EACH N=$n" "$FRONT" 127.0.0.1:19080 knowingnode.v1.FanOutService/FanOut "{\"target\":\"n$n\"}" 127.0.0.1:18080
-  measure "bare fan-out N=$n" "$BAREFAN" 127.0.0.1:19180 knowingnode.v1.FanOutService/FanOut "{\"target\":\"n$n\"}"
+  ROWS+=("measure \"frontend FanOut EACH N=$n #\$R\" \"\$FRONT\" 127.0.0.1:19080 knowingnode.v1.FanOutService/FanOut '{\"target\":\"n$n\"}' 127.0.0.1:18080")
+  ROWS+=("measure \"bare fan-out N=$n #\$R\" \"\$BAREFAN\" 127.0.0.1:19180 knowingnode.v1.FanOutService/FanOut '{\"target\":\"n$n\"}'")
 done
-measure_http "frontend REST /v1/fanout N=3" "$FRONT" "http://127.0.0.1:18080/v1/fanout?target=n3" 127.0.0.1:18080
+for R in $(seq "$ROUNDS"); do
+  echo "-- round $R of $ROUNDS" | tee -a "$OUT/summary.txt"
+  for k in $(seq 0 $((${#ROWS[@]} - 1))); do
+    eval "${ROWS[$(((k + R - 1) % ${#ROWS[@]}))]}"
+  done
+done
 
 # 1,000 endpoints: 4 bare reference servers with 250 listeners each. One
 # frontend per width, so its RSS is what holding that many connections costs;
@@ -155,36 +173,58 @@ for n in 10 100 1000; do
   kill "$W"; wait "$W" 2>/dev/null || true
 done
 
-# Ratios against the peers and per backend call, from this run's rows.
-python3 - "$OUT/summary.txt" <<'PY' | tee -a "$OUT/summary.txt"
-import re, sys
-cpu = {}
-for line in open(sys.argv[1]):
-    m = re.match(r"(.+?) +\d+ req .* CPU +([\d.]+) s/10k", line)
-    if m:
-        cpu[m.group(1).strip()] = float(m.group(2))
-def r(a, b): return cpu[a] / cpu[b]
-be = cpu["backend GetIdentity"]
-print("\nratios (CPU per call, this run)")
-print(f"  backend / podinfo gRPC              {r('backend GetIdentity', 'podinfo gRPC Info'):5.2f}x  (goal <= 0.75)")
-print(f"  backend / bare grpc-go              {r('backend GetIdentity', 'bare grpc-go (reference)'):5.2f}x  (goal <= 0.65)")
-print(f"  backend ORCA per call / ORCA off    {r('backend GetIdentity', 'backend, ORCA off'):5.2f}x  (goal <= 1.05)")
-print(f"  backend ORCA 1 in 10 / ORCA off     {r('backend, ORCA 1 call in 10', 'backend, ORCA off'):5.2f}x")
-print(f"  REST /v1/identity / podinfo HTTP    {r('frontend REST /v1/identity', 'podinfo HTTP /api/info'):5.2f}x  (goal <= 0.8)")
-n1, n10, n30 = cpu["frontend FanOut EACH N=1"], cpu["frontend FanOut EACH N=10"], cpu["frontend FanOut EACH N=30"]
-print(f"  fan-out N=1 / backend call          {n1 / be:5.2f}x  (goal <= 3)")
-print(f"  marginal per backend / backend call {(n10 - n1) / 9 / be:5.2f}x  (goal <= 1.3; (N=10 - N=1) / 9)")
-print(f"  marginal per backend / backend call {(n30 - n1) / 29 / be:5.2f}x  ((N=30 - N=1) / 29)")
+# Totals over the rounds, and the ratios from them, with their range over
+# the rounds (a round's ratio is of that round's two rows).
+python3 - "$OUT/raw.tsv" "$OUT/totals.txt" "$ROUNDS" <<'PY' | tee -a "$OUT/summary.txt"
+import sys
+from collections import defaultdict
+raw, totals_path, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cpu, req = defaultdict(float), defaultdict(int)
+per = defaultdict(dict)  # name -> round -> CPU-s per 10k
+for line in open(raw):
+    name, c, n, r = line.rstrip("\n").split("\t")
+    cpu[name] += float(c); req[name] += int(n)
+    per[name][int(r)] = float(c) / int(n) * 1e4
+tot = {k: cpu[k] / req[k] * 1e4 for k in cpu}
+with open(totals_path, "w") as f:
+    for k in cpu:
+        f.write(f"{k:30s} {req[k]:8d} req over {len(per[k])} rounds  CPU {tot[k]:7.3f} s/10k\n")
+print(f"\ntotals over the rounds (CPU-s per 10k requests; per round)")
+for k in cpu:
+    print(f"  {k:34s} {tot[k]:7.3f}   " + " ".join(f"{per[k][r]:.3f}" for r in sorted(per[k])))
+def rng(f):
+    # f(round) -> ratio or None; the range over the rounds that have both.
+    v = sorted(x for x in (f(r) for r in range(1, rounds + 1)) if x is not None)
+    return f"  (rounds {v[0]:.2f}-{v[-1]:.2f})" if len(v) > 1 else ""
+def at(name, r): return per.get(name, {}).get(r)
+def pair(a, b, label, goal=None):
+    if a not in tot or b not in tot:
+        return
+    g = f"  goal <= {goal}" if goal else ""
+    print(f"  {label:38s} {tot[a] / tot[b]:5.2f}x{rng(lambda r: at(a, r) / at(b, r) if at(a, r) and at(b, r) else None)}{g}")
+print("\nratios (CPU per request, totals over the rounds)")
+pair("backend GetIdentity", "podinfo gRPC Info", "backend / podinfo gRPC", 0.75)
+pair("backend GetIdentity", "bare grpc-go (reference)", "backend / bare grpc-go", 0.65)
+pair("backend GetIdentity", "backend, ORCA off", "backend (ORCA default) / ORCA off", 1.05)
+pair("backend, ORCA every call", "backend, ORCA off", "backend ORCA every call / ORCA off")
+pair("frontend REST /v1/identity", "podinfo HTTP /api/info", "REST /v1/identity / podinfo HTTP", 0.8)
+be = "backend GetIdentity"
+def marg(n, r=None):
+    g = (lambda k: at(k, r)) if r else (lambda k: tot.get(k))
+    a, b, c = g(f"frontend FanOut EACH N={n}"), g("frontend FanOut EACH N=1"), g(be)
+    return (a - b) / (n - 1) / c if a and b and c else None
+pair("frontend FanOut EACH N=1", be, "fan-out N=1 / backend call", 3)
+for n, goal in ((10, 1.3), (30, None)):
+    if marg(n) is not None:
+        print(f"  {'marginal per backend / backend call':38s} {marg(n):5.2f}x{rng(lambda r: marg(n, r))}" + (f"  goal <= {goal}" if goal else "") + f"  ((N={n} - N=1) / {n - 1})")
 for n, goal in ((1, 1.1), (3, None), (10, 1.0), (30, 1.0)):
-    f, b = cpu.get(f"frontend FanOut EACH N={n}"), cpu.get(f"bare fan-out N={n}")
-    if f and b:
-        print(f"  fan-out / bare fan-out, N={n:<2}        {f / b:5.2f}x" + (f"  (goal <= {goal})" if goal else ""))
-print(f"  REST /v1/fanout / gRPC, N=3         {r('frontend REST /v1/fanout N=3', 'frontend FanOut EACH N=3'):5.2f}x  (goal <= 1.25)")
-w = {n: cpu.get(f"frontend FanOut EACH w={n} c=1") for n in (10, 100, 1000)}
+    pair(f"frontend FanOut EACH N={n}", f"bare fan-out N={n}", f"fan-out / bare fan-out, N={n}", goal)
+pair("frontend REST /v1/fanout N=3", "frontend FanOut EACH N=3", "REST /v1/fanout / gRPC, N=3", 1.25)
+w = {n: tot.get(f"frontend FanOut EACH w={n} c=1") for n in (10, 100, 1000)}
 if all(w.values()):
     print("  CPU per backend call at width 10/100/1000: " + " / ".join(f"{w[n] / n:.3f}" for n in w) + " s/10k fan-outs per backend")
 PY
 
 # CPU per fan-out against N, beside N times the backend's own cost.
-go run ./docs/load/ncurve -summary "$OUT/summary.txt" -o "$OUT/ncurve.png"
+go run ./docs/load/ncurve -summary "$OUT/totals.txt" -o "$OUT/ncurve.png"
 echo "N-curve: $OUT/ncurve.png"
