@@ -41,7 +41,7 @@ const (
 	evenWithin   = 0.25
 	evenLimit    = 30 * time.Second // refresh (1 s) + DNS (TTL 5 s) + health, with slack
 	scaleLimit   = 120 * time.Second
-	downLimit    = 180 * time.Second // 20 s window + one pod per 10 s (10→2) + drains
+	downLimit    = 180 * time.Second // 10 s window + two pods per 10 s (10→2) + drains, with room
 )
 
 // autoscale lifts one HorizontalPodAutoscaler at a time (the others stay
@@ -261,9 +261,10 @@ type tierWatch struct {
 }
 
 // startTier sets the workload to the HPA's minimum, lets the HPA act (the
-// manifests' selectPolicy values, Max up and Min down, with a 20 s
-// scale-down window instead of their 180 s and one pod per 10 s instead of
-// 20 s, so two pods may drain at once), and follows it.
+// manifests' selectPolicy values, Max up and Min down, with a 10 s
+// scale-down window instead of their 180 s and two pods per 10 s instead of
+// one per 20 s, so up to four pods may drain at once and the probe sees
+// it), and follows it.
 // The HPA is held again and the workload set back when the test ends.
 func startTier(t *testing.T, ns, hpa, workload, sel string) *tierWatch {
 	out, err := kubectl("-n", ns, "get", "hpa", hpa, "-o", "jsonpath={.spec.minReplicas} {.spec.scaleTargetRef.name}")
@@ -298,7 +299,8 @@ func startTier(t *testing.T, ns, hpa, workload, sel string) *tierWatch {
 	if _, err := kubectl("-n", ns, "patch", "hpa", hpa, "--type=json", "-p", `[
 		{"op":"add","path":"/spec/behavior/scaleUp/selectPolicy","value":"Max"},
 		{"op":"add","path":"/spec/behavior/scaleDown/selectPolicy","value":"Min"},
-		{"op":"replace","path":"/spec/behavior/scaleDown/stabilizationWindowSeconds","value":20},
+		{"op":"replace","path":"/spec/behavior/scaleDown/stabilizationWindowSeconds","value":10},
+		{"op":"replace","path":"/spec/behavior/scaleDown/policies/0/value","value":2},
 		{"op":"replace","path":"/spec/behavior/scaleDown/policies/0/periodSeconds","value":10}]`); err != nil {
 		t.Fatal(err)
 	}
