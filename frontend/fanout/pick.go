@@ -52,7 +52,9 @@ func (r *roundRobin) GetIdentity(ctx context.Context, in *knowingnodev1.GetIdent
 		}
 		var resp *knowingnodev1.GetIdentityResponse
 		var trailer metadata.MD
-		resp, err = b.client.GetIdentity(ctx, in, append(opts, grpc.Trailer(&trailer))...)
+		// A full slice expression: append copies rather than write into
+		// spare capacity of a slice the caller may share between calls.
+		resp, err = b.client.GetIdentity(ctx, in, append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))...)
 		if len(trailer) > 0 {
 			// The connection's load report is the BALANCED policies' too.
 			b.lb.observe(trailer, time.Now())
