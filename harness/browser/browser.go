@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -52,6 +53,14 @@ func New(tb testing.TB, required bool, limit time.Duration) *Browser {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// Chromium's own temporary files (its ProcessSingleton's
+	// org.chromium.Chromium.* socket directory, which a killed browser
+	// leaves behind) go under the profile, so that removing it leaves
+	// nothing in /tmp: hundreds were left there by a day of test runs.
+	tmp := filepath.Join(profile, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		tb.Fatal(err)
+	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
 		chromedp.Headless,
@@ -62,7 +71,8 @@ func New(tb testing.TB, required bool, limit time.Duration) *Browser {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profile),
+		chromedp.UserDataDir(filepath.Join(profile, "profile")),
+		chromedp.Env("TMPDIR="+tmp),
 	)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, limit)
