@@ -23,7 +23,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 export CGO_ENABLED=0
-go build -trimpath -o "$TMP/" ./backend ./frontend ./docs/load/bare ./docs/load/barefanout
+go build -trimpath -o "$TMP/" ./backend ./frontend ./docs/load/bare ./docs/load/barefanout ./docs/load/bareclient
 go build -modfile=tools/tools.mod -o "$TMP/ghz" github.com/bojand/ghz/cmd/ghz
 # The peers, pinned in their own modfile so they never move ours.
 go build -modfile=tools/peers.mod -o "$TMP/" github.com/stefanprodan/podinfo/cmd/podinfo fortio.org/fortio
@@ -31,6 +31,7 @@ TICK=$(getconf CLK_TCK)
 command -v wrk >/dev/null || { echo "wrk not found: install Debian's wrk (make deps)" >&2; exit 1; }
 
 cpu() { awk -v t="$TICK" '{print ($14+$15)/t}' "/proc/$1/stat"; }
+cpus() { local p; for p in "$@"; do cpu "$p"; done | awk '{s += $1} END {print s}'; }
 rss() { awk '/VmHWM/{print $2/1024}' "/proc/$1/status"; }
 rssnow() { awk '/VmRSS/{print $2/1024}' "/proc/$1/status"; }
 gc()  { curl -s "http://$1/metrics" | awk '/^go_gc_duration_seconds_count/{print $2}'; }
@@ -72,15 +73,41 @@ PY
 }
 
 # measure NAME PID ADDR CALL [DATA] [ADMIN] [CONC] [-n COUNT]: a gRPC row with ghz.
+# With CALLED=N (a fan-out row over the first N fan-out backends), the CPU
+# those N backends spent answering it goes to raw.tsv too, as the row
+# "NAME, its backends" with N calls per request: what a backend call costs
+# its backend in that very fan-out.
 measure() {
   local name=$1 pid=$2 addr=$3 call=$4 data=${5:-'{}'} admin=${6:-} conc=${7:-$CONC} count=${8:-}
   local f="$OUT/$(echo "$name" | tr -c 'A-Za-z0-9=\n' _).json" run=(-z "$DURATION")
   [ -n "$count" ] && run=(-n "$count")
   "$TMP/ghz" --insecure --call "$call" -d "$data" -c 4 -n 200 "$addr" >/dev/null # warm up
-  local c0 g0="" ; c0=$(cpu "$pid"); [ -n "$admin" ] && g0=$(gc "$admin")
+  local c0 g0="" b0=""; c0=$(cpu "$pid"); [ -n "$admin" ] && g0=$(gc "$admin"); [ -n "${CALLED:-}" ] && b0=$(cpus "${FANPIDS[@]:0:$CALLED}")
   "$TMP/ghz" --insecure --call "$call" -d "$data" -c "$conc" "${run[@]}" --format json "$addr" >"$f"
-  local c1 g1="" ; c1=$(cpu "$pid"); [ -n "$admin" ] && g1=$(gc "$admin")
-  row "$name" "$c0" "$c1" "$(rss "$pid")" "$g0" "$g1" $(python3 "$TMP/ghzstat.py" "$f")
+  local c1 g1="" b1=""; c1=$(cpu "$pid"); [ -n "$admin" ] && g1=$(gc "$admin"); [ -n "${CALLED:-}" ] && b1=$(cpus "${FANPIDS[@]:0:$CALLED}")
+  local stat; stat=$(python3 "$TMP/ghzstat.py" "$f")
+  row "$name" "$c0" "$c1" "$(rss "$pid")" "$g0" "$g1" $stat
+  if [ -n "${CALLED:-}" ]; then
+    local base=$name round=1
+    if [[ $name == *" #"* ]]; then base=${name% #*} round=${name##* #}; fi
+    printf '%s\t%s\t%s\t%s\n' "$base, its backends" "$(python3 -c "print($b1 - $b0)")" "$(( ${stat%% *} * CALLED ))" "$round" >>"$OUT/raw.tsv"
+  fi
+}
+
+# measure_client NAME PID ADDR: a row whose requests are the bare grpc-go
+# client's (docs/load/bareclient, c=$CONC, no decoding), its own CPU from
+# getrusage, and PID's (the server's) in the same seconds as "NAME, its
+# server": what one grpc-go call costs its client against its server.
+measure_client() {
+  local name=$1 pid=$2 addr=$3
+  local base=$name round=1
+  if [[ $name == *" #"* ]]; then base=${name% #*} round=${name##* #}; fi
+  local c0 c1 out; c0=$(cpu "$pid")
+  out=$("$TMP/bareclient" --target "$addr" --concurrency "$CONC" --duration "$DURATION" --warmup 200ms)
+  c1=$(cpu "$pid")
+  read -r _ n _ s _ rps <<<"$out"
+  row "$name" 0 "$s" 0 "" "" "$n" "$rps" 100 0 0
+  printf '%s\t%s\t%s\t%s\n' "$base, its server" "$(python3 -c "print($c1 - $c0)")" "$n" "$round" >>"$OUT/raw.tsv"
 }
 
 # measure_http NAME PID URL [ADMIN]: an HTTP GET row with wrk (2 threads,
@@ -111,11 +138,11 @@ sleep 1
 sleep 1
 # One frontend over 30 backends, with targets of 1, 3, 10 and 30 of them:
 # its cost per fan-out at each width, and so the marginal cost per backend.
-ADDRS=()
+ADDRS=() FANPIDS=()
 for i in $(seq 1 30); do
   env POD_NAME=backend-$i NODE_NAME=node-$((i%2)) POD_IP=127.0.0.1 LOG_LEVEL=warn \
     "$TMP/backend" --grpc-addr 127.0.0.1:$((19200+i)) --admin-addr "" --downward-dir "" 2>/dev/null & PIDS+=($!)
-  ADDRS+=(127.0.0.1:$((19200+i)))
+  ADDRS+=(127.0.0.1:$((19200+i))) FANPIDS+=($!)
 done
 targets() { local IFS=,; for n in "$@"; do echo "--target n$n=static:///${ADDRS[*]:0:$n}"; done; }
 # Admission limits above what c=$CONC needs: a refused fan-out costs little,
@@ -141,8 +168,9 @@ ROWS=(
   'measure_http "frontend REST /v1/identity #$R" "$FRONT" http://127.0.0.1:18080/v1/identity 127.0.0.1:18080'
   'measure_http "frontend REST /v1/fanout N=3 #$R" "$FRONT" "http://127.0.0.1:18080/v1/fanout?target=n3" 127.0.0.1:18080'
 )
+ROWS+=('measure_client "bare grpc-go client call #$R" "$BACK" 127.0.0.1:19090')
 for n in 1 3 10 30; do
-  ROWS+=("measure \"frontend FanOut EACH N=$n #\$R\" \"\$FRONT\" 127.0.0.1:19080 knowingnode.v1.FanOutService/FanOut '{\"target\":\"n$n\"}' 127.0.0.1:18080")
+  ROWS+=("CALLED=$n measure \"frontend FanOut EACH N=$n #\$R\" \"\$FRONT\" 127.0.0.1:19080 knowingnode.v1.FanOutService/FanOut '{\"target\":\"n$n\"}' 127.0.0.1:18080")
   ROWS+=("measure \"bare fan-out N=$n #\$R\" \"\$BAREFAN\" 127.0.0.1:19180 knowingnode.v1.FanOutService/FanOut '{\"target\":\"n$n\"}'")
 done
 for R in $(seq "$ROUNDS"); do
@@ -217,6 +245,22 @@ pair("frontend FanOut EACH N=1", be, "fan-out N=1 / backend call", 3)
 for n, goal in ((10, 1.3), (30, None)):
     if marg(n) is not None:
         print(f"  {'marginal per backend / backend call':38s} {marg(n):5.2f}x{rng(lambda r: marg(n, r))}" + (f"  goal <= {goal}" if goal else "") + f"  ((N={n} - N=1) / {n - 1})")
+# The same marginal call against what the backends spent per call in those
+# very fan-outs (N=10): the backend call above is one backend saturated by
+# ghz over one connection, where its runtime batches the most; a fan-out's
+# backends answer fewer calls each, and pay more per call for it.
+def margabs(n, r=None):
+    g = (lambda k: at(k, r)) if r else (lambda k: tot.get(k))
+    a, b = g(f"frontend FanOut EACH N={n}"), g("frontend FanOut EACH N=1")
+    return (a - b) / (n - 1) if a and b else None
+fb = "frontend FanOut EACH N=10, its backends"
+if margabs(10) is not None and fb in tot:
+    print(f"  {'marginal per backend / its backends':38s} {margabs(10) / tot[fb]:5.2f}x{rng(lambda r: margabs(10, r) / at(fb, r) if margabs(10, r) and at(fb, r) else None)}"
+          f"  (a backend's own CPU per call in the N=10 fan-outs: {tot[fb]:.3f} s/10k)")
+# What one grpc-go call costs a client that does nothing else, against what
+# it costs the server, in the same seconds: the least a caller built on
+# grpc-go pays per call, in the unit of the goal above.
+pair("bare grpc-go client call", "bare grpc-go client call, its server", "a grpc-go client call / its server's")
 for n, goal in ((1, 1.1), (3, None), (10, 1.0), (30, 1.0)):
     pair(f"frontend FanOut EACH N={n}", f"bare fan-out N={n}", f"fan-out / bare fan-out, N={n}", goal)
 pair("frontend REST /v1/fanout N=3", "frontend FanOut EACH N=3", "REST /v1/fanout / gRPC, N=3", 1.25)

@@ -49,7 +49,7 @@ type costs struct {
 	loaded, wide plotter.XYs
 }
 
-var row = regexp.MustCompile(`^(backend GetIdentity|frontend FanOut EACH (N|w)=(\d+)\b.*?) +\d+ req .* CPU +([\d.]+) s/10k`)
+var row = regexp.MustCompile(`^(backend GetIdentity|frontend FanOut EACH (N|w)=(\d+)(?: c=\d+)?) +\d+ req .* CPU +([\d.]+) s/10k`)
 
 func parse(r io.Reader) (costs, error) {
 	var c costs
