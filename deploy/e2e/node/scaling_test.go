@@ -156,9 +156,12 @@ func autoscaleClusterIP(t *testing.T, out string) string {
 		t.Fatal(err)
 	}
 	// bin/load's own report too: the Service's pods from its EndpointSlices
-	// (not called through them) and the HPA's decisions.
+	// (not called through them) and the HPA's decisions. loadFor holds two
+	// moves of the connection (at about 30 s and 60 s), so the interval
+	// between them is checked, and the pods the HPA added by then are Ready
+	// for the second.
 	args := []string{"--target", ip + ":9090", "--connections", "1", "--balancing", "pick_first",
-		"--rate", fmt.Sprint(pinnedRate), "--concurrency", "64", "--duration", (loadFor + 30*time.Second).String()}
+		"--rate", fmt.Sprint(pinnedRate), "--concurrency", "64", "--duration", loadFor.String()}
 	args = append(args, "--report", filepath.Join(out, "load.html"), "--lifecycle-from", "kubernetes:///backend."+namespace+":grpc",
 		"--hpa", namespace+"/backend", "--kubeconfig", kubecfg)
 	run := startHostLoad(t, out, "load", args...)
