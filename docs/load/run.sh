@@ -67,8 +67,12 @@ import sys
 name, c0, c1, rss, g0, g1, n, rps, ok, p50, p99 = sys.argv[1:]
 n = int(n); cpu = (float(c1) - float(c0)) / n * 1e4
 gcs = f"{(float(g1)-float(g0))/n*1e4:6.1f}" if g0 and g1 else "   n/a"
+# "-" is a figure the row does not have (the bare client keeps no latencies
+# and is not the server whose RSS the others show): n/a, never a zero.
+def f(v, fmt, w):
+    return f"{'n/a':>{w}s}" if v == "-" else format(float(v), fmt)
 print(f"{name:30s} {n:8d} req {float(rps):8.0f} rps  ok {float(ok):5.1f}%  "
-      f"CPU {cpu:7.3f} s/10k  GC/10k {gcs}  p50 {float(p50):7.2f} ms  p99 {float(p99):7.2f} ms  peak RSS {float(rss):5.1f} MB")
+      f"CPU {cpu:7.3f} s/10k  GC/10k {gcs}  p50 {f(p50, '7.2f', 7)} ms  p99 {f(p99, '7.2f', 7)} ms  peak RSS {f(rss, '5.1f', 5)} MB")
 PY
 }
 
@@ -106,7 +110,7 @@ measure_client() {
   out=$("$TMP/bareclient" --target "$addr" --concurrency "$CONC" --duration "$DURATION" --warmup 200ms)
   c1=$(cpu "$pid")
   read -r _ n _ s _ rps <<<"$out"
-  row "$name" 0 "$s" 0 "" "" "$n" "$rps" 100 0 0
+  row "$name" 0 "$s" - "" "" "$n" "$rps" 100 - -
   printf '%s\t%s\t%s\t%s\n' "$base, its server" "$(python3 -c "print($c1 - $c0)")" "$n" "$round" >>"$OUT/raw.tsv"
 }
 
