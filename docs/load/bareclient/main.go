@@ -1,7 +1,7 @@
 // Command bareclient is the floor that the load run sets under the
 // frontend's cost per backend call: a grpc-go client that does nothing but
-// call GetIdentity, concurrency calls in flight over one connection, and
-// neither decodes nor keeps the replies. Whatever a fan-out spends per
+// call GetIdentity (or --method, with an empty request), concurrency calls
+// in flight over one connection, and neither decodes nor keeps the replies. Whatever a fan-out spends per
 // backend call, it spends at least this: one grpc-go client call.
 //
 //	bareclient --target 127.0.0.1:19090 --concurrency 50 --duration 6s
